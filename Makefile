@@ -1,0 +1,30 @@
+# Kaikukortti — the two commands: `make run` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PACKAGES := -e shared -e services/cards -e services/venues -e services/omakaiku -e services/notifications
+SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+
+.PHONY: run test install clean-data help
+
+help:
+	@echo "make run   - start NATS, Postgres, every service and demo data; prints the URLs"
+	@echo "make test  - run the whole test suite against real NATS and Postgres"
+
+$(STAMP): $(SOURCES)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt $(PACKAGES) -r requirements-dev.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/kaiku run
+
+test: install
+	$(BIN)/python -m pytest
+
+clean-data:
+	rm -rf .kaiku

@@ -1,0 +1,48 @@
+"""Domain events → integration contracts (what the relay publishes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kaiku_shared.contracts import (
+    CardChangedV1,
+    CardClosedV1,
+    CardIssuedV1,
+    CardRenewedV1,
+    IntegrationEvent,
+    OrganisationRegisteredV1,
+)
+
+from ..domain.model import Card, Organisation
+
+
+def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
+    if isinstance(event, Card.Issued):
+        return CardIssuedV1.build(
+            **envelope, card_number=event.card_number,
+            issuer_organisation_id=event.issuer_organisation_id,
+            valid_from=event.valid_from, valid_until=event.valid_until,
+            children=event.children, birth_year=event.birth_year,
+            postal_code=event.postal_code, municipality=event.municipality,
+            region=event.region, community=event.community,
+            life_satisfaction=event.life_satisfaction,
+        )
+    if isinstance(event, Card.Renewed):
+        return CardRenewedV1.build(
+            **envelope, card_number=event.card_number, valid_until=event.valid_until,
+            children=event.children, municipality=event.municipality, region=event.region,
+            life_satisfaction=event.life_satisfaction, wellbeing_impact=event.wellbeing_impact,
+        )
+    if isinstance(event, Card.Changed):
+        return CardChangedV1.build(
+            **envelope, card_number=event.card_number, valid_until=event.valid_until,
+            children=event.children, postal_code=event.postal_code, municipality=event.municipality, region=event.region,
+        )
+    if isinstance(event, Card.Closed):
+        return CardClosedV1.build(**envelope, card_number=event.card_number, reason=event.reason)
+    if isinstance(event, Organisation.Registered):
+        return OrganisationRegisteredV1.build(
+            **envelope, organisation_id=event.originator_id, kind=event.kind, name=event.name,
+            municipality=event.municipality,
+        )
+    return None

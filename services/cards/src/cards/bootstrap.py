@@ -1,0 +1,47 @@
+"""Composition root: builds the cards processes from settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from kaiku_shared.eventstore import application_env, construct_application
+from kaiku_shared.service import Runtime, create_api, main_for, run_relay, run_worker
+
+from .adapters import statistics
+from .adapters.reference import load_network
+from .adapters.translate import translate
+from .application.app import CardsApplication
+from .config import SERVICE, KaikuSettings
+from .entrypoints.api import router
+
+
+def build_application(settings: KaikuSettings) -> CardsApplication:
+    return construct_application(
+        lambda: CardsApplication(application_env(settings, SERVICE), network=load_network())
+    )
+
+
+def build_api(settings: KaikuSettings) -> FastAPI:
+    async def setup(app: FastAPI, runtime: Runtime) -> None:
+        app.state.application = await asyncio.to_thread(build_application, settings)
+
+    return create_api(
+        service=SERVICE, settings=settings, title="Kaikukanta — the Kaikukortti registry",
+        description="The national card registry. It never identifies a person.",
+        schema=statistics.SCHEMA, setup=setup, routers=[router],
+        readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
+                             ("venues", statistics.USAGE_CONSUMER)),
+    )
+
+
+async def worker(settings: KaikuSettings) -> None:
+    await run_worker(settings, SERVICE, statistics.SCHEMA, lambda runtime: statistics.consumers())
+
+
+async def relay(settings: KaikuSettings) -> None:
+    await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
+
+
+main = main_for(SERVICE, api=build_api, worker=worker, relay=relay)

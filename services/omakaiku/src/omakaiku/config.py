@@ -1,0 +1,7 @@
+"""OmaKaiku settings: the shared KAIKU_* settings; this service adds none yet."""
+
+from kaiku_shared.settings import KaikuSettings, load_settings
+
+SERVICE = "omakaiku"
+
+__all__ = ["SERVICE", "KaikuSettings", "load_settings"]

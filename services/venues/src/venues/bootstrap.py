@@ -1,0 +1,51 @@
+"""Composition root: builds the venues processes from settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from fastapi import FastAPI
+
+from kaiku_shared.db import ensure_database
+from kaiku_shared.eventstore import application_env, construct_application
+from kaiku_shared.service import Runtime, create_api, main_for, run_relay, run_worker
+
+from .adapters import holder_requests, read_models
+from .adapters.translate import translate
+from .application.app import VenuesApplication
+from .config import SERVICE, KaikuSettings
+from .entrypoints.api import router
+
+
+def build_application(settings: KaikuSettings) -> VenuesApplication:
+    return construct_application(lambda: VenuesApplication(application_env(settings, SERVICE)))
+
+
+def build_api(settings: KaikuSettings) -> FastAPI:
+    async def setup(app: FastAPI, runtime: Runtime) -> None:
+        app.state.application = await asyncio.to_thread(build_application, settings)
+
+    return create_api(
+        service=SERVICE, settings=settings, title="Kaikukortti venues",
+        description="Venues, their offering and the card's use: ticket registration.",
+        schema=read_models.SCHEMA, setup=setup, routers=[router],
+        readiness_consumers=(("cards", read_models.CARD_CONSUMER),
+                             ("venues", read_models.OFFERING_CONSUMER),
+                             ("omakaiku", holder_requests.CONSUMER)),
+    )
+
+
+async def worker(settings: KaikuSettings) -> None:
+    await ensure_database(settings, SERVICE)
+    application = await asyncio.to_thread(build_application, settings)
+    await run_worker(
+        settings, SERVICE, read_models.SCHEMA,
+        lambda runtime: read_models.consumers() + holder_requests.consumers(application),
+    )
+
+
+async def relay(settings: KaikuSettings) -> None:
+    await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
+
+
+main = main_for(SERVICE, api=build_api, worker=worker, relay=relay)

@@ -1,0 +1,1 @@
+"""Kaikukortti shared package: contracts and infrastructure, no business rules."""

@@ -1,0 +1,144 @@
+"""The `kaiku` command: `kaiku run` (the whole system locally) and `kaiku token`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import signal
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from .auth import STAFF_ROLES, SigningKeyMissing, issue_token
+from .settings import DEFAULT_PORTS, SERVICES, KaikuSettings
+
+console = Console(stderr=True, soft_wrap=True)
+DATA_DIR = Path(os.environ.get("KAIKU_DATA_DIR", ".kaiku"))
+SECRET_FILE = "jwt-secret"
+
+
+def dev_secret(data_dir: Path, *, create: bool) -> str | None:
+    """The dev signing key: KAIKU_JWT_SECRET, else the one `kaiku run` keeps on disk."""
+    if os.environ.get("KAIKU_JWT_SECRET"):
+        return os.environ["KAIKU_JWT_SECRET"]
+    path = data_dir / SECRET_FILE
+    if path.exists():
+        return path.read_text().strip()
+    if not create:
+        return None
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(secrets.token_urlsafe(48))
+    path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    secret = dev_secret(DATA_DIR, create=False)
+    if not secret:
+        console.print("[red]No dev signing key: set KAIKU_JWT_SECRET or start `make run` "
+                      "first (it keeps one in .kaiku/).[/red]")
+        return 2
+    settings = KaikuSettings(jwt_secret=secret)
+    try:
+        print(issue_token(settings, role=args.role, organisation_id=args.org,
+                          account_id=args.account, ttl_seconds=args.ttl))
+    except (ValueError, SigningKeyMissing) as error:
+        console.print(f"[red]{error}[/red]")
+        return 2
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .demo import load_demo_data
+    from .embedded import EmbeddedServers
+    from .supervisor import Supervisor, service_specs
+
+    started = time.monotonic()
+    data_dir = DATA_DIR.resolve()
+    secret = dev_secret(data_dir, create=True)
+    servers = EmbeddedServers(data_dir, nats_url=os.environ.get("KAIKU_NATS_URL"),
+                              database_url=os.environ.get("KAIKU_DATABASE_URL"))
+    with console.status("Starting NATS and PostgreSQL…"):
+        nats_url, database_url = servers.start()
+    env = {"KAIKU_NATS_URL": nats_url, "KAIKU_DATABASE_URL": database_url,
+           "KAIKU_JWT_SECRET": secret or ""}
+    supervisor = Supervisor(env, data_dir / "logs")
+    for spec in service_specs():
+        supervisor.add(spec)
+
+    def stop(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        with console.status("Starting the 12 service processes…"):
+            supervisor.start_all()
+            supervisor.wait_ready(timeout=90)
+        ready_after = time.monotonic() - started
+        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
+                                 jwt_secret=secret)
+        urls = {s: f"http://127.0.0.1:{DEFAULT_PORTS[s]}" for s in SERVICES}
+        demo = None
+        if not args.no_demo:
+            with console.status("Loading demo data…"):
+                demo = load_demo_data(settings, urls)
+        print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir)
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("\nStopping…")
+    finally:
+        supervisor.stop_all()
+        servers.stop()
+        console.print("Stopped every process.")
+    return 0
+
+
+def print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir) -> None:
+    table = Table(title=f"Kaikukortti is running (ready in {ready_after:.1f} s)")
+    table.add_column("service")
+    table.add_column("URL")
+    table.add_column("API docs")
+    for service, url in urls.items():
+        table.add_row(service, url, f"{url}/docs")
+    console.print(table)
+    console.print(f"NATS: {nats_url}\nPostgreSQL: {database_url}\nLogs: {data_dir}/logs/")
+    if demo:
+        console.print(
+            "\nDemo data:\n"
+            f"  distributor organisation  {demo.distributor_id}\n"
+            f"  venue organisation        {demo.venue_organisation_id}  (venue {demo.venue_id})\n"
+            f"  ticket agent              {demo.ticket_agent_id}\n"
+            f"  demo card                 {demo.card_number}  (OmaKaiku account "
+            f"{demo.account_id})\n"
+            "\nTokens:\n"
+            "  .venv/bin/kaiku token --role kaikukeskus\n"
+            f"  .venv/bin/kaiku token --role distributor --org {demo.distributor_id}\n"
+            f"  .venv/bin/kaiku token --role venue --org {demo.venue_organisation_id}\n"
+            f"  .venv/bin/kaiku token --role holder --account {demo.account_id}\n"
+            "\nCtrl-C stops everything; data stays in .kaiku/ for the next run."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kaiku", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    token = sub.add_parser("token", help="print a dev bearer token")
+    token.add_argument("--role", required=True, choices=[*STAFF_ROLES, "holder"])
+    token.add_argument("--org", help="organisation id (staff roles)")
+    token.add_argument("--account", help="account id (holder)")
+    token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds (default 12 h)")
+    token.set_defaults(func=cmd_token)
+    run = sub.add_parser("run", help="start NATS, Postgres, every service and demo data")
+    run.add_argument("--no-demo", action="store_true", help="skip the demo data")
+    run.set_defaults(func=cmd_run)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

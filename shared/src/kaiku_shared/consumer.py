@@ -1,0 +1,241 @@
+"""Idempotent durable pull consumers on JetStream, built with faststream.
+
+Each ``Consumer`` is one durable pull consumer on one producing service's
+stream. For every message it:
+
+1. parses the envelope; a body that is not JSON, an event type it handles in an
+   unknown schema version, or a body that fails the contract goes to the
+   dead-letter subject with the reason, and is acked — it can never succeed;
+2. ignores (acks) event types it does not handle;
+3. applies the handler and records the ``event_id`` in ``processed_events`` in
+   the same transaction, so a redelivery or a replay changes nothing;
+4. on an error, naks with a growing delay; on the last allowed delivery it
+   dead-letters the message with the error instead of retrying forever.
+
+Acks are manual because faststream's default JetStream policy would drop a
+failing message after one try, and decoding is raw so that a malformed body
+reaches our code instead of stalling in the framework.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from faststream import AckPolicy
+from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from opentelemetry import trace
+from pydantic import ValidationError
+
+from .contracts import IntegrationEvent, contract_for
+from .contracts.base import UnknownContract
+from .metrics import CONSUMED, DEAD_LETTERS
+from .settings import KaikuSettings
+
+log = logging.getLogger("kaiku.consumer")
+tracer = trace.get_tracer("kaiku.consumer")
+
+Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
+
+
+@dataclass
+class Consumer:
+    """A durable consumer: ``<service>-<purpose>`` on one source stream."""
+
+    name: str
+    source: str
+    handlers: dict[type[IntegrationEvent], Handler] = field(default_factory=dict)
+
+    def on(self, contract: type[IntegrationEvent]) -> Callable[[Handler], Handler]:
+        if contract.PRODUCER != self.source:
+            raise ValueError(f"{contract.__name__} is not produced by {self.source}")
+
+        def register(handler: Handler) -> Handler:
+            self.handlers[contract] = handler
+            return handler
+
+        return register
+
+    @property
+    def handled_types(self) -> dict[str, list[int]]:
+        types: dict[str, list[int]] = {}
+        for contract in self.handlers:
+            types.setdefault(contract.EVENT_TYPE, []).append(contract.VERSION)
+        return types
+
+
+class DeadLetter(Exception):
+    """The message can never succeed; send it to the dead-letter subject."""
+
+
+@dataclass
+class MessageProcessor:
+    """What happens to one delivered message; independent of faststream."""
+
+    consumer: Consumer
+    pool: asyncpg.Pool
+
+    def decode(self, body: bytes) -> IntegrationEvent | None:
+        """The contract instance, None when ignored, DeadLetter when impossible."""
+        try:
+            raw = json.loads(body)
+        except ValueError as error:
+            raise DeadLetter(f"body is not JSON: {error}") from None
+        if not isinstance(raw, dict):
+            raise DeadLetter("body is not a JSON object")
+        event_type = raw.get("event_type")
+        if event_type not in self.consumer.handled_types:
+            return None
+        version = raw.get("schema_version")
+        producer = raw.get("producer", self.consumer.source)
+        try:
+            contract = contract_for(producer, event_type, int(version))
+        except (UnknownContract, TypeError, ValueError):
+            known = self.consumer.handled_types[event_type]
+            raise DeadLetter(
+                f"unknown schema version {version!r} of {event_type}; "
+                f"{self.consumer.name} handles versions {known}"
+            ) from None
+        if contract not in self.consumer.handlers:
+            raise DeadLetter(f"{self.consumer.name} has no handler for {contract.__name__}")
+        try:
+            return contract.model_validate(raw)
+        except ValidationError as error:
+            raise DeadLetter(f"{contract.__name__} invalid: {error.errors()[:3]}") from None
+
+    async def apply(self, event: IntegrationEvent) -> bool:
+        """Apply once; False when this event id was applied before."""
+        handler = self.consumer.handlers[type(event)]
+        async with self.pool.acquire() as conn, conn.transaction():
+            first_time = await conn.fetchval(
+                "INSERT INTO processed_events(consumer, event_id) VALUES ($1, $2) "
+                "ON CONFLICT DO NOTHING RETURNING true",
+                self.consumer.name,
+                event.event_id,
+            )
+            if not first_time:
+                return False
+            await handler(event, conn)
+            return True
+
+
+def build_broker(
+    settings: KaikuSettings,
+    service: str,
+    pool: asyncpg.Pool,
+    consumers: list[Consumer],
+    *,
+    middlewares: tuple[Any, ...] = (),
+) -> NatsBroker:
+    """A faststream broker with one durable pull subscriber per consumer."""
+    broker = NatsBroker(
+        settings.nats_url,
+        middlewares=middlewares,
+        max_reconnect_attempts=-1,
+        name=f"{service}-worker",
+        logger=log,
+    )
+    for consumer in consumers:
+        _subscribe(broker, settings, service, pool, consumer)
+    return broker
+
+
+async def _raw_body(msg: NatsMessage) -> bytes:
+    return msg.body
+
+
+def backoff_delay(settings: KaikuSettings, delivered: int) -> float:
+    steps = settings.consumer_backoff_seconds
+    return steps[min(delivered - 1, len(steps) - 1)]
+
+
+def _subscribe(
+    broker: NatsBroker,
+    settings: KaikuSettings,
+    service: str,
+    pool: asyncpg.Pool,
+    consumer: Consumer,
+) -> None:
+    processor = MessageProcessor(consumer, pool)
+    dead_letter_subject = settings.dead_letter_subject(service, consumer.name)
+
+    async def dead_letter(msg: NatsMessage, reason: str) -> None:
+        metadata = msg.raw_message.metadata
+        headers = {
+            "Kaiku-Dead-Letter-Reason": reason[:1000],
+            "Kaiku-Original-Subject": msg.raw_message.subject,
+            "Kaiku-Original-Stream": metadata.stream,
+            "Kaiku-Original-Sequence": str(metadata.sequence.stream),
+            "Kaiku-Deliveries": str(metadata.num_delivered),
+            # Dedupe a dead letter re-sent after a crash between publish and ack.
+            "Nats-Msg-Id": f"dlq:{consumer.name}:{metadata.stream}:{metadata.sequence.stream}",
+        }
+        await broker.publish(
+            msg.body, dead_letter_subject, headers=headers, stream=settings.dead_letter_stream
+        )
+        DEAD_LETTERS.labels(consumer.name).inc()
+        log.warning(
+            "dead-lettered",
+            extra={"consumer": consumer.name, "reason": reason[:300],
+                   "stream_sequence": metadata.sequence.stream},
+        )
+        await msg.ack()
+
+    @broker.subscriber(
+        f"{settings.subject_root(consumer.source)}.>",
+        stream=JStream(settings.stream_name(consumer.source), declare=False),
+        durable=consumer.name,
+        pull_sub=PullSub(batch_size=settings.consumer_batch_size, timeout=1.0),
+        config=ConsumerConfig(
+            durable_name=consumer.name,
+            ack_policy=JsAckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            max_deliver=settings.consumer_max_deliver,
+            ack_wait=30,
+            max_ack_pending=1000,
+        ),
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_body,
+        title=consumer.name,
+    )
+    async def handle(body: bytes, msg: NatsMessage) -> None:
+        delivered = msg.raw_message.metadata.num_delivered
+        try:
+            event = processor.decode(body)
+        except DeadLetter as poison:
+            CONSUMED.labels(consumer.name, "?", "dead_letter").inc()
+            await dead_letter(msg, str(poison))
+            return
+        if event is None:
+            await msg.ack()
+            return
+        try:
+            with tracer.start_as_current_span(
+                f"{consumer.name} apply {event.event_type}",
+                attributes={"messaging.consumer.group.name": consumer.name,
+                            "messaging.message.id": str(event.event_id)},
+            ):
+                applied = await processor.apply(event)
+        except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
+            if delivered >= settings.consumer_max_deliver:
+                CONSUMED.labels(consumer.name, event.event_type, "dead_letter").inc()
+                await dead_letter(
+                    msg, f"failed {delivered} times; last error: {type(error).__name__}: {error}"
+                )
+                return
+            CONSUMED.labels(consumer.name, event.event_type, "retry").inc()
+            log.warning(
+                "handler failed; will retry",
+                extra={"consumer": consumer.name, "event_type": event.event_type,
+                       "delivered": delivered, "error": type(error).__name__},
+            )
+            await msg.nack(delay=backoff_delay(settings, delivered))
+            return
+        CONSUMED.labels(consumer.name, event.event_type, "applied" if applied else "duplicate").inc()
+        await msg.ack()

@@ -1,0 +1,381 @@
+"""HTTP plumbing every service's FastAPI app shares.
+
+- RFC 9457 problem+json for every error, with a message a person can act on;
+  validation errors list the fields; nothing unexpected leaks as a bare 500.
+- Bearer-token principals and role checks as dependencies.
+- An ASGI middleware per request: body-size limit (413), a server span whose
+  context is stored with the command's events, the correlation id, metrics.
+- ``Idempotency-Key`` on POSTs: the same key and body returns the first answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import asyncpg
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .auth import Principal, Role, TokenError, verify_token
+from .eventstore import command_meta
+from .metrics import HTTP_REQUESTS
+from .settings import KaikuSettings
+
+log = logging.getLogger("kaiku.http")
+tracer = trace.get_tracer("kaiku.http")
+
+PROBLEM = "application/problem+json"
+MAX_BODY_BYTES = 1_000_000
+PROBLEM_BASE = "https://kaikukortti.fi/problems/"
+
+
+class Problem(Exception):
+    """A refusal with an HTTP status; ``kind`` names the rule for clients."""
+
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        kind: str | None = None,
+        errors: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.kind = kind or title.lower().replace(" ", "-")
+        self.errors = errors
+        self.headers = headers
+
+    def response(self, instance: str | None = None) -> JSONResponse:
+        body: dict[str, Any] = {
+            "type": PROBLEM_BASE + self.kind,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        if instance:
+            body["instance"] = instance
+        if self.errors:
+            body["errors"] = self.errors
+        return JSONResponse(body, status_code=self.status, media_type=PROBLEM,
+                            headers=self.headers)
+
+
+def not_found(what: str, detail: str) -> Problem:
+    return Problem(404, f"{what} not found", detail, kind=f"{what.lower()}-not-found")
+
+
+def conflict(kind: str, detail: str) -> Problem:
+    return Problem(409, "Refused by a rule", detail, kind=kind)
+
+
+def unprocessable(kind: str, detail: str, field: str | None = None) -> Problem:
+    errors = [{"field": field, "message": detail}] if field else None
+    return Problem(422, "Invalid request", detail, kind=kind, errors=errors)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> JSONResponse:
+        return exc.response(request.url.path)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [
+            {
+                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
+                "message": err.get("msg", "invalid"),
+            }
+            for err in exc.errors()
+        ]
+        fields = ", ".join(e["field"] or "body" for e in errors[:5])
+        return Problem(
+            422, "Invalid request", f"Check these fields: {fields}.",
+            kind="validation", errors=errors,
+        ).response(request.url.path)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        titles = {404: "Not found", 405: "Method not allowed", 401: "Not signed in",
+                  403: "Forbidden", 413: "Request too large"}
+        return Problem(
+            exc.status_code, titles.get(exc.status_code, "Request refused"),
+            str(exc.detail) if exc.detail else titles.get(exc.status_code, "Refused"),
+            headers=getattr(exc, "headers", None),
+        ).response(request.url.path)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error", extra={"path": request.url.path})
+        return Problem(
+            500, "Internal error",
+            "Something went wrong on our side; nothing was changed by this request "
+            "unless a later read shows it. Try again, and if it persists, tell support.",
+            kind="internal",
+        ).response(request.url.path)
+
+
+# --- authentication -----------------------------------------------------------
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Problem(401, "Not signed in", "Send 'Authorization: Bearer <token>'.",
+                      kind="unauthenticated", headers={"WWW-Authenticate": "Bearer"})
+    return token.strip()
+
+
+def current_principal(request: Request) -> Principal:
+    settings: KaikuSettings = request.app.state.settings
+    try:
+        return verify_token(settings, _bearer(request))
+    except TokenError as error:
+        raise Problem(401, "Not signed in", str(error), kind="unauthenticated",
+                      headers={"WWW-Authenticate": "Bearer"}) from None
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+
+
+def require_role(*roles: Role) -> Callable[[Principal], Principal]:
+    def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise Problem(
+                403, "Forbidden",
+                f"This needs one of the roles {', '.join(roles)}; you are signed in as "
+                f"{principal.role}.",
+                kind="wrong-role",
+            )
+        return principal
+
+    return check
+
+
+# --- per-request middleware ---------------------------------------------------
+
+
+class RequestMiddleware:
+    """Body limit, server span, correlation id and metrics, as plain ASGI."""
+
+    def __init__(self, app: Any, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        length = headers.get("content-length")
+        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await Problem(413, "Request too large",
+                          f"Bodies are limited to {MAX_BODY_BYTES} bytes.",
+                          kind="too-large").response()(scope, receive, send)
+            return
+        method = scope["method"]
+        path = scope["path"]
+        correlation_id = headers.get("x-correlation-id") or str(uuid.uuid4())
+        status_holder = {"status": 500}
+
+        async def send_wrapper(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status_holder["status"] = message["status"]
+                message.setdefault("headers", []).append(
+                    (b"x-correlation-id", correlation_id.encode())
+                )
+            await send(message)
+
+        started = time.perf_counter()
+        with tracer.start_as_current_span(
+            f"{method} {path}", context=propagate.extract(headers), kind=SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": path,
+                        "kaiku.service": self.service},
+        ) as span:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            token = command_meta.set({"traceparent": carrier.get("traceparent", ""),
+                                      "correlation_id": correlation_id})
+            try:
+                await self.app(scope, receive, send_wrapper)
+            finally:
+                command_meta.reset(token)
+                status = status_holder["status"]
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+                route = scope.get("route")
+                route_path = getattr(route, "path", "unmatched")
+                span.update_name(f"{method} {route_path}")
+                HTTP_REQUESTS.labels(self.service, method, route_path, str(status)).observe(
+                    time.perf_counter() - started
+                )
+
+
+# --- idempotency keys ------------------------------------------------------------
+
+
+class IdempotencyMiddleware:
+    """Replays the stored answer for a POST retried with the same Idempotency-Key.
+
+    The key is scoped to the caller (their token's principal). A retry with a
+    different body is refused (422). A retry while the first is still running
+    gets 409. Use cases that create things also derive their new ids from the
+    key, so even a crash between commit and storing the answer cannot act twice.
+    """
+
+    STALE_SECONDS = 30
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        key = headers.get("idempotency-key")
+        if not key:
+            await self.app(scope, receive, send)
+            return
+        fastapi_app = scope["app"]
+        settings: KaikuSettings = fastapi_app.state.settings
+        pool: asyncpg.Pool = fastapi_app.state.pool
+        if len(key) > 200:
+            await Problem(422, "Invalid request", "Idempotency-Key is at most 200 characters.",
+                          kind="idempotency-key").response()(scope, receive, send)
+            return
+        token = headers.get("authorization", "").partition(" ")[2].strip()
+        try:
+            principal_key = verify_token(settings, token).key
+        except TokenError:
+            await self.app(scope, receive, send)  # the route answers 401 itself
+            return
+
+        body = await _read_body(receive)
+        digest = hashlib.sha256(scope["path"].encode() + b"\n" + body).hexdigest()
+        replay_receive = _replay(body)
+
+        async with pool.acquire() as conn:
+            row = await conn.fetchrow(
+                "INSERT INTO idempotency_keys(principal, key, method, path, request_hash) "
+                "VALUES ($1, $2, 'POST', $3, $4) ON CONFLICT (principal, key) DO NOTHING "
+                "RETURNING key",
+                principal_key, key, scope["path"], digest,
+            )
+            if row is None:
+                existing = await conn.fetchrow(
+                    "SELECT request_hash, status_code, response_body, content_type, "
+                    "extract(epoch from now() - created_at) AS age "
+                    "FROM idempotency_keys WHERE principal = $1 AND key = $2",
+                    principal_key, key,
+                )
+                if existing["request_hash"] != digest:
+                    await Problem(
+                        422, "Invalid request",
+                        "This Idempotency-Key was used with a different request; "
+                        "use a new key for a new request.", kind="idempotency-key-reused",
+                    ).response()(scope, replay_receive, send)
+                    return
+                if existing["status_code"] is not None:
+                    await _send_stored(send, existing, key)
+                    return
+                if existing["age"] < self.STALE_SECONDS:
+                    await Problem(
+                        409, "Request in progress",
+                        "A request with this Idempotency-Key is still being handled; "
+                        "retry in a moment.", kind="idempotency-in-progress",
+                    ).response()(scope, replay_receive, send)
+                    return
+                # The first attempt died mid-way; its use case derives ids from the
+                # key, so running again finds what it already did.
+
+        captured: dict[str, Any] = {"body": b""}
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                captured["status"] = message["status"]
+                captured["content_type"] = next(
+                    (v.decode() for k, v in message.get("headers", []) if k == b"content-type"),
+                    "application/json",
+                )
+            elif message["type"] == "http.response.body":
+                captured["body"] += message.get("body", b"")
+            await send(message)
+
+        try:
+            await self.app(scope, replay_receive, capture)
+        finally:
+            async with pool.acquire() as conn:
+                status = captured.get("status")
+                if status is None or status >= 500 or status == 409 and (
+                    b"idempotency-in-progress" in captured["body"]
+                ):
+                    await conn.execute(
+                        "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2",
+                        principal_key, key,
+                    )
+                else:
+                    await conn.execute(
+                        "UPDATE idempotency_keys SET status_code = $3, response_body = $4, "
+                        "content_type = $5 WHERE principal = $1 AND key = $2",
+                        principal_key, key, status, captured["body"], captured["content_type"],
+                    )
+
+
+async def _read_body(receive: Callable) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if len(body) > MAX_BODY_BYTES:
+            break
+        if not message.get("more_body"):
+            return body
+    return body
+
+
+def _replay(body: bytes) -> Callable:
+    sent = False
+
+    async def receive() -> dict:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive
+
+
+async def _send_stored(send: Callable, row: asyncpg.Record, key: str) -> None:
+    await send({
+        "type": "http.response.start",
+        "status": row["status_code"],
+        "headers": [(b"content-type", row["content_type"].encode()),
+                    (b"idempotent-replayed", b"true")],
+    })
+    await send({"type": "http.response.body", "body": bytes(row["response_body"])})
+
+
+def idempotency_key(request: Request) -> str | None:
+    return request.headers.get("idempotency-key")
+
+
+def json_dumps(value: Any) -> str:
+    return json.dumps(value, default=str)

@@ -1,0 +1,202 @@
+"""The outbox relay: the event store's notification log → the service's stream.
+
+The event store *is* the outbox. The relay reads stored events in notification
+order after its recorded position, translates each to its integration contract,
+publishes it with ``Nats-Msg-Id = event_id`` (JetStream drops a re-publish inside
+the duplicate window; consumers dedupe beyond it) and records its new position
+only after JetStream acknowledged every message before it.
+
+Exactly one relay per service is active: it holds a Postgres advisory lock on a
+dedicated connection. A standby waits on the same lock; when the active relay
+dies its connection closes, the lock is released and the standby takes over
+from the recorded position.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import asyncpg
+import nats
+from eventsourcing.persistence import StoredEvent
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import BadRequestError
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
+
+from .contracts import IntegrationEvent, event_id_for
+from .eventstore import MetaMapper, events_table
+from .metrics import RELAY_LAG, RELAY_PUBLISHED
+from .settings import KaikuSettings
+
+log = logging.getLogger("kaiku.relay")
+tracer = trace.get_tracer("kaiku.relay")
+
+# What a service gives the relay: a domain event (+ its envelope fields) → contract.
+Translator = Callable[[Any, dict[str, Any]], IntegrationEvent | None]
+
+DUPLICATE_WINDOW = timedelta(minutes=10)
+
+
+async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
+    config = StreamConfig(
+        name=settings.stream_name(service),
+        subjects=[f"{settings.subject_root(service)}.>"],
+        storage=StorageType.FILE,
+        retention=RetentionPolicy.LIMITS,
+        discard=DiscardPolicy.OLD,
+        duplicate_window=DUPLICATE_WINDOW.total_seconds(),
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
+    config = StreamConfig(
+        name=settings.dead_letter_stream,
+        subjects=[f"{settings.namespace}.dlq.>"],
+        storage=StorageType.FILE,
+        duplicate_window=DUPLICATE_WINDOW.total_seconds(),
+    )
+    try:
+        await js.add_stream(config)
+    except BadRequestError:
+        await js.update_stream(config)
+
+
+@dataclass
+class Relay:
+    settings: KaikuSettings
+    service: str
+    application_name: str
+    mapper: MetaMapper
+    translate: Translator
+    batch_size: int = 500
+
+    def __post_init__(self) -> None:
+        self.table = events_table(self.application_name)
+        self.stream = self.settings.stream_name(self.service)
+        self.lock_key = f"kaiku-relay:{self.settings.namespace}:{self.service}"
+        self.active = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self._wakeup = asyncio.Event()
+
+    async def run(self) -> None:
+        """Wait to become the active relay, then publish until stopped."""
+        db_url = self.settings.service_database_url(self.service)
+        lock_conn = await asyncpg.connect(db_url)
+        try:
+            while not self.stopping.is_set():
+                got = await lock_conn.fetchval(
+                    "SELECT pg_try_advisory_lock(hashtext($1))", self.lock_key
+                )
+                if got:
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=0.5)
+            if self.stopping.is_set():
+                return
+            log.info("relay active", extra={"service": self.service})
+            self.active.set()
+            await self._publish_loop(db_url)
+        finally:
+            with contextlib.suppress(Exception):
+                await lock_conn.close()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self._wakeup.set()
+
+    async def _publish_loop(self, db_url: str) -> None:
+        nc = await nats.connect(self.settings.nats_url, name=f"{self.service}-relay",
+                                max_reconnect_attempts=-1)
+        js = nc.jetstream()
+        conn = await asyncpg.connect(db_url)
+        listen = await asyncpg.connect(db_url)
+        try:
+            await ensure_stream(js, self.settings, self.service)
+            await conn.execute(
+                "INSERT INTO relay_position(stream, position) VALUES ($1, 0) "
+                "ON CONFLICT (stream) DO NOTHING",
+                self.stream,
+            )
+            # eventsourcing NOTIFYs on this channel after every insert.
+            await listen.add_listener(self.table, lambda *_: self._wakeup.set())
+            position = await conn.fetchval(
+                "SELECT position FROM relay_position WHERE stream = $1", self.stream
+            )
+            while not self.stopping.is_set():
+                rows = await conn.fetch(
+                    f'SELECT notification_id, originator_id, originator_version, topic, state '
+                    f'FROM "{self.table}" WHERE notification_id > $1 '
+                    f"ORDER BY notification_id LIMIT $2",
+                    position,
+                    self.batch_size,
+                )
+                if rows:
+                    for row in rows:
+                        await self._publish(js, row)
+                    position = rows[-1]["notification_id"]
+                    # Only now, after every ack of the batch: never ahead of NATS.
+                    await conn.execute(
+                        "UPDATE relay_position SET position = $2, updated_at = now() "
+                        "WHERE stream = $1",
+                        self.stream,
+                        position,
+                    )
+                    latest = await conn.fetchval(f'SELECT max(notification_id) FROM "{self.table}"')
+                    RELAY_LAG.labels(self.service).set(max(0, (latest or 0) - position))
+                    continue
+                RELAY_LAG.labels(self.service).set(0)
+                self._wakeup.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    # The NOTIFY wakes us at once; the timeout covers a lost one.
+                    await asyncio.wait_for(self._wakeup.wait(), timeout=1.0)
+        finally:
+            for closable in (listen, conn):
+                with contextlib.suppress(Exception):
+                    await closable.close()
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    async def _publish(self, js: Any, row: asyncpg.Record) -> None:
+        stored = StoredEvent(
+            originator_id=row["originator_id"],
+            originator_version=row["originator_version"],
+            topic=row["topic"],
+            state=bytes(row["state"]),
+        )
+        domain_event, meta = self.mapper.decode(stored)
+        envelope = {
+            "event_id": event_id_for(self.service, row["notification_id"]),
+            "occurred_at": domain_event.timestamp,
+            "aggregate_id": domain_event.originator_id,
+            "aggregate_version": domain_event.originator_version,
+            "correlation_id": meta.get("correlation_id"),
+            "causation_id": meta.get("causation_id"),
+            "traceparent": meta.get("traceparent"),
+        }
+        contract = self.translate(domain_event, envelope)
+        if contract is None:
+            return  # an internal fact with no integration event
+        parent = propagate.extract({"traceparent": meta["traceparent"]}) if meta.get(
+            "traceparent"
+        ) else None
+        subject = contract.subject(self.settings.namespace)
+        with tracer.start_as_current_span(
+            f"{subject} publish", context=parent, kind=SpanKind.PRODUCER,
+            attributes={"messaging.system": "nats", "messaging.destination.name": subject,
+                        "messaging.message.id": str(contract.event_id)},
+        ):
+            headers = {"Nats-Msg-Id": str(contract.event_id)}
+            propagate.inject(headers)
+            await js.publish(subject, contract.to_json(), stream=self.stream, headers=headers)
+        RELAY_PUBLISHED.labels(self.service, contract.EVENT_TYPE).inc()

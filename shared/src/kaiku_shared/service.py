@@ -1,0 +1,259 @@
+"""How a service's three processes start: api, worker and relay.
+
+Each service's ``bootstrap`` hands these functions its own parts (routes,
+consumers, translator, read-model schema); the processes themselves are alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import nats
+import uvicorn
+from fastapi import FastAPI, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from .consumer import Consumer, build_broker
+from .db import apply_schema, create_pool, ensure_database
+from .eventstore import MetaMapper
+from .http import IdempotencyMiddleware, RequestMiddleware, install_error_handlers
+from .relay import Relay, Translator, ensure_dead_letter_stream, ensure_stream
+from .settings import KaikuSettings
+from .telemetry import setup_telemetry, shutdown_telemetry
+
+log = logging.getLogger("kaiku.service")
+
+
+@dataclass
+class Runtime:
+    """The connections one process holds, built once at start-up."""
+
+    settings: KaikuSettings
+    service: str
+    pool: asyncpg.Pool
+    nc: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    async def close(self) -> None:
+        if self.nc is not None:
+            with contextlib.suppress(Exception):
+                await self.nc.drain()
+        await self.pool.close()
+
+
+async def open_runtime(
+    settings: KaikuSettings, service: str, schema: tuple[str, ...], *, with_nats: bool = True
+) -> Runtime:
+    await ensure_database(settings, service)
+    pool = await create_pool(settings, service)
+    await apply_schema(pool, *schema)
+    nc = None
+    if with_nats:
+        nc = await nats.connect(settings.nats_url, name=f"{service}", max_reconnect_attempts=-1,
+                                connect_timeout=5)
+    return Runtime(settings, service, pool, nc)
+
+
+# --- api ------------------------------------------------------------------------
+
+
+def create_api(
+    *,
+    service: str,
+    settings: KaikuSettings,
+    title: str,
+    description: str,
+    schema: tuple[str, ...],
+    setup: Callable[[FastAPI, Runtime], Awaitable[None]],
+    routers: list[Any],
+    readiness_consumers: tuple[tuple[str, str], ...] = (),
+) -> FastAPI:
+    """A FastAPI app with health, readiness, metrics, errors and idempotency."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_telemetry(settings, service, "api")
+        runtime = await open_runtime(settings, service, schema)
+        app.state.runtime = runtime
+        app.state.pool = runtime.pool
+        await setup(app, runtime)
+        log.info("api ready", extra={"service": service})
+        try:
+            yield
+        finally:
+            await runtime.close()
+            shutdown_telemetry()
+
+    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
+    app.state.settings = settings
+    install_error_handlers(app)
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"], summary="Liveness")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["operations"], summary="Readiness: database, NATS, consumer lag")
+    async def readyz() -> JSONResponse:
+        runtime: Runtime = app.state.runtime
+        checks: dict[str, Any] = {}
+        try:
+            async with runtime.pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as error:  # noqa: BLE001
+            checks["database"] = f"unavailable: {type(error).__name__}"
+        checks["nats"] = "ok" if runtime.nc and runtime.nc.is_connected else "unavailable"
+        lag: dict[str, int | str] = {}
+        if runtime.nc and runtime.nc.is_connected:
+            js = runtime.nc.jetstream()
+            for stream_service, durable in readiness_consumers:
+                try:
+                    info = await js.consumer_info(settings.stream_name(stream_service), durable)
+                    lag[durable] = info.num_pending + info.num_ack_pending
+                except Exception:  # noqa: BLE001 - the worker may not have made it yet
+                    lag[durable] = "not started"
+        checks["consumer_lag"] = lag
+        ready = checks["database"] == "ok" and checks["nats"] == "ok"
+        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                            status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
+             response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestMiddleware, service=service)
+    return app
+
+
+def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
+    uvicorn.run(app, host=settings.http_host, port=settings.port_for(service),
+                log_config=None, access_log=False, timeout_graceful_shutdown=5)
+
+
+# --- worker -----------------------------------------------------------------------
+
+
+async def run_worker(
+    settings: KaikuSettings,
+    service: str,
+    schema: tuple[str, ...],
+    consumers: Callable[[Runtime], list[Consumer]],
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Consume until SIGTERM/SIGINT (or ``stop``), then finish in-flight messages."""
+    setup_telemetry(settings, service, "worker")
+    runtime = await open_runtime(settings, service, schema)
+    js = runtime.nc.jetstream()
+    chosen = consumers(runtime)
+    # Streams are created idempotently by whoever starts first, so start order
+    # between one service's worker and another's relay does not matter.
+    for source in sorted({c.source for c in chosen}):
+        await ensure_stream(js, settings, source)
+    await ensure_dead_letter_stream(js, settings)
+    middlewares: tuple[Any, ...] = ()
+    if settings.otel_exporter != "none":
+        from faststream.nats.opentelemetry import NatsTelemetryMiddleware
+
+        middlewares = (NatsTelemetryMiddleware(),)
+    broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares)
+    stop = stop or _stop_on_signals()
+    await broker.start()
+    log.info("worker consuming", extra={"service": service,
+                                         "consumers": ",".join(c.name for c in chosen)})
+    try:
+        await stop.wait()
+    finally:
+        await broker.stop()
+        await runtime.close()
+        shutdown_telemetry()
+
+
+# --- relay ---------------------------------------------------------------------
+
+
+async def run_relay(
+    settings: KaikuSettings,
+    service: str,
+    build_application: Callable[[], Any],
+    translate: Translator,
+    *,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Publish the service's events until stopped; ``build_application`` gives
+    the eventsourcing Application whose events table and mapper the relay uses."""
+    setup_telemetry(settings, service, "relay")
+    await ensure_database(settings, service)
+    pool = await create_pool(settings, service, size=2)
+    await apply_schema(pool)
+    await pool.close()
+    # Building the application creates its events table, so the relay can
+    # start before the api has written anything.
+    application = await asyncio.to_thread(build_application)
+    mapper = application.mapper
+    if not isinstance(mapper, MetaMapper):
+        raise TypeError("the application must use MetaMapper (see application_env)")
+    relay = Relay(settings, service, application.name, mapper, translate,
+                  batch_size=settings.relay_batch_size)
+    stop = stop or _stop_on_signals()
+    task = asyncio.create_task(relay.run())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        if task in done:
+            task.result()  # a crash is an error exit, so the supervisor restarts us
+    finally:
+        relay.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, timeout=5)
+        stopper.cancel()
+        shutdown_telemetry()
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main_for(
+    service: str,
+    *,
+    api: Callable[[KaikuSettings], FastAPI],
+    worker: Callable[[KaikuSettings], Awaitable[None]],
+    relay: Callable[[KaikuSettings], Awaitable[None]],
+) -> Callable[[list[str] | None], None]:
+    """``python -m <service> api|worker|relay``."""
+
+    def main(argv: list[str] | None = None) -> None:
+        import sys
+
+        from .settings import load_settings
+
+        args = sys.argv[1:] if argv is None else argv
+        role = args[0] if args else ""
+        settings = load_settings()
+        if role == "api":
+            serve_api(api(settings), settings, service)
+        elif role == "worker":
+            asyncio.run(worker(settings))
+        elif role == "relay":
+            asyncio.run(relay(settings))
+        else:
+            raise SystemExit(f"usage: python -m {service} api|worker|relay")
+
+    return main

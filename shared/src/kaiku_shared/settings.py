@@ -1,0 +1,111 @@
+"""Settings every process reads from the environment (prefix ``KAIKU_``).
+
+One namespace setting keeps test runs apart on shared servers: it prefixes the
+databases (``<ns>_cards``), the JetStream streams (``<NS>_CARDS``) and the
+subjects (``<ns>.cards.card_issued.v1``).
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cached_property
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("cards", "venues", "omakaiku", "notifications")
+DEFAULT_PORTS = {"cards": 8101, "venues": 8102, "omakaiku": 8103, "notifications": 8104}
+
+
+class KaikuSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAIKU_", extra="ignore")
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    # Server-level URL; each service uses its own database on this server.
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    namespace: str = "kaiku"
+    # HS256 key for staff and holder tokens; without it no token verifies.
+    jwt_secret: str | None = None
+    jwt_audience: str = "kaikukortti"
+    jwt_issuer: str = "kaikukortti-dev"
+
+    http_host: str = "127.0.0.1"
+    http_port: int | None = None
+
+    # none | console | file | otlp
+    otel_exporter: str = "none"
+    otel_file: str | None = None
+    otel_endpoint: str = "http://127.0.0.1:4318"
+    log_level: str = "INFO"
+    log_file: str | None = None
+
+    # Consumers: retries with backoff, then the dead-letter subject.
+    consumer_max_deliver: int = Field(default=6, ge=1)
+    consumer_backoff_seconds: tuple[float, ...] = (0.2, 1.0, 3.0, 10.0, 30.0)
+    consumer_batch_size: int = Field(default=64, ge=1)
+    relay_batch_size: int = Field(default=500, ge=1)
+    relay_poll_seconds: float = 0.02
+
+    @field_validator("namespace")
+    @classmethod
+    def _namespace_is_a_token(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
+            raise ValueError("namespace must be lower-case letters, digits or _")
+        return value
+
+    def database_name(self, service: str) -> str:
+        return f"{self.namespace}_{service}"
+
+    def service_database_url(self, service: str) -> str:
+        """The URL of ``service``'s own database on the configured server."""
+        parts = urlsplit(self.database_url)
+        return urlunsplit(parts._replace(path="/" + self.database_name(service)))
+
+    def maintenance_database_url(self) -> str:
+        parts = urlsplit(self.database_url)
+        return urlunsplit(parts._replace(path="/postgres"))
+
+    def stream_name(self, service: str) -> str:
+        return f"{self.namespace}_{service}".upper()
+
+    def subject_root(self, service: str) -> str:
+        return f"{self.namespace}.{service}"
+
+    @property
+    def dead_letter_stream(self) -> str:
+        return f"{self.namespace}_dlq".upper()
+
+    def dead_letter_subject(self, service: str, consumer: str) -> str:
+        return f"{self.namespace}.dlq.{service}.{consumer}"
+
+    def port_for(self, service: str) -> int:
+        return self.http_port or DEFAULT_PORTS[service]
+
+    @cached_property
+    def postgres_params(self) -> dict[str, str]:
+        """Connection parameters for eventsourcing/psycopg (unix sockets included)."""
+        return postgres_params(self.database_url)
+
+
+def postgres_params(url: str) -> dict[str, str]:
+    """Split a libpq URL into host/port/user/password/dbname.
+
+    A unix-socket server (pgserver) is written ``postgresql://user@/db?host=/dir``.
+    """
+    from urllib.parse import parse_qs, unquote
+
+    parts = urlsplit(url)
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
+    return {
+        "host": unquote(host),
+        "port": str(parts.port or query.get("port", ["5432"])[0]),
+        "user": unquote(parts.username or "postgres"),
+        "password": unquote(parts.password or ""),
+        "dbname": parts.path.lstrip("/") or "postgres",
+    }
+
+
+def load_settings() -> KaikuSettings:
+    return KaikuSettings()

