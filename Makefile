@@ -23,8 +23,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/kaiku run
 
+# pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: install
-	$(BIN)/python -m pytest
+	@$(BIN)/python -m pytest; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$status
 
 clean-data:
 	rm -rf .kaiku

@@ -67,7 +67,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     env = {"KAIKU_NATS_URL": nats_url, "KAIKU_DATABASE_URL": database_url,
            "KAIKU_JWT_SECRET": secret or ""}
     supervisor = Supervisor(env, data_dir / "logs")
-    for spec in service_specs():
+    ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
+    for spec in service_specs(ports):
         supervisor.add(spec)
 
     def stop(*_: object) -> None:
@@ -81,7 +82,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         ready_after = time.monotonic() - started
         settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
                                  jwt_secret=secret)
-        urls = {s: f"http://127.0.0.1:{DEFAULT_PORTS[s]}" for s in SERVICES}
+        urls = {s: f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
         demo = None
         if not args.no_demo:
             with console.status("Loading demo data…"):
@@ -135,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=cmd_token)
     run = sub.add_parser("run", help="start NATS, Postgres, every service and demo data")
     run.add_argument("--no-demo", action="store_true", help="skip the demo data")
+    run.add_argument("--port-base", type=int, default=DEFAULT_PORTS["cards"],
+                     help="first api port; the services take four in a row (default 8101)")
     run.set_defaults(func=cmd_run)
     args = parser.parse_args(argv)
     return args.func(args)

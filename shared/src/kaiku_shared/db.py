@@ -55,7 +55,7 @@ async def ensure_database(settings: KaikuSettings, service: str) -> None:
         await conn.close()
 
 
-async def create_pool(settings: KaikuSettings, service: str, *, size: int = 10) -> asyncpg.Pool:
+async def create_pool(settings: KaikuSettings, service: str, *, size: int = 8) -> asyncpg.Pool:
     await _connect_with_retry(settings.service_database_url(service), close=True)
     pool = await asyncpg.create_pool(
         settings.service_database_url(service), min_size=1, max_size=size

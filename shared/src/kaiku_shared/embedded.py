@@ -54,6 +54,15 @@ _log = logging.getLogger(__name__)
 
 _NATS_FORBIDDEN_PORTS = {4222}  # the conventional port; a system NATS may hold it
 _STOP_TIMEOUT = 10.0
+_MAX_CONNECTIONS = 400
+
+
+def _has_connection_headroom(pgdata: Path) -> bool:
+    auto_conf = pgdata / "postgresql.auto.conf"
+    try:
+        return f"max_connections = '{_MAX_CONNECTIONS}'" in auto_conf.read_text()
+    except OSError:
+        return False
 
 
 class EmbeddedServerError(RuntimeError):
@@ -324,6 +333,14 @@ class EmbeddedServers:
                 f"PostgreSQL (pgserver) failed to start in {pgdata}: {err}\nlog tail:\n"
                 + _tail(pgdata / "log")
             ) from err
+        if not _has_connection_headroom(pgdata):
+            # Twelve service processes with their pools outgrow initdb's default
+            # of 100 connections; the setting needs one restart, once per data dir.
+            server.psql(f"ALTER SYSTEM SET max_connections = {_MAX_CONNECTIONS};")
+            self._pg_server = server
+            self._pg_pid = server.get_postmaster_info().pid
+            self._stop_postgres()
+            server = pgserver.get_server(pgdata, cleanup_mode=None)
         self._pg_server = server
         info = server.get_postmaster_info()
         self._pg_pid = info.pid

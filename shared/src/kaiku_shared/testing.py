@@ -1,0 +1,185 @@
+"""pytest fixtures for integration and end-to-end tests against real servers.
+
+- ``servers``: real NATS (JetStream) and PostgreSQL — those named by
+  ``KAIKU_NATS_URL`` / ``KAIKU_DATABASE_URL``, otherwise embedded ones started
+  from the wheels for this test session.
+- ``namespace``: unique per session, so databases, streams and consumers never
+  collide with another run on the same servers; dropped at the end.
+- ``system``: every service's api, worker and relay as real processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import nats
+import pytest
+
+from .auth import issue_token
+from .settings import SERVICES, KaikuSettings
+from .supervisor import Supervisor, service_specs
+
+
+@dataclass
+class Servers:
+    nats_url: str
+    database_url: str
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    nats_url = os.environ.get("KAIKU_NATS_URL")
+    database_url = os.environ.get("KAIKU_DATABASE_URL")
+    if nats_url and database_url:
+        yield Servers(nats_url, database_url)
+        return
+    from .embedded import EmbeddedServers
+
+    # Short path: the Postgres socket path must stay under ~100 bytes.
+    data_dir = Path(tempfile.mkdtemp(prefix="kaiku-test-"))
+    embedded = EmbeddedServers(data_dir, nats_url=nats_url, database_url=database_url)
+    started_nats, started_db = embedded.start()
+    try:
+        yield Servers(started_nats, started_db)
+    finally:
+        embedded.stop()
+
+
+def unique_namespace(prefix: str = "t") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Namespace:
+    """One isolated copy of the system's names on the shared servers."""
+
+    name: str
+    servers: Servers
+    settings: KaikuSettings = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = KaikuSettings(
+            nats_url=self.servers.nats_url, database_url=self.servers.database_url,
+            namespace=self.name, jwt_secret=f"test-secret-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "KAIKU_NATS_URL": self.settings.nats_url,
+            "KAIKU_DATABASE_URL": self.settings.database_url,
+            "KAIKU_NAMESPACE": self.name,
+            "KAIKU_JWT_SECRET": self.settings.jwt_secret or "",
+            # Fast retries so failure tests finish quickly.
+            "KAIKU_CONSUMER_BACKOFF_SECONDS": "[0.1, 0.2, 0.5]",
+        }
+
+    def token(self, role: str, **ids: Any) -> str:
+        return issue_token(self.settings, role=role, **ids)
+
+    async def drop(self) -> None:
+        """Remove this namespace's databases and streams from the shared servers."""
+        with contextlib.suppress(Exception):
+            nc = await nats.connect(self.settings.nats_url)
+            js = nc.jetstream()
+            for service in (*SERVICES, "dlq"):
+                with contextlib.suppress(Exception):
+                    await js.delete_stream(self.settings.stream_name(service))
+            await nc.close()
+        conn = await asyncpg.connect(self.settings.maintenance_database_url())
+        try:
+            for service in SERVICES:
+                await conn.execute(
+                    f'DROP DATABASE IF EXISTS "{self.settings.database_name(service)}" '
+                    "WITH (FORCE)"
+                )
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="session")
+def namespace(servers: Servers) -> Iterator[Namespace]:
+    ns = Namespace(unique_namespace(), servers)
+    yield ns
+    if not os.environ.get("KAIKU_KEEP_TEST_DATA"):
+        asyncio.run(ns.drop())
+
+
+@dataclass
+class System:
+    """The whole system running as real processes in one namespace."""
+
+    ns: Namespace
+    supervisor: Supervisor
+    ports: dict[str, int]
+    spans_file: Path
+    log_dir: Path
+
+    def url(self, service: str, path: str = "") -> str:
+        return f"http://127.0.0.1:{self.ports[service]}{path}"
+
+    def token(self, role: str, **ids: Any) -> str:
+        return self.ns.token(role, **ids)
+
+    def client(self, service: str, token: str | None = None) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.AsyncClient(base_url=self.url(service), headers=headers, timeout=15)
+
+    def spans(self) -> list[dict[str, Any]]:
+        if not self.spans_file.exists():
+            return []
+        return [json.loads(line) for line in self.spans_file.read_text().splitlines() if line]
+
+    def log_text(self) -> str:
+        return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.iterdir()))
+
+    async def database(self, service: str) -> asyncpg.Connection:
+        return await asyncpg.connect(self.ns.settings.service_database_url(service))
+
+
+@pytest.fixture(scope="session")
+def system(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
+    work = tmp_path_factory.mktemp("system")
+    ports = {service: free_port() for service in SERVICES}
+    spans_file = work / "spans.jsonl"
+    env = {**namespace.env(), "KAIKU_OTEL_EXPORTER": "file", "KAIKU_OTEL_FILE": str(spans_file)}
+    supervisor = Supervisor(env, work / "logs")
+    for spec in service_specs(ports):
+        supervisor.add(spec)
+    supervisor.start_all()
+    try:
+        supervisor.wait_ready(timeout=90)
+        yield System(namespace, supervisor, ports, spans_file, work / "logs")
+    finally:
+        supervisor.stop_all()
+
+
+async def eventually(check, *, timeout: float = 15.0, interval: float = 0.05,
+                     message: str = "condition not met") -> Any:
+    """Poll an async ``check`` until it returns a truthy value (eventual consistency)."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"{message} within {timeout}s (last: {last!r})")

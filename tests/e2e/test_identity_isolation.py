@@ -1,0 +1,120 @@
+"""Personal data stays in omakaiku: canaries are searched everywhere else.
+
+Unique canary values go into POST /accounts; after a full flow they must not
+appear in any NATS message, header or subject of the namespace's streams, in
+the cards, venues or notifications databases (plain or hex-encoded, as bytea
+event state would show), nor in any process's log. A positive control finds
+them in omakaiku's database, so the search itself is shown to work.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig, DeliverPolicy
+
+from kaiku_shared.settings import SERVICES
+from kaiku_shared.testing import eventually
+
+pytestmark = pytest.mark.e2e
+
+
+async def database_dump(system, service: str) -> str:
+    """Every row of every table of a service's database, as text."""
+    conn = await system.database(service)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
+        parts = []
+        for table in tables:
+            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table["table_name"]}" t')
+            parts.extend(row["row"] for row in rows)
+        return "\n".join(parts)
+    finally:
+        await conn.close()
+
+
+async def every_stream_message(system) -> str:
+    settings = system.ns.settings
+    nc = await nats.connect(settings.nats_url)
+    parts = []
+    try:
+        js = nc.jetstream()
+        for service in (*SERVICES, "dlq"):
+            stream = settings.stream_name(service)
+            try:
+                info = await js.stream_info(stream)
+            except nats.js.errors.NotFoundError:
+                continue
+            sub = await js.pull_subscribe(
+                f"{settings.subject_root(service)}.>", stream=stream,
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+            remaining = info.state.messages
+            while remaining > 0:
+                batch = await sub.fetch(min(remaining, 500), timeout=2)
+                for message in batch:
+                    parts.append(message.subject)
+                    parts.append(repr(message.headers))
+                    parts.append(message.data.decode("utf-8", "replace"))
+                remaining -= len(batch)
+            await sub.unsubscribe()
+    finally:
+        await nc.close()
+    return "\n".join(parts)
+
+
+async def test_personal_data_never_leaves_omakaiku(world):
+    system = world.system
+    tag = uuid.uuid4().hex[:12]
+    canaries = {
+        "first_name": f"Kanarialintu{tag}",
+        "last_name": f"Sukunimikanaria{tag}",
+        "email": f"canary.{tag}@example.org",
+        "phone": f"+358 40 {int(tag[:7], 16) % 10_000_000:07d}",
+    }
+    card = await world.issue_card(children=1)
+    account_id = await world.activate_account(card["card_number"], **canaries)
+    offering_id = await world.publish_offering()
+    response = await world.register_ticket(card["card_number"], offering_id, children=1)
+    assert response.status_code == 201, response.text
+    ticket_id = response.json()["ticket_id"]
+    async with system.client("omakaiku", world.holder_token(account_id)) as client:
+        await eventually(lambda: _has_ticket(client, ticket_id), message="ticket in history")
+        me = (await client.get("/me")).json()
+        requested = await client.post(f"/me/tickets/{ticket_id}/cancellation")
+    assert requested.status_code == 202, requested.text
+    assert me["email"] == canaries["email"]
+
+    async def cancelled():
+        async with system.client("omakaiku", world.holder_token(account_id)) as client:
+            rows = (await client.get("/me/history")).json()
+        return rows and rows[0]["status"] == "cancelled"
+
+    await eventually(cancelled, message="the holder's cancellation confirmed by venues")
+
+    needles = {}
+    for field, value in canaries.items():
+        needles[field] = value
+        needles[f"{field} (hex)"] = value.encode().hex()
+
+    omakaiku = await database_dump(system, "omakaiku")
+    assert canaries["email"] in omakaiku or canaries["email"].encode().hex() in omakaiku, \
+        "positive control: the search finds the canary where it belongs"
+
+    haystacks = {f"{s} database": await database_dump(system, s)
+                 for s in ("cards", "venues", "notifications")}
+    haystacks["NATS messages, headers and subjects"] = await every_stream_message(system)
+    haystacks["process logs"] = system.log_text()
+    for where, text in haystacks.items():
+        assert text, f"{where}: nothing to search — the check would prove nothing"
+        for field, needle in needles.items():
+            assert needle not in text, f"{field} canary found in {where}"
+    print(f"verified: {len(needles)} canaries absent from {', '.join(haystacks)}")
+
+
+async def _has_ticket(client, ticket_id: str) -> bool:
+    rows = (await client.get("/me/history")).json()
+    return any(r["ticket_id"] == ticket_id for r in rows)
