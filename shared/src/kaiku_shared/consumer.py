@@ -140,6 +140,7 @@ def build_broker(
         max_reconnect_attempts=-1,
         name=f"{service}-worker",
         logger=log,
+        inbox_prefix=settings.inbox_prefix(service),
     )
     for consumer in consumers:
         _subscribe(broker, settings, service, pool, consumer)
@@ -202,6 +203,7 @@ def _subscribe(
         ),
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_body,
+        inbox_prefix=f"{settings.inbox_prefix(service)}.".encode(),
         title=consumer.name,
     )
     async def handle(body: bytes, msg: NatsMessage) -> None:

@@ -117,7 +117,8 @@ class Relay:
 
     async def _publish_loop(self, db_url: str) -> None:
         nc = await nats.connect(self.settings.nats_url, name=f"{self.service}-relay",
-                                max_reconnect_attempts=-1)
+                                max_reconnect_attempts=-1,
+                                inbox_prefix=self.settings.inbox_prefix(self.service).encode())
         js = nc.jetstream()
         conn = await asyncpg.connect(db_url)
         listen = await asyncpg.connect(db_url)

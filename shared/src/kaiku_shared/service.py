@@ -58,7 +58,8 @@ async def open_runtime(
     nc = None
     if with_nats:
         nc = await nats.connect(settings.nats_url, name=f"{service}", max_reconnect_attempts=-1,
-                                connect_timeout=5)
+                                connect_timeout=5,
+                                inbox_prefix=settings.inbox_prefix(service).encode())
     return Runtime(settings, service, pool, nc)
 
 
@@ -159,9 +160,10 @@ async def run_worker(
     js = runtime.nc.jetstream()
     chosen = consumers(runtime)
     # Streams are created idempotently by whoever starts first, so start order
-    # between one service's worker and another's relay does not matter.
+    # between one service's worker and another's relay does not matter. Where
+    # NATS permissions forbid creating another service's stream, wait for it.
     for source in sorted({c.source for c in chosen}):
-        await ensure_stream(js, settings, source)
+        await _stream_ready(js, settings, source)
     await ensure_dead_letter_stream(js, settings)
     middlewares: tuple[Any, ...] = ()
     if settings.otel_exporter != "none":
@@ -220,6 +222,25 @@ async def run_relay(
             await asyncio.wait_for(task, timeout=5)
         stopper.cancel()
         shutdown_telemetry()
+
+
+async def _stream_ready(js: Any, settings: KaikuSettings, source: str) -> None:
+    from nats.js.errors import NotFoundError
+
+    for attempt in range(600):
+        try:
+            await js.stream_info(settings.stream_name(source))
+            return
+        except NotFoundError:
+            pass
+        try:
+            await ensure_stream(js, settings, source)
+            return
+        except Exception:  # noqa: BLE001 - not ours to create: its relay will
+            if attempt % 20 == 0:
+                log.info("waiting for stream", extra={"stream": settings.stream_name(source)})
+            await asyncio.sleep(0.5)
+    raise TimeoutError(f"stream {settings.stream_name(source)} never appeared")
 
 
 def _stop_on_signals() -> asyncio.Event:

@@ -79,6 +79,12 @@ class KaikuSettings(BaseSettings):
     def dead_letter_subject(self, service: str, consumer: str) -> str:
         return f"{self.namespace}.dlq.{service}.{consumer}"
 
+    @staticmethod
+    def inbox_prefix(service: str) -> str:
+        """Each service's own reply inbox: the NATS permissions let a service read
+        only ``_INBOX.<service>.>``, so nobody else sees the messages it pulls."""
+        return f"_INBOX.{service}"
+
     def port_for(self, service: str) -> int:
         return self.http_port or DEFAULT_PORTS[service]
 
