@@ -52,6 +52,45 @@ def cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def operator_settings() -> KaikuSettings:
+    """Settings for operator commands: the environment, else the running `kaiku run`."""
+    import json
+
+    overrides: dict[str, str] = {}
+    state = DATA_DIR / "servers.json"
+    if state.exists() and not os.environ.get("KAIKU_NATS_URL"):
+        data = json.loads(state.read_text())
+        overrides = {k: data[k] for k in ("nats_url", "database_url") if data.get(k)}
+    return KaikuSettings(**overrides)
+
+
+def cmd_dlq(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .deadletters import list_dead_letters, replay_dead_letters
+
+    settings = operator_settings()
+    if args.action == "list":
+        letters = asyncio.run(list_dead_letters(settings, args.consumer))
+        table = Table(title=f"Dead letters in {settings.dead_letter_stream}: {len(letters)}")
+        for column in ("seq", "consumer", "event", "original", "deliveries", "reason"):
+            table.add_column(column, overflow="fold")
+        for d in letters:
+            table.add_row(str(d.sequence), d.consumer, f"{d.event_type or '?'} {d.event_id or ''}",
+                          f"{d.original_stream}#{d.original_sequence}", d.deliveries, d.reason)
+        # Wide when piped, so ids stay whole for grep and scripts.
+        Console(width=None if sys.stdout.isatty() else 220).print(table)
+        return 0
+    if not args.all and not args.seq:
+        console.print("[red]Name the dead letters to replay with --seq N (repeatable) or "
+                      "--all.[/red]")
+        return 2
+    replayed = asyncio.run(replay_dead_letters(settings, None if args.all else args.seq,
+                                               args.consumer))
+    console.print(f"Replayed {len(replayed)} dead letter(s): {replayed}")
+    return 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .demo import load_demo_data
     from .embedded import EmbeddedServers
@@ -139,6 +178,12 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port-base", type=int, default=DEFAULT_PORTS["cards"],
                      help="first api port; the services take four in a row (default 8101)")
     run.set_defaults(func=cmd_run)
+    dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
+    dlq.add_argument("action", choices=["list", "replay"])
+    dlq.add_argument("--consumer", help="only this durable consumer, e.g. omakaiku-history")
+    dlq.add_argument("--seq", type=int, action="append", help="dead-letter sequence to replay")
+    dlq.add_argument("--all", action="store_true", help="replay every (chosen) dead letter")
+    dlq.set_defaults(func=cmd_dlq)
     args = parser.parse_args(argv)
     return args.func(args)
 
