@@ -96,7 +96,7 @@ def verify_token(settings: KaikuSettings, token: str) -> Principal:
     try:
         org = UUID(claims["org"]) if claims.get("org") else None
         account = UUID(claims["sub"]) if role == "holder" else None
-    except ValueError:
+    except (ValueError, TypeError, AttributeError):
         raise TokenError("the token's ids are malformed") from None
     if role in ("distributor", "venue", "ticket_agent") and org is None:
         raise TokenError(f"a {role} token must name its organisation")

@@ -41,6 +41,22 @@ from .settings import KaikuSettings
 log = logging.getLogger("kaiku.consumer")
 tracer = trace.get_tracer("kaiku.consumer")
 
+
+class _FetchRaceFilter(logging.Filter):
+    """Not an error: in a rare fetch race nats-py raises asyncio.TimeoutError where
+    faststream 0.7 only suppresses nats.errors.TimeoutError; faststream's
+    supervisor restarts the fetch loop at once. Logged at debug level."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, TimeoutError) and "raised an exception" in record.getMessage():
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return log.isEnabledFor(logging.DEBUG)
+        return True
+
+
+log.addFilter(_FetchRaceFilter())
+
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
 
@@ -85,11 +101,14 @@ class MessageProcessor:
         """The contract instance, None when ignored, DeadLetter when impossible."""
         try:
             raw = json.loads(body)
-        except ValueError as error:
-            raise DeadLetter(f"body is not JSON: {error}") from None
+        except (ValueError, RecursionError) as error:  # deep nesting too
+            raise DeadLetter(f"body is not JSON: {type(error).__name__}: "
+                             f"{str(error)[:200]}") from None
         if not isinstance(raw, dict):
             raise DeadLetter("body is not a JSON object")
         event_type = raw.get("event_type")
+        if not isinstance(event_type, str):
+            raise DeadLetter("event_type is missing or not a string")
         if event_type not in self.consumer.handled_types:
             return None
         version = raw.get("schema_version")

@@ -95,11 +95,30 @@ class DateAsISO(Transcoding):
 
 
 class KaikuApplication(Application):
-    """Base for the services' Applications: the transcodings they all need."""
+    """Base for the services' Applications: shared transcodings, group commit."""
+
+    # Concurrent saves share one transaction (see group_commit). Off with
+    # KAIKU_GROUP_COMMIT=n in the application's environment (benchmarks compare).
+    def __init__(self, env: dict[str, str] | None = None) -> None:
+        super().__init__(env)
+        from .group_commit import GroupCommitter
+
+        enabled = self.env.get("KAIKU_GROUP_COMMIT", "y").lower() not in ("n", "no", "0")
+        self.group_committer = GroupCommitter(self.events.put) if enabled else None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+
+    def _record(self, processing_event: Any) -> Any:
+        if self.group_committer is None or processing_event.tracking is not None \
+                or processing_event.saved_kwargs:
+            return super()._record(processing_event)
+        recordings = self.group_committer.put(processing_event.events)
+        if self.repository.cache and not self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                self.repository.cache.put(aggregate_id, aggregate)
+        return recordings
 
 
 def application_env(settings: KaikuSettings, service: str, **extra: str) -> dict[str, str]:
