@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e shared -e services/cards -e services/venues -e services/omakaiku -e services/notifications
 SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: run test install clean-data help
+.PHONY: run test install clean-data help bench
 
 help:
 	@echo "make run   - start NATS, Postgres, every service and demo data; prints the URLs"
@@ -31,3 +31,7 @@ test: install
 
 clean-data:
 	rm -rf .kaiku
+
+# Benchmarks against real NATS and Postgres; each prints its same-run baseline.
+bench: install
+	$(BIN)/python bench/write_path.py

@@ -131,10 +131,10 @@ def application_env(settings: KaikuSettings, service: str, **extra: str) -> dict
         "POSTGRES_PORT": params["port"],
         "POSTGRES_USER": params["user"],
         "POSTGRES_PASSWORD": params["password"],
-        # Small pools: the default thread pool runs at most ~6 use cases at once
-        # per process, and twelve processes share one server's connections.
+        # Small pools that grow under load: twelve processes share one server's
+        # connections; group commit needs only one of them to write a batch.
         "POSTGRES_POOL_SIZE": "2",
-        "POSTGRES_MAX_OVERFLOW": "6",
+        "POSTGRES_MAX_OVERFLOW": "14",
         "POSTGRES_LOCK_TIMEOUT": "5",
         "CREATE_TABLE": "y",
         "MAPPER_TOPIC": get_topic(MetaMapper),

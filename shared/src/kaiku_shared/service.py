@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from concurrent.futures import ThreadPoolExecutor
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -82,6 +83,10 @@ def create_api(
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry(settings, service, "api")
+        # Use cases run in threads; more than the default ~6 lets concurrent
+        # requests meet in one group commit instead of queueing for a thread.
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(max_workers=settings.api_threads, thread_name_prefix="usecase"))
         runtime = await open_runtime(settings, service, schema)
         app.state.runtime = runtime
         app.state.pool = runtime.pool

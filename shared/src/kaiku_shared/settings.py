@@ -32,6 +32,8 @@ class KaikuSettings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int | None = None
+    # Threads for use cases in an api process (eventsourcing is synchronous).
+    api_threads: int = Field(default=24, ge=1, le=256)
 
     # none | console | file | otlp
     otel_exporter: str = "none"
