@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import json
+import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -167,22 +168,27 @@ def events_table(application_name: str) -> str:
 T = TypeVar("T")
 
 
-def retry_on_conflict(attempts: int = 30) -> Callable[[Callable[..., T]], Callable[..., T]]:
+def retry_on_conflict(attempts: int = 1000, budget_seconds: float = 10.0
+                      ) -> Callable[[Callable[..., T]], Callable[..., T]]:
     """Re-run a get → decide → save use case when another writer won the race.
 
     Optimistic concurrency: the loser reloads the aggregate and decides again
     against the new state, so caps and limits hold under concurrent writers.
+    Backoff grows with jitter (many writers on one hot aggregate spread out);
+    after the time budget the conflict is raised for the caller to report as
+    "busy, try again" — never as a wrong answer.
     """
 
     def decorate(func: Callable[..., T]) -> Callable[..., T]:
         def wrapper(*args: Any, **kwargs: Any) -> T:
+            deadline = time.monotonic() + budget_seconds
             for attempt in range(attempts):
                 try:
                     return func(*args, **kwargs)
                 except (RecordConflictError, IntegrityError):
-                    if attempt == attempts - 1:
+                    if attempt == attempts - 1 or time.monotonic() > deadline:
                         raise
-                    time.sleep(0.001 * (attempt + 1))
+                    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))
             raise AssertionError("unreachable")
 
         wrapper.__name__ = func.__name__

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import Annotated, Any
 
 import asyncpg
+from eventsourcing.persistence import IntegrityError as EventStoreConflict
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -116,6 +117,15 @@ def install_error_handlers(app: FastAPI) -> None:
             exc.status_code, titles.get(exc.status_code, "Request refused"),
             str(exc.detail) if exc.detail else titles.get(exc.status_code, "Refused"),
             headers=getattr(exc, "headers", None),
+        ).response(request.url.path)
+
+    @app.exception_handler(EventStoreConflict)
+    async def _contention(request: Request, exc: Exception) -> JSONResponse:
+        # Retries ran out on a very hot aggregate: nothing was written.
+        return Problem(
+            503, "Busy", "Many people are booking the same thing right now and this request "
+            "was not saved. Try again in a moment.", kind="busy",
+            headers={"Retry-After": "1"},
         ).response(request.url.path)
 
     @app.exception_handler(Exception)

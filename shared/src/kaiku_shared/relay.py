@@ -4,7 +4,8 @@ The event store *is* the outbox. The relay reads stored events in notification
 order after its recorded position, translates each to its integration contract,
 publishes it with ``Nats-Msg-Id = event_id`` (JetStream drops a re-publish inside
 the duplicate window; consumers dedupe beyond it) and records its new position
-only after JetStream acknowledged every message before it.
+only after JetStream acknowledged every message before it. A batch is sent
+pipelined (publish_async) and its acks awaited together.
 
 Exactly one relay per service is active: it holds a Postgres advisory lock on a
 dedicated connection. A standby waits on the same lock; when the active relay
@@ -42,6 +43,9 @@ tracer = trace.get_tracer("kaiku.relay")
 Translator = Callable[[Any, dict[str, Any]], IntegrationEvent | None]
 
 DUPLICATE_WINDOW = timedelta(minutes=10)
+# A batch not acknowledged in time ends the relay with an error: its supervisor
+# restarts it, and it publishes again from the recorded position (deduplicated).
+PUBLISH_TIMEOUT = 30.0
 
 
 async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
@@ -143,8 +147,10 @@ class Relay:
                     self.batch_size,
                 )
                 if rows:
-                    for row in rows:
-                        await self._publish(js, row)
+                    # Pipelined: send the whole batch, then wait for every ack.
+                    acks = [ack for row in rows if (ack := await self._publish(js, row))]
+                    if acks:
+                        await asyncio.wait_for(asyncio.gather(*acks), timeout=PUBLISH_TIMEOUT)
                     position = rows[-1]["notification_id"]
                     # Only now, after every ack of the batch: never ahead of NATS.
                     await conn.execute(
@@ -168,7 +174,8 @@ class Relay:
             with contextlib.suppress(Exception):
                 await nc.drain()
 
-    async def _publish(self, js: Any, row: asyncpg.Record) -> None:
+    async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:
+        """Send one stored event; the future resolves with JetStream's ack."""
         stored = StoredEvent(
             originator_id=row["originator_id"],
             originator_version=row["originator_version"],
@@ -187,7 +194,7 @@ class Relay:
         }
         contract = self.translate(domain_event, envelope)
         if contract is None:
-            return  # an internal fact with no integration event
+            return None  # an internal fact with no integration event
         parent = propagate.extract({"traceparent": meta["traceparent"]}) if meta.get(
             "traceparent"
         ) else None
@@ -199,5 +206,7 @@ class Relay:
         ):
             headers = {"Nats-Msg-Id": str(contract.event_id)}
             propagate.inject(headers)
-            await js.publish(subject, contract.to_json(), stream=self.stream, headers=headers)
+            ack = await js.publish_async(subject, contract.to_json(), stream=self.stream,
+                                         headers=headers)
         RELAY_PUBLISHED.labels(self.service, contract.EVENT_TYPE).inc()
+        return ack
