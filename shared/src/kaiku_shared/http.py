@@ -23,6 +23,7 @@ from eventsourcing.persistence import IntegrityError as EventStoreConflict
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -76,6 +77,35 @@ class Problem(Exception):
                             headers=self.headers)
 
 
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details, as every error of every service is sent."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    errors: list[dict[str, Any]] | None = None
+
+
+def _problem_response(description: str) -> dict[str, Any]:
+    return {"description": description, "model": ProblemDetail,
+            "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}}
+
+
+# Declared on every route so clients (and schema checkers) know the error shapes.
+PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _problem_response("The body is not valid JSON"),
+    401: _problem_response("Not signed in, or the token is not valid"),
+    403: _problem_response("Signed in, but this role or organisation may not do this"),
+    404: _problem_response("Not found"),
+    409: _problem_response("Refused by a business rule (the type names the rule)"),
+    413: _problem_response("Request body too large"),
+    422: _problem_response("Invalid input (field-level errors listed)"),
+    503: _problem_response("Busy or a dependency unavailable; retry shortly"),
+}
+
+
 def not_found(what: str, detail: str) -> Problem:
     return Problem(404, f"{what} not found", detail, kind=f"{what.lower()}-not-found")
 
@@ -111,13 +141,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {404: "Not found", 405: "Method not allowed", 401: "Not signed in",
-                  403: "Forbidden", 413: "Request too large"}
-        return Problem(
-            exc.status_code, titles.get(exc.status_code, "Request refused"),
-            str(exc.detail) if exc.detail else titles.get(exc.status_code, "Refused"),
-            headers=getattr(exc, "headers", None),
-        ).response(request.url.path)
+        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
+                  401: "Not signed in", 403: "Forbidden", 413: "Request too large"}
+        headers = dict(getattr(exc, "headers", None) or {})
+        detail = str(exc.detail) if exc.detail else titles.get(exc.status_code, "Refused")
+        if exc.status_code == 405:
+            # Starlette names only the first matching route's methods.
+            allowed = _allowed_methods(request)
+            headers["Allow"] = ", ".join(allowed)
+            detail = f"{request.method} is not allowed here; use {', '.join(allowed)}."
+        return Problem(exc.status_code, titles.get(exc.status_code, "Request refused"),
+                       detail, headers=headers or None).response(request.url.path)
 
     @app.exception_handler(EventStoreConflict)
     async def _contention(request: Request, exc: Exception) -> JSONResponse:
@@ -137,6 +171,15 @@ def install_error_handlers(app: FastAPI) -> None:
             "unless a later read shows it. Try again, and if it persists, tell support.",
             kind="internal",
         ).response(request.url.path)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    methods: set[str] = set()
+    for route in request.app.routes:
+        regex = getattr(route, "path_regex", None)
+        if regex is not None and regex.match(request.url.path):
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 # --- authentication -----------------------------------------------------------

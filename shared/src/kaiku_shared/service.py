@@ -25,7 +25,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from .consumer import Consumer, build_broker
 from .db import apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
-from .http import IdempotencyMiddleware, RequestMiddleware, install_error_handlers
+from .http import (
+    PROBLEM_RESPONSES,
+    IdempotencyMiddleware,
+    RequestMiddleware,
+    install_error_handlers,
+)
 from .relay import Relay, Translator, ensure_dead_letter_stream, ensure_stream
 from .settings import KaikuSettings
 from .telemetry import setup_telemetry, shutdown_telemetry
@@ -102,7 +107,7 @@ def create_api(
     app.state.settings = settings
     install_error_handlers(app)
     for router in routers:
-        app.include_router(router)
+        app.include_router(router, responses=PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
