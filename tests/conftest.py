@@ -1,4 +1,4 @@
-"""Shared set-up for end-to-end tests: organisations, a venue, helpers over HTTP."""
+"""Shared set-up for tests against the running system: organisations, a venue, helpers."""
 
 from __future__ import annotations
 
