@@ -137,6 +137,9 @@ def application_env(settings: KaikuSettings, service: str, **extra: str) -> dict
         "POSTGRES_POOL_SIZE": "2",
         "POSTGRES_MAX_OVERFLOW": "14",
         "POSTGRES_LOCK_TIMEOUT": "5",
+        # Check pooled connections before use: a Postgres restart must not leave
+        # a process holding dead connections.
+        "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": "y",
         "MAPPER_TOPIC": get_topic(MetaMapper),
     }
