@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -173,6 +174,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ).response(request.url.path)
 
 
+def _failpoints(scope: dict) -> set[str]:
+    app = scope.get("app")
+    settings = getattr(getattr(app, "state", None), "settings", None)
+    return set(filter(None, (settings.failpoints if settings else "").split(",")))
+
+
 def _allowed_methods(request: Request) -> list[str]:
     methods: set[str] = set()
     for route in request.app.routes:
@@ -246,8 +253,14 @@ class RequestMiddleware:
         correlation_id = headers.get("x-correlation-id") or str(uuid.uuid4())
         status_holder = {"status": 500}
 
+        crash_after_commit = "crash-after-commit" in _failpoints(scope) and \
+            headers.get("x-kaiku-failpoint") == "crash-after-commit"
+
         async def send_wrapper(message: dict) -> None:
             if message["type"] == "http.response.start":
+                if crash_after_commit and message["status"] < 300:
+                    # The use case has committed; die before anyone hears of it.
+                    os._exit(137)
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", []).append(
                     (b"x-correlation-id", correlation_id.encode())
@@ -291,8 +304,6 @@ class IdempotencyMiddleware:
     gets 409. Use cases that create things also derive their new ids from the
     key, so even a crash between commit and storing the answer cannot act twice.
     """
-
-    STALE_SECONDS = 30
 
     def __init__(self, app: Any) -> None:
         self.app = app
@@ -348,7 +359,7 @@ class IdempotencyMiddleware:
                 if existing["status_code"] is not None:
                     await _send_stored(send, existing, key)
                     return
-                if existing["age"] < self.STALE_SECONDS:
+                if existing["age"] < settings.idempotency_stale_seconds:
                     await Problem(
                         409, "Request in progress",
                         "A request with this Idempotency-Key is still being handled; "

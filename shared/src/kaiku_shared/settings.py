@@ -32,6 +32,12 @@ class KaikuSettings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int | None = None
+    # A request whose first attempt has not finished after this long is taken
+    # as abandoned (its process died); a retry then runs the use case again,
+    # which finds what the first attempt committed (ids derive from the key).
+    idempotency_stale_seconds: float = Field(default=30.0, gt=0)
+    # Test-only failpoints, e.g. "crash-after-commit"; never set in production.
+    failpoints: str = ""
     # Threads for use cases in an api process (eventsourcing is synchronous).
     api_threads: int = Field(default=24, ge=1, le=256)
 
