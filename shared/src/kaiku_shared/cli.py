@@ -91,6 +91,37 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_audit(args: argparse.Namespace) -> int:
+    """Run each service's reconciliation and print one table; 1 if anything differs."""
+    import json
+    import subprocess
+
+    settings = operator_settings()
+    env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
+           "KAIKU_DATABASE_URL": settings.database_url, "KAIKU_NAMESPACE": settings.namespace}
+    table = Table(title=f"kaiku audit ({settings.namespace})")
+    for column in ("check", "expected", "actual", "pending", "differences"):
+        table.add_column(column, overflow="fold")
+    differences = 0
+    for service in args.services or SERVICES:
+        result = subprocess.run([sys.executable, "-m", service, "audit"], env=env,
+                                capture_output=True, text=True, timeout=600)
+        try:
+            report = json.loads(result.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            console.print(f"[red]{service}: audit failed[/red]\n{result.stderr[-2000:]}")
+            differences += 1
+            continue
+        differences += report["differences"]
+        for check in report["checks"]:
+            table.add_row(check["name"], str(check["expected"]), str(check["actual"]),
+                          str(check["pending"]),
+                          "\n".join(check["differences"][:10]) or "none")
+    Console(width=None if sys.stdout.isatty() else 220).print(table)
+    print(f"{differences} difference(s)")
+    return 1 if differences else 0
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from .demo import load_demo_data
     from .embedded import EmbeddedServers
@@ -178,6 +209,10 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--port-base", type=int, default=DEFAULT_PORTS["cards"],
                      help="first api port; the services take four in a row (default 8101)")
     run.set_defaults(func=cmd_run)
+    audit = sub.add_parser("audit", help="reconcile event stores, streams and read models")
+    audit.add_argument("services", nargs="*", metavar="SERVICE",
+                       help="only these services (default: all)")
+    audit.set_defaults(func=cmd_audit)
     dlq = sub.add_parser("dlq", help="inspect and replay dead letters")
     dlq.add_argument("action", choices=["list", "replay"])
     dlq.add_argument("--consumer", help="only this durable consumer, e.g. omakaiku-history")

@@ -261,14 +261,34 @@ def _stop_on_signals() -> asyncio.Event:
     return stop
 
 
+async def run_audit(
+    settings: KaikuSettings,
+    service: str,
+    build_application: Callable[[], Any],
+    translate: Translator,
+    consumers: list[Consumer],
+) -> int:
+    """Print the reconciliation report as JSON; exit status 1 when anything differs."""
+    import json
+
+    from .audit import audit_service
+
+    await ensure_database(settings, service)
+    application = await asyncio.to_thread(build_application)
+    report = await audit_service(settings, service, application, translate, consumers)
+    print(json.dumps(report.as_dict()))
+    return 1 if report.differences else 0
+
+
 def main_for(
     service: str,
     *,
     api: Callable[[KaikuSettings], FastAPI],
     worker: Callable[[KaikuSettings], Awaitable[None]],
     relay: Callable[[KaikuSettings], Awaitable[None]],
+    audit: Callable[[KaikuSettings], Awaitable[int]] | None = None,
 ) -> Callable[[list[str] | None], None]:
-    """``python -m <service> api|worker|relay``."""
+    """``python -m <service> api|worker|relay|audit``."""
 
     def main(argv: list[str] | None = None) -> None:
         import sys
@@ -284,7 +304,10 @@ def main_for(
             asyncio.run(worker(settings))
         elif role == "relay":
             asyncio.run(relay(settings))
+        elif role == "audit" and audit is not None:
+            raise SystemExit(asyncio.run(audit(settings)))
         else:
-            raise SystemExit(f"usage: python -m {service} api|worker|relay")
+            raise SystemExit(f"usage: python -m {service} api|worker|relay"
+                             + ("|audit" if audit else ""))
 
     return main
