@@ -35,3 +35,5 @@ clean-data:
 # Benchmarks against real NATS and Postgres; each prints its same-run baseline.
 bench: install
 	$(BIN)/python bench/write_path.py
+	$(BIN)/python bench/registration.py
+	$(BIN)/python bench/cold_start.py
