@@ -114,7 +114,7 @@ async def audit_service(
 ) -> AuditReport:
     db_url = settings.service_database_url(service)
     conn = await asyncpg.connect(db_url)
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     js = nc.jetstream()
     checks: list[Check] = []
     try:

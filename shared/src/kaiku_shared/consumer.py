@@ -154,7 +154,7 @@ def build_broker(
 ) -> NatsBroker:
     """A faststream broker with one durable pull subscriber per consumer."""
     broker = NatsBroker(
-        settings.nats_url,
+        settings.nats_servers,
         middlewares=middlewares,
         max_reconnect_attempts=-1,
         name=f"{service}-worker",

@@ -35,7 +35,7 @@ class DeadLetter:
 
 async def list_dead_letters(settings: KaikuSettings, consumer: str | None = None
                             ) -> list[DeadLetter]:
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     try:
         js = nc.jetstream()
         try:
@@ -94,7 +94,7 @@ async def replay_dead_letters(settings: KaikuSettings, sequences: list[int] | No
     """Re-publish the chosen dead letters (all when ``sequences`` is None)."""
     letters = await list_dead_letters(settings, consumer)
     chosen = [d for d in letters if sequences is None or d.sequence in sequences]
-    nc = await nats.connect(settings.nats_url)
+    nc = await nats.connect(settings.nats_servers)
     replayed = []
     try:
         js = nc.jetstream()

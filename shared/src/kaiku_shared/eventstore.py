@@ -22,6 +22,7 @@ from datetime import date
 
 from eventsourcing.persistence import (
     IntegrityError,
+    PersistenceError,
     JSONTranscoder,
     Mapper,
     RecordConflictError,
@@ -152,12 +153,13 @@ def construct_application(factory: Callable[[], T]) -> T:
     """Build an Application; retry when replicas race to create its tables.
 
     eventsourcing's CREATE TABLE/TYPE statements are not safe to run at the
-    same moment from several processes; the loser simply tries again.
+    same moment from several processes (duplicate type, "tuple concurrently
+    updated"); the loser simply tries again.
     """
     for attempt in range(10):
         try:
             return factory()
-        except IntegrityError:
+        except PersistenceError:
             if attempt == 9:
                 raise
             time.sleep(0.1 * (attempt + 1))

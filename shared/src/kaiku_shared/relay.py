@@ -56,6 +56,7 @@ async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
         retention=RetentionPolicy.LIMITS,
         discard=DiscardPolicy.OLD,
         duplicate_window=DUPLICATE_WINDOW.total_seconds(),
+        num_replicas=settings.stream_replicas,
     )
     try:
         await js.add_stream(config)
@@ -69,6 +70,7 @@ async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
         subjects=[f"{settings.namespace}.dlq.>"],
         storage=StorageType.FILE,
         duplicate_window=DUPLICATE_WINDOW.total_seconds(),
+        num_replicas=settings.stream_replicas,
     )
     try:
         await js.add_stream(config)
@@ -94,8 +96,22 @@ class Relay:
         self._wakeup = asyncio.Event()
 
     async def run(self) -> None:
-        """Wait to become the active relay, then publish until stopped."""
+        """Wait to become the active relay, then publish until stopped.
+
+        NATS is connected first: a relay that cannot reach NATS must not hold
+        the lock and keep a healthy standby from publishing.
+        """
         db_url = self.settings.service_database_url(self.service)
+        nc = await nats.connect(self.settings.nats_servers, name=f"{self.service}-relay",
+                                max_reconnect_attempts=-1, connect_timeout=5,
+                                inbox_prefix=self.settings.inbox_prefix(self.service).encode())
+        try:
+            await self._run_connected(db_url, nc)
+        finally:
+            with contextlib.suppress(Exception):
+                await nc.drain()
+
+    async def _run_connected(self, db_url: str, nc: Any) -> None:
         lock_conn = await asyncpg.connect(db_url)
         try:
             while not self.stopping.is_set():
@@ -110,7 +126,7 @@ class Relay:
                 return
             log.info("relay active", extra={"service": self.service})
             self.active.set()
-            await self._publish_loop(db_url)
+            await self._publish_loop(db_url, nc)
         finally:
             with contextlib.suppress(Exception):
                 await lock_conn.close()
@@ -119,10 +135,7 @@ class Relay:
         self.stopping.set()
         self._wakeup.set()
 
-    async def _publish_loop(self, db_url: str) -> None:
-        nc = await nats.connect(self.settings.nats_url, name=f"{self.service}-relay",
-                                max_reconnect_attempts=-1,
-                                inbox_prefix=self.settings.inbox_prefix(self.service).encode())
+    async def _publish_loop(self, db_url: str, nc: Any) -> None:
         js = nc.jetstream()
         conn = await asyncpg.connect(db_url)
         listen = await asyncpg.connect(db_url)
@@ -171,8 +184,6 @@ class Relay:
             for closable in (listen, conn):
                 with contextlib.suppress(Exception):
                     await closable.close()
-            with contextlib.suppress(Exception):
-                await nc.drain()
 
     async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:
         """Send one stored event; the future resolves with JetStream's ack."""

@@ -63,7 +63,7 @@ async def open_runtime(
     await apply_schema(pool, *schema)
     nc = None
     if with_nats:
-        nc = await nats.connect(settings.nats_url, name=f"{service}", max_reconnect_attempts=-1,
+        nc = await nats.connect(settings.nats_servers, name=f"{service}", max_reconnect_attempts=-1,
                                 connect_timeout=5,
                                 inbox_prefix=settings.inbox_prefix(service).encode())
     return Runtime(settings, service, pool, nc)
@@ -183,11 +183,14 @@ async def run_worker(
     broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares)
     stop = stop or _stop_on_signals()
     await broker.start()
+    metrics = _serve_metrics(settings, ready=lambda: runtime.nc.is_connected)
     log.info("worker consuming", extra={"service": service,
                                          "consumers": ",".join(c.name for c in chosen)})
     try:
         await stop.wait()
     finally:
+        if metrics:
+            metrics.stop()
         await broker.stop()
         await runtime.close()
         shutdown_telemetry()
@@ -220,6 +223,8 @@ async def run_relay(
     relay = Relay(settings, service, application.name, mapper, translate,
                   batch_size=settings.relay_batch_size)
     stop = stop or _stop_on_signals()
+    # Ready = this relay is the active one (the standby answers 503).
+    metrics = _serve_metrics(settings, ready=relay.active.is_set)
     task = asyncio.create_task(relay.run())
     stopper = asyncio.create_task(stop.wait())
     try:
@@ -231,7 +236,17 @@ async def run_relay(
         with contextlib.suppress(Exception):
             await asyncio.wait_for(task, timeout=5)
         stopper.cancel()
+        if metrics:
+            metrics.stop()
         shutdown_telemetry()
+
+
+def _serve_metrics(settings: KaikuSettings, ready: Callable[[], bool]) -> Any:
+    if settings.metrics_port is None:
+        return None
+    from .metrics_server import start_metrics_server
+
+    return start_metrics_server(settings.metrics_port, settings.http_host, ready=ready)
 
 
 async def _stream_ready(js: Any, settings: KaikuSettings, source: str) -> None:

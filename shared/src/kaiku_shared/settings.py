@@ -21,6 +21,7 @@ DEFAULT_PORTS = {"cards": 8101, "venues": 8102, "omakaiku": 8103, "notifications
 class KaikuSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KAIKU_", extra="ignore")
 
+    # One URL, or several separated by commas (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
     # Server-level URL; each service uses its own database on this server.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -53,6 +54,10 @@ class KaikuSettings(BaseSettings):
     consumer_backoff_seconds: tuple[float, ...] = (0.2, 1.0, 3.0, 10.0, 30.0)
     consumer_batch_size: int = Field(default=64, ge=1)
     relay_batch_size: int = Field(default=500, ge=1)
+    # JetStream replicas of the streams this system creates (3 on a cluster).
+    stream_replicas: int = Field(default=1, ge=1, le=5)
+    # Worker and relay processes serve /metrics, /healthz, /readyz here if set.
+    metrics_port: int | None = None
     relay_poll_seconds: float = 0.02
 
     @field_validator("namespace")
@@ -61,6 +66,11 @@ class KaikuSettings(BaseSettings):
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
             raise ValueError("namespace must be lower-case letters, digits or _")
         return value
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """The NATS server URLs, for nats.connect(servers=...) and NatsBroker."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
 
     def database_name(self, service: str) -> str:
         return f"{self.namespace}_{service}"

@@ -98,7 +98,7 @@ class Namespace:
     async def drop(self) -> None:
         """Remove this namespace's databases and streams from the shared servers."""
         with contextlib.suppress(Exception):
-            nc = await nats.connect(self.settings.nats_url)
+            nc = await nats.connect(self.settings.nats_servers)
             js = nc.jetstream()
             for service in (*SERVICES, "dlq"):
                 with contextlib.suppress(Exception):

@@ -1,0 +1,274 @@
+"""deploy/k8s: valid Kubernetes objects, the same components as docker-compose.yml.
+
+* every document validates against the Kubernetes OpenAPI schema (strict: an
+  unknown or misspelt field fails) with the ``kubernetes-validate`` package;
+* the committed files are what deploy/k8s/generate.py writes (no hand drift);
+* each compose service has a k8s workload of the same name and vice versa;
+* api, worker and relay: probes, resources, autoscaling, a relay standby;
+* NATS: three servers, the permissions of deploy/nats/nats.conf, and a config
+  the real nats-server accepts; Postgres: the compose init script;
+* the probe endpoint the worker and relay manifests point at answers
+  (kaiku_shared.metrics_server).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+yaml = pytest.importorskip("yaml")
+kubernetes_validate = pytest.importorskip("kubernetes_validate")
+
+REPO = Path(__file__).resolve().parents[2]
+K8S = REPO / "deploy" / "k8s"
+COMPOSE = REPO / "docker-compose.yml"
+KUBERNETES_VERSION = "1.30.0"  # the oldest minor still supported where this runs
+SERVICES = ("cards", "venues", "omakaiku", "notifications")
+ROLES = ("api", "worker", "relay")
+WORKLOADS = ("Deployment", "StatefulSet", "Job")
+# In k8s only: a Job that raises every stream to 3 replicas (compose runs one NATS).
+K8S_ONLY = {"nats-streams"}
+
+
+def load_manifests() -> list[dict]:
+    docs = []
+    for path in sorted(K8S.glob("*.yaml")):
+        if path.name == "kustomization.yaml":
+            continue
+        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return docs
+
+
+@pytest.fixture(scope="module")
+def manifests() -> list[dict]:
+    return load_manifests()
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def find(docs: list[dict], kind: str, name: str) -> dict:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"expected one {kind}/{name}, found {len(matches)}"
+    return matches[0]
+
+
+def test_manifests_are_what_the_generator_writes() -> None:
+    result = subprocess.run([sys.executable, str(K8S / "generate.py"), "--check"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_document_validates_against_the_kubernetes_schema(manifests: list[dict]) -> None:
+    assert len(manifests) > 40
+    errors = []
+    for doc in manifests:
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            errors.append(f"{doc['kind']}/{doc['metadata']['name']}: "
+                          f"{'.'.join(map(str, error.path))}: {error.message}")
+    assert not errors, "\n".join(errors)
+
+
+def test_the_validator_rejects_a_broken_manifest(manifests: list[dict]) -> None:
+    """The check above can fail: a misspelt field is refused."""
+    import copy
+
+    doc = copy.deepcopy(find(manifests, "Deployment", "venues-api"))
+    doc["spec"]["template"]["spec"]["containers"][0]["livenesProbe"] = {}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_kustomization_lists_every_manifest() -> None:
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    files = sorted(p.name for p in K8S.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == files
+    assert kustomization["namespace"] == "kaikukortti"
+
+
+def test_compose_and_k8s_describe_the_same_components(manifests: list[dict],
+                                                      compose: dict) -> None:
+    in_compose = set(compose["services"])
+    in_k8s = {d["metadata"]["name"] for d in manifests if d["kind"] in WORKLOADS}
+    assert in_compose - in_k8s == set(), "compose services without a k8s counterpart"
+    assert in_k8s - in_compose == K8S_ONLY, "k8s workloads compose does not have"
+    for service in SERVICES:
+        for role in ROLES:
+            name = f"{service}-{role}"
+            container = find(manifests, "Deployment", name)["spec"]["template"]["spec"][
+                "containers"][0]
+            assert container["command"] == compose["services"][name]["command"]
+            assert container["image"].split(":")[0] == "kaikukortti"
+    # The same images for the infrastructure.
+    assert find(manifests, "StatefulSet", "nats")["spec"]["template"]["spec"]["containers"][0][
+        "image"] == compose["services"]["nats"]["image"]
+    assert find(manifests, "StatefulSet", "postgres")["spec"]["template"]["spec"][
+        "containers"][0]["image"] == compose["services"]["postgres"]["image"]
+
+
+def test_each_process_has_probes_resources_and_its_own_secret(manifests: list[dict]) -> None:
+    for service in SERVICES:
+        for role in ROLES:
+            name = f"{service}-{role}"
+            deployment = find(manifests, "Deployment", name)
+            pod = deployment["spec"]["template"]["spec"]
+            (container,) = pod["containers"]
+            port = container["ports"][0]["name"]
+            assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": port}
+            assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": port}
+            assert {"cpu", "memory"} <= set(container["resources"]["requests"])
+            assert "memory" in container["resources"]["limits"]
+            secrets = [e["secretRef"]["name"] for e in container["envFrom"] if "secretRef" in e]
+            assert sorted(secrets) == sorted(["kaiku-jwt", f"kaiku-{service}"]), name
+            assert pod["securityContext"]["runAsNonRoot"] is True
+            # Connection settings never in plain env or a ConfigMap.
+            plain = {e["name"] for e in container.get("env", [])}
+            assert not plain & {"KAIKU_DATABASE_URL", "KAIKU_NATS_URL", "KAIKU_JWT_SECRET"}
+    config = find(manifests, "ConfigMap", "kaiku-config")["data"]
+    assert not {"KAIKU_DATABASE_URL", "KAIKU_NATS_URL", "KAIKU_JWT_SECRET"} & set(config)
+    assert config["KAIKU_NAMESPACE"] == "kaiku"  # nats.conf's permissions assume it
+    for service in SERVICES:
+        data = find(manifests, "Secret", f"kaiku-{service}")["stringData"]
+        assert data["KAIKU_NATS_URL"].startswith(f"nats://{service}:")
+        assert data["KAIKU_DATABASE_URL"].startswith(f"postgresql://{service}:")
+
+
+def test_api_and_worker_autoscale_and_the_relay_has_one_standby(manifests: list[dict]) -> None:
+    hpas = {d["spec"]["scaleTargetRef"]["name"]: d for d in manifests
+            if d["kind"] == "HorizontalPodAutoscaler"}
+    for service in SERVICES:
+        for role in ("api", "worker"):
+            hpa = hpas[f"{service}-{role}"]
+            assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+            assert 2 <= hpa["spec"]["minReplicas"] < hpa["spec"]["maxReplicas"]
+        relay = find(manifests, "Deployment", f"{service}-relay")
+        assert relay["spec"]["replicas"] == 2  # one active by advisory lock, one standby
+        assert f"{service}-relay" not in hpas  # more relays would only wait on the lock
+        api_service = find(manifests, "Service", f"{service}-api")
+        assert api_service["spec"]["selector"] == {"app.kubernetes.io/name": f"{service}-api"}
+
+
+def test_nats_is_a_three_server_jetstream_cluster(manifests: list[dict]) -> None:
+    statefulset = find(manifests, "StatefulSet", "nats")
+    assert statefulset["spec"]["replicas"] == 3
+    headless = find(manifests, "Service", "nats-headless")
+    assert headless["spec"]["clusterIP"] == "None"
+    assert statefulset["spec"]["serviceName"] == "nats-headless"
+    conf = find(manifests, "ConfigMap", "nats-config")["data"]["kaiku.conf"]
+    for i in range(3):
+        assert f"nats-{i}.nats-headless.kaikukortti.svc.cluster.local:6222" in conf
+    base = (REPO / "deploy" / "nats" / "nats.conf").read_text()
+    permissions = base[base.index("# ------------------------------------------------"
+                                  "---------------- permissions"):]
+    assert conf.endswith(permissions), "the cluster must use nats.conf's permissions"
+    assert "server_name: $POD_NAME" in conf
+    streams = find(manifests, "Job", "nats-streams")["spec"]["template"]["spec"][
+        "containers"][0]["command"][-1]
+    for name in (*[f"KAIKU_{s.upper()}" for s in SERVICES], "KAIKU_DLQ"):
+        assert f"stream {name} " in streams
+    assert streams.count("--replicas 3") == 2  # on add and on edit
+
+
+def test_real_nats_server_accepts_the_cluster_config(manifests: list[dict],
+                                                     tmp_path: Path) -> None:
+    from kaiku_shared.embedded import find_nats_server
+
+    conf = find(manifests, "ConfigMap", "nats-config")["data"]["kaiku.conf"]
+    path = tmp_path / "kaiku.conf"
+    path.write_text(conf)
+    env = {**os.environ, "POD_NAME": "nats-0", "NATS_STORE_DIR": str(tmp_path / "js"),
+           **{f"NATS_{who}_PASSWORD": "pw" for who in
+              ("CARDS", "VENUES", "OMAKAIKU", "NOTIFICATIONS", "ADMIN", "SYS")}}
+    result = subprocess.run([str(find_nats_server()), "-t", "-c", str(path)], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stdout + result.stderr
+    # ...and refuses it without the passwords (nothing starts with a built-in one).
+    del env["NATS_ADMIN_PASSWORD"]
+    result = subprocess.run([str(find_nats_server()), "-t", "-c", str(path)], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode != 0
+
+
+def test_postgres_is_one_server_with_a_database_per_service(manifests: list[dict],
+                                                            compose: dict) -> None:
+    statefulset = find(manifests, "StatefulSet", "postgres")
+    assert statefulset["spec"]["replicas"] == 1
+    job = find(manifests, "Job", "postgres-init")
+    script = job["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert script == compose["services"]["postgres-init"]["command"][0].replace("$$", "$")
+    for service in SERVICES:
+        assert f'role {service} "${service.upper()}_PASSWORD"' in script
+    env = {e["name"]: e for e in job["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "postgres"
+
+
+def test_collector_uses_the_compose_config(manifests: list[dict]) -> None:
+    data = find(manifests, "ConfigMap", "otel-collector-config")["data"]["collector.yaml"]
+    assert data == (REPO / "deploy" / "otel" / "collector.yaml").read_text()
+    find(manifests, "Service", "otel-collector")
+    find(manifests, "Service", "jaeger")
+
+
+def test_worker_and_relay_probe_endpoint_answers() -> None:
+    """What the worker/relay manifests probe and scrape (port 9464 once wired in)."""
+    from kaiku_shared.metrics import RELAY_LAG
+    from kaiku_shared.metrics_server import start_metrics_server
+
+    ready = {"value": False}
+    server = start_metrics_server(0, "127.0.0.1", ready=lambda: ready["value"])
+    base = f"http://127.0.0.1:{server.port}"
+    try:
+        RELAY_LAG.labels("k8s-test").set(7)
+        with urllib.request.urlopen(f"{base}/healthz", timeout=5) as response:
+            assert response.status == 200
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{base}/readyz", timeout=5)
+        assert refused.value.code == 503
+        ready["value"] = True
+        with urllib.request.urlopen(f"{base}/readyz", timeout=5) as response:
+            assert response.status == 200
+        with urllib.request.urlopen(f"{base}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        assert 'kaiku_relay_lag_events{service="k8s-test"} 7.0' in text
+    finally:
+        server.stop()
+
+
+def test_dashboard_charts_the_metrics_the_processes_export() -> None:
+    """deploy/grafana/kaikukortti.json: every query names a metric that
+    kaiku_shared.metrics defines, and every defined metric is charted."""
+    import json
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import kaiku_shared.metrics  # noqa: F401 - registers the metrics
+
+    dashboard = json.loads((REPO / "deploy" / "grafana" / "kaikukortti.json").read_text())
+    exported = {}
+    for metric in REGISTRY.collect():
+        if metric.name.startswith("kaiku_"):
+            for sample_suffix in ("", "_total", "_bucket", "_count", "_sum"):
+                exported[metric.name + sample_suffix] = metric.name
+    queried = set()
+    panels = [p for p in dashboard["panels"] if p["type"] != "row"]
+    assert panels
+    for panel in panels:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            for name in re.findall(r"\bkaiku_[a-z_]+", target["expr"]):
+                assert name in exported, f"{panel['title']}: unknown metric {name}"
+                queried.add(exported[name])
+    defined = {m.name for m in REGISTRY.collect() if m.name.startswith("kaiku_")}
+    assert defined <= queried, f"metrics not on the dashboard: {defined - queried}"
+    assert {"service", "consumer"} <= {v["name"] for v in dashboard["templating"]["list"]}
