@@ -10,7 +10,7 @@ from datetime import date, datetime
 from typing import Literal
 from uuid import UUID
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .base import IntegrationEvent, contract
 
@@ -81,6 +81,50 @@ class CardClosedV1(IntegrationEvent):
     reason: str
 
 
+@contract
+class CardReplacedV1(IntegrationEvent):
+    """A lost card was replaced: ``card_number`` (closed) now continues as
+    ``replacement_card_number``, with the same validity. Follows the old card's
+    CardClosedV1; lets a holder's account and history move to the new number."""
+
+    PRODUCER = "cards"
+    EVENT_TYPE = "card_replaced"
+    card_number: str
+    replacement_card_number: str
+    valid_until: date
+
+
+class ImportedUse(BaseModel):
+    """One historical use of a card, from before this system (no venue id)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    use_id: UUID
+    used_at: datetime
+    venue_municipality: str
+    children: int = Field(ge=0)
+
+
+@contract
+class CardUsesImportedV1(IntegrationEvent):
+    """A card's historical uses, imported into Kaikukanta (e.g. ``seed-history``).
+    Statistics count them as uses; they are not tickets at any venue."""
+
+    PRODUCER = "cards"
+    EVENT_TYPE = "card_uses_imported"
+    card_number: str
+    uses: tuple[ImportedUse, ...]
+
+
+@contract
+class OrganisationStatusChangedV1(IntegrationEvent):
+    """A pending distributor was approved, or a partner left the network."""
+
+    PRODUCER = "cards"
+    EVENT_TYPE = "organisation_status_changed"
+    organisation_id: UUID
+    status: Literal["approved", "left"]
+
+
 # --- venues -------------------------------------------------------------------
 
 
@@ -142,6 +186,103 @@ class TicketCancelledV1(IntegrationEvent):
     requested_by_holder: bool = False
 
 
+@contract
+class OfferingTermsPublishedV1(IntegrationEvent):
+    """What the card covers for an offering, published right after OfferingPublished:
+    the venue's limits, so holders see every limit with the offering (the venue's
+    box-office contact stays in venues' API: no contact data travels on NATS).
+    ``card_tickets_excluded`` names the rule (``production-excluded``,
+    ``weekend-excluded``) when the card gives no tickets to it at all."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "offering_terms_published"
+    offering_id: UUID
+    venue_id: UUID
+    venue_kind: str
+    production: str
+    sales_opens_at: datetime | None = None
+    card_tickets_excluded: str | None = None
+    one_ticket_per_card: bool = False
+    max_open_reservations: int | None = None
+    weekends_excluded: bool = False
+    excluded_productions: tuple[str, ...] = ()
+
+
+@contract
+class OfferingChangedV1(IntegrationEvent):
+    """The offering's state after a change (all fields, not a diff)."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "offering_changed"
+    offering_id: UUID
+    venue_id: UUID
+    title: str
+    starts_at: datetime
+    capacity: int
+    card_cap: int
+    sales_opens_at: datetime | None = None
+
+
+@contract
+class OfferingCancelledV1(IntegrationEvent):
+    """The offering is cancelled; each of its tickets gets its own TicketCancelled."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "offering_cancelled"
+    offering_id: UUID
+    venue_id: UUID
+    title: str
+    starts_at: datetime
+    reason: str | None = None
+    tickets_cancelled: int = Field(ge=0)
+
+
+@contract
+class TicketCancellationRefusedV1(IntegrationEvent):
+    """A holder's TicketCancellationRequested that venues refused (``rule`` names why)."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "ticket_cancellation_refused"
+    ticket_id: UUID
+    account_id: UUID
+    card_number: str
+    rule: str
+    detail: str
+    request_event_id: str
+
+
+@contract
+class SwimmingVisitRegisteredV1(IntegrationEvent):
+    """A use of the card at a swimming hall on its yearly series of visits."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "swimming_visit_registered"
+    venue_id: UUID
+    card_number: str
+    year: int
+    children: int = Field(ge=0)
+    visits: int = Field(ge=1)
+    visits_used: int = Field(ge=1)
+    visits_per_year: int | None = None
+    registered_by: UUID
+
+
+@contract
+class LibraryFeeCoveredV1(IntegrationEvent):
+    """A library fee the card covered (interlibrary loan, late fee, copying)."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "library_fee_covered"
+    venue_id: UUID
+    card_number: str
+    year: int
+    fee_type: Literal["interlibrary_loan", "late_fee", "copying"]
+    amount_cents: int = Field(ge=1)
+    year_total_cents: int = Field(ge=1)
+    cap_cents: int | None = None
+    registered_by: UUID
+
+
 # --- omakaiku (holder service; no personal data leaves it) --------------------
 
 
@@ -190,3 +331,81 @@ class AccountErasedV1(IntegrationEvent):
     PRODUCER = "omakaiku"
     EVENT_TYPE = "account_erased"
     account_id: UUID
+
+
+# --- notifications (decides who gets what; never learns who they are) ---------
+
+
+class NotificationItem(BaseModel):
+    """One notification inside a digest: a template key and its parameters.
+
+    The key is language-neutral; omakaiku renders it in the holder's language.
+    Parameters are offering titles, venue names, dates: never personal data.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    kind: str
+    source_id: UUID
+    template_key: str
+    params: dict[str, str]
+
+
+@contract
+class NotificationBatchIssuedV1(IntegrationEvent):
+    """Hand-over to omakaiku: send this one notification to each listed account.
+
+    A batch, not one event per holder: a fan-out to 100,000 holders is 100
+    events of at most 1,000 accounts (each well under the NATS payload limit).
+    Holders who chose a daily digest are not listed; they get a digest.
+    """
+
+    PRODUCER = "notifications"
+    EVENT_TYPE = "notification_batch_issued"
+    batch_id: UUID
+    kind: str
+    source_id: UUID
+    template_key: str
+    params: dict[str, str]
+    account_ids: tuple[UUID, ...]
+
+
+@contract
+class NotificationDigestIssuedV1(IntegrationEvent):
+    """Hand-over to omakaiku: one holder's daily digest of notifications."""
+
+    PRODUCER = "notifications"
+    EVENT_TYPE = "notification_digest_issued"
+    digest_id: UUID
+    account_id: UUID
+    digest_date: date
+    items: tuple[NotificationItem, ...]
+
+
+@contract
+class MessageSentV1(IntegrationEvent):
+    """A message was delivered to an inbox. Ids only: subject and body may hold
+    whatever people write, so they stay in notifications' database."""
+
+    PRODUCER = "notifications"
+    EVENT_TYPE = "message_sent"
+    message_id: UUID
+    sender_kind: Literal["organisation", "holder", "user"]
+    sender_organisation_id: UUID | None = None
+    sender_account_id: UUID | None = None
+    sender_user_id: str | None = None
+    recipient_kind: Literal["organisation", "holder", "user"]
+    recipient_organisation_id: UUID | None = None
+    recipient_account_id: UUID | None = None
+    recipient_card_number: str | None = None
+    recipient_user_id: str | None = None
+
+
+@contract
+class BulletinPublishedV1(IntegrationEvent):
+    """Kaikukeskus's bulletin to every organisation and holder (public text)."""
+
+    PRODUCER = "notifications"
+    EVENT_TYPE = "bulletin_published"
+    bulletin_id: UUID
+    title: str
+    body: str
