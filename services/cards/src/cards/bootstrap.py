@@ -7,13 +7,20 @@ import asyncio
 from fastapi import FastAPI
 
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import Runtime, create_api, main_for, run_relay, run_worker
+from kaiku_shared.service import (
+    Runtime,
+    create_api,
+    main_for,
+    run_audit,
+    run_relay,
+    run_worker,
+)
 
 from .adapters import statistics
 from .adapters.reference import load_network
 from .adapters.translate import translate
 from .application.app import CardsApplication
-from .config import SERVICE, KaikuSettings
+from .config import SERVICE, KaikuSettings, load_cards_settings
 from .entrypoints.api import router
 
 
@@ -26,6 +33,9 @@ def build_application(settings: KaikuSettings) -> CardsApplication:
 def build_api(settings: KaikuSettings) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> None:
         app.state.application = await asyncio.to_thread(build_application, settings)
+        app.state.cards_settings = load_cards_settings()
+        # The editable network is seeded from the reference data on first start.
+        await asyncio.to_thread(app.state.application.ensure_network)
 
     return create_api(
         service=SERVICE, settings=settings, title="Kaikukanta — the Kaikukortti registry",
@@ -44,4 +54,22 @@ async def relay(settings: KaikuSettings) -> None:
     await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
 
 
-main = main_for(SERVICE, api=build_api, worker=worker, relay=relay)
+async def audit(settings: KaikuSettings) -> int:
+    # The handlers' collaborators are not called by an audit: only names and types.
+    return await run_audit(settings, SERVICE, lambda: build_application(settings), translate,
+                           statistics.consumers())
+
+
+_process_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m cards api|worker|relay|audit`` or an operator command (see cli.py)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] not in ("api", "worker", "relay", "audit"):
+        from .entrypoints.cli import main as cli_main
+
+        raise SystemExit(cli_main(args))
+    _process_main(args)

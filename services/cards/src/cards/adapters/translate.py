@@ -9,14 +9,19 @@ from kaiku_shared.contracts import (
     CardClosedV1,
     CardIssuedV1,
     CardRenewedV1,
+    CardReplacedV1,
+    CardUsesImportedV1,
     IntegrationEvent,
     OrganisationRegisteredV1,
+    OrganisationStatusChangedV1,
 )
 
 from ..domain.model import Card, Organisation
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
+    """The contract for a domain event; None for what never leaves the service
+    (staff users and rosters: usernames stay here; continuation rounds)."""
     if isinstance(event, Card.Issued):
         return CardIssuedV1.build(
             **envelope, card_number=event.card_number,
@@ -36,10 +41,25 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
     if isinstance(event, Card.Changed):
         return CardChangedV1.build(
             **envelope, card_number=event.card_number, valid_until=event.valid_until,
-            children=event.children, postal_code=event.postal_code, municipality=event.municipality, region=event.region,
+            children=event.children, postal_code=event.postal_code,
+            municipality=event.municipality, region=event.region,
         )
     if isinstance(event, Card.Closed):
         return CardClosedV1.build(**envelope, card_number=event.card_number, reason=event.reason)
+    if isinstance(event, Card.Replaced):
+        return CardReplacedV1.build(
+            **envelope, card_number=event.card_number,
+            replacement_card_number=event.replaced_by, valid_until=event.valid_until,
+        )
+    if isinstance(event, Card.UsesImported):
+        return CardUsesImportedV1.build(
+            **envelope, card_number=event.card_number, uses=tuple(event.uses))
+    if isinstance(event, Organisation.Approved):
+        return OrganisationStatusChangedV1.build(
+            **envelope, organisation_id=event.originator_id, status="approved")
+    if isinstance(event, Organisation.Left):
+        return OrganisationStatusChangedV1.build(
+            **envelope, organisation_id=event.originator_id, status="left")
     if isinstance(event, Organisation.Registered):
         return OrganisationRegisteredV1.build(
             **envelope, organisation_id=event.originator_id, kind=event.kind, name=event.name,

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kaiku_shared.auth import Principal
+from kaiku_shared.auth import Principal, issue_token
 from kaiku_shared.http import (
-    CurrentPrincipal,
     Problem,
     conflict,
     idempotency_key,
@@ -22,12 +24,27 @@ from kaiku_shared.http import (
     unprocessable,
 )
 
+from ..adapters import report as report_page
 from ..adapters import statistics
-from ..application.app import CardsApplication, Forbidden, NotFound, RuleViolation
+from ..application.app import (
+    KAIKUKESKUS_ID,
+    AuthenticationFailed,
+    CardsApplication,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+)
+from ..config import CardsSettings
 from ..domain.model import Card
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
-CONFLICT_RULES = {"card-closed"}
+# Refusals of a well-formed request by the state of things: 409. The rest: 422.
+CONFLICT_RULES = {
+    "card-closed", "card-already-replaced", "card-expired", "distributor-not-approved",
+    "organisation-left", "organisation-already-approved", "no-new-partners-mid-year",
+    "username-taken", "user-inactive", "round-exists", "round-closed",
+    "round-deadline-passed", "busy",
+}
 
 router = APIRouter()
 
@@ -40,14 +57,32 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+Score = Annotated[int, Field(ge=0, le=10)]
+# A skipped wellbeing question is recorded as "no answer": send "no_answer" or
+# leave the field out.
+Answer = Score | Literal["no_answer"] | None
+
+
+def answer(value: Answer) -> int | None:
+    return None if value in (None, "no_answer") else int(value)
+
+
+# --- schemas -------------------------------------------------------------------------
+
+
 class OrganisationCreate(Schema):
     kind: Literal["distributor", "venue", "ticket_agent"]
     name: str = Field(min_length=1, max_length=200)
     municipality: str = Field(min_length=1, max_length=100)
+    pending: bool = Field(default=False, description=(
+        "register as a proposal that Kaikukeskus approves later (POST .../approval)"))
+    override: bool = Field(default=False, description=(
+        "Kaikukeskus lets a new partner join after the year's partner list is fixed"))
 
 
 class OrganisationCreated(BaseModel):
     organisation_id: UUID
+    status: str
 
 
 class OrganisationPublic(BaseModel):
@@ -55,6 +90,47 @@ class OrganisationPublic(BaseModel):
     kind: str
     name: str
     municipality: str
+    status: str
+
+
+class Approval(Schema):
+    override: bool = False
+
+
+class Login(Schema):
+    username: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class LoginAnswer(BaseModel):
+    access_token: str
+    token_type: Literal["bearer"] = "bearer"
+    expires_in: int
+    role: str
+    organisation_id: UUID
+    user_id: UUID
+    admin: bool
+
+
+class UserCreate(Schema):
+    username: str = Field(min_length=3, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    organisation_id: UUID | None = Field(default=None, description=(
+        "defaults to the caller's organisation (Kaikukeskus for Kaikukeskus)"))
+    admin: bool = Field(default=False, description="may manage the organisation's users")
+
+
+class UserPublic(BaseModel):
+    user_id: UUID
+    username: str
+    organisation_id: UUID
+    role: str
+    admin: bool
+    active: bool
+
+
+class PasswordChange(Schema):
+    password: str = Field(min_length=1, max_length=256)
 
 
 class CardCreate(Schema):
@@ -63,7 +139,7 @@ class CardCreate(Schema):
     municipality: str = Field(min_length=1, max_length=100)
     children: int = Field(ge=0, le=30, description="own or household children under 18")
     valid_until: date | None = None
-    life_satisfaction: int | None = Field(default=None, ge=0, le=10)
+    life_satisfaction: Answer = None
     community: bool = False
 
 
@@ -79,6 +155,9 @@ class CardPublic(BaseModel):
     birth_year: int
     postal_code: str
     issuer_organisation_id: UUID
+    closure_reason: str | None = None
+    replaces: str | None = None
+    replaced_by: str | None = None
 
 
 class CardForVenue(BaseModel):
@@ -92,8 +171,8 @@ class CardForVenue(BaseModel):
 
 class CardRenewal(Schema):
     valid_until: date | None = None
-    life_satisfaction: int | None = Field(default=None, ge=0, le=10)
-    wellbeing_impact: int | None = Field(default=None, ge=0, le=10)
+    life_satisfaction: Answer = None
+    wellbeing_impact: Answer = None
 
 
 class CardChange(Schema):
@@ -106,14 +185,32 @@ class CardClosure(Schema):
     reason: Literal["lost", "moved", "misuse", "expired", "holder_request", "other"]
 
 
+class RoundOpen(Schema):
+    year: int = Field(ge=2015, le=2100)
+    deadline: date
+
+
+class RoundAnswer(Schema):
+    decision: Literal["continue", "leave"]
+
+
+# --- dependencies ------------------------------------------------------------------------
+
+
 def application(request: Request) -> CardsApplication:
     return request.app.state.application
 
 
+def cards_settings(request: Request) -> CardsSettings:
+    return request.app.state.cards_settings
+
+
 App = Annotated[CardsApplication, Depends(application)]
+Settings = Annotated[CardsSettings, Depends(cards_settings)]
 Kaikukeskus = Annotated[Principal, Depends(require_role("kaikukeskus"))]
 Distributor = Annotated[Principal, Depends(require_role("distributor"))]
 DistributorOrCentre = Annotated[Principal, Depends(require_role("distributor", "kaikukeskus"))]
+Partner = Annotated[Principal, Depends(require_role("distributor", "venue", "ticket_agent"))]
 Staff = Annotated[Principal, Depends(require_role("kaikukeskus", "distributor", "venue",
                                                   "ticket_agent"))]
 
@@ -132,6 +229,12 @@ async def run(func, *args, **kwargs):
         raise Problem(403, "Forbidden", str(error), kind="not-yours") from None
 
 
+def derived_id(request: Request, principal: Principal, kind: str) -> UUID:
+    """New ids from the Idempotency-Key make a retried create find its first result."""
+    key = idempotency_key(request)
+    return uuid5(NAMESPACE_URL, f"/{kind}/{principal.key}/{key}") if key else uuid4()
+
+
 def card_public(card: Card) -> CardPublic:
     return CardPublic(
         card_number=card.card_number, valid_from=card.valid_from,
@@ -139,28 +242,255 @@ def card_public(card: Card) -> CardPublic:
         municipality=card.municipality, region=card.region, status=card.status,
         community=card.community, birth_year=card.birth_year,
         postal_code=card.postal_code, issuer_organisation_id=card.issuer_organisation_id,
+        closure_reason=card.closure_reason, replaces=getattr(card, "replaces", None),
+        replaced_by=getattr(card, "replaced_by", None),
     )
+
+
+def organisation_public(organisation) -> OrganisationPublic:
+    return OrganisationPublic(organisation_id=organisation.id, kind=organisation.kind,
+                              name=organisation.name, municipality=organisation.municipality,
+                              status=organisation.status)
+
+
+# --- sign-in and staff users ----------------------------------------------------------
+
+
+@router.post("/auth/login", response_model=LoginAnswer, tags=["auth"],
+             responses={401: {"description": "wrong username or password"}})
+async def login(body: Login, request: Request, app: App, settings: Settings) -> LoginAnswer:
+    """A staff member signs in; the token carries their role and organisation."""
+    try:
+        user = await asyncio.to_thread(app.authenticate, body.username, body.password)
+    except AuthenticationFailed:
+        raise Problem(401, "Not signed in", "The username or password is wrong, or the "
+                      "user is deactivated.", kind="login-failed") from None
+    token = issue_token(request.app.state.settings, role=user.role,
+                        organisation_id=user.organisation_id, subject=str(user.id),
+                        ttl_seconds=settings.login_token_seconds)
+    return LoginAnswer(access_token=token, expires_in=settings.login_token_seconds,
+                       role=user.role, organisation_id=user.organisation_id,
+                       user_id=user.id, admin=user.admin)
+
+
+@router.get("/auth/me", tags=["auth"])
+async def who_am_i(principal: Staff) -> dict[str, Any]:
+    return {"role": principal.role, "organisation_id": principal.organisation_id,
+            "subject": principal.subject}
+
+
+def _caller_user(app: CardsApplication, principal: Principal):
+    try:
+        return app.get_user(UUID(principal.subject))
+    except (ValueError, NotFound):
+        return None  # a token not from /auth/login (dev tokens, services)
+
+
+def _check_user_admin(app: CardsApplication, principal: Principal,
+                      organisation_id: UUID) -> None:
+    """Kaikukeskus manages every organisation's users; an organisation's own admin
+    user manages its own."""
+    if principal.role == "kaikukeskus":
+        return
+    if principal.organisation_id != organisation_id:
+        raise Forbidden("You manage only your own organisation's users.")
+    caller = _caller_user(app, principal)
+    if caller is None or not caller.admin or not caller.active \
+            or caller.organisation_id != organisation_id:
+        raise Forbidden("Managing users needs an admin user of the organisation.")
+
+
+def user_public(user) -> UserPublic:
+    return UserPublic(user_id=user.id, username=user.username,
+                      organisation_id=user.organisation_id, role=user.role,
+                      admin=user.admin, active=user.active)
+
+
+@router.post("/users", status_code=201, response_model=UserPublic, tags=["users"])
+async def create_user(body: UserCreate, app: App, principal: Staff) -> UserPublic:
+    def create():
+        organisation_id = body.organisation_id or principal.organisation_id
+        if organisation_id is None or organisation_id == KAIKUKESKUS_ID:
+            if principal.role != "kaikukeskus":
+                raise Forbidden("Only Kaikukeskus creates Kaikukeskus users.")
+            organisation_id = app.ensure_kaikukeskus().id
+        _check_user_admin(app, principal, organisation_id)
+        return app.create_user(username=body.username, password=body.password,
+                               organisation_id=organisation_id, admin=body.admin)
+
+    return user_public(await run(create))
+
+
+@router.get("/users", response_model=list[dict[str, Any]], tags=["users"])
+async def list_users(app: App, principal: Staff,
+                     organisation_id: UUID | None = None) -> list[dict[str, Any]]:
+    def listing():
+        org = organisation_id or principal.organisation_id or KAIKUKESKUS_ID
+        _check_user_admin(app, principal, org)
+        if org == KAIKUKESKUS_ID:
+            app.ensure_kaikukeskus()
+        return app.list_users(org)
+
+    return await run(listing)
+
+
+@router.post("/users/{user_id}/deactivation", response_model=UserPublic, tags=["users"])
+async def deactivate_user(user_id: UUID, app: App, principal: Staff) -> UserPublic:
+    def deactivate():
+        _check_user_admin(app, principal, app.get_user(user_id).organisation_id)
+        return app.deactivate_user(user_id)
+
+    return user_public(await run(deactivate))
+
+
+@router.put("/users/{user_id}/password", response_model=UserPublic, tags=["users"])
+async def change_password(user_id: UUID, body: PasswordChange, app: App,
+                          principal: Staff) -> UserPublic:
+    def change():
+        target = app.get_user(user_id)
+        if principal.subject != str(user_id):
+            _check_user_admin(app, principal, target.organisation_id)
+        return app.change_password(user_id, body.password)
+
+    return user_public(await run(change))
+
+
+# --- organisations ----------------------------------------------------------------------
 
 
 @router.post("/organisations", status_code=201, response_model=OrganisationCreated,
              tags=["organisations"])
 async def register_organisation(body: OrganisationCreate, request: Request, app: App,
                                 principal: Kaikukeskus) -> OrganisationCreated:
-    key = idempotency_key(request)
-    organisation_id = (uuid5(NAMESPACE_URL, f"/organisations/{principal.key}/{key}") if key
-                       else uuid4())
-    organisation = await run(app.register_organisation, organisation_id, body.kind,
-                             body.name, body.municipality)
-    return OrganisationCreated(organisation_id=organisation.id)
+    organisation = await run(app.register_organisation,
+                             derived_id(request, principal, "organisations"), body.kind,
+                             body.name, body.municipality, pending=body.pending,
+                             override=body.override, today=today())
+    return OrganisationCreated(organisation_id=organisation.id, status=organisation.status)
+
+
+@router.post("/organisations/{organisation_id}/approval", response_model=OrganisationPublic,
+             tags=["organisations"])
+async def approve_organisation(organisation_id: UUID, body: Approval, app: App,
+                               principal: Kaikukeskus) -> OrganisationPublic:
+    organisation = await run(app.approve_organisation, organisation_id, today=today(),
+                             override=body.override)
+    return organisation_public(organisation)
+
+
+@router.get("/organisations", tags=["organisations"])
+async def list_organisations(request: Request, principal: Kaikukeskus
+                             ) -> list[dict[str, Any]]:
+    return await statistics.partner_organisations(request.app.state.pool)
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationPublic,
             tags=["organisations"])
 async def get_organisation(organisation_id: UUID, app: App, principal: Staff
                            ) -> OrganisationPublic:
-    organisation = await run(app.get_organisation, organisation_id)
-    return OrganisationPublic(organisation_id=organisation.id, kind=organisation.kind,
-                              name=organisation.name, municipality=organisation.municipality)
+    return organisation_public(await run(app.get_organisation, organisation_id))
+
+
+# --- partner continuation ----------------------------------------------------------------
+
+
+def round_public(round_) -> dict[str, Any]:
+    return {"year": round_.year, "deadline": round_.deadline, "closed": round_.closed,
+            "answers": len(round_.answers)}
+
+
+@router.post("/continuation-rounds", status_code=201, tags=["partners"])
+async def open_round(body: RoundOpen, app: App, principal: Kaikukeskus) -> dict[str, Any]:
+    return round_public(await run(app.open_round, year=body.year, deadline=body.deadline,
+                                  today=today()))
+
+
+@router.post("/continuation-rounds/{year}/answers", tags=["partners"])
+async def answer_round(year: int, body: RoundAnswer, app: App,
+                       principal: Partner) -> dict[str, Any]:
+    await run(app.answer_round, year, principal.organisation_id, body.decision, today=today())
+    return {"year": year, "organisation_id": principal.organisation_id,
+            "decision": body.decision}
+
+
+@router.post("/continuation-rounds/{year}/closure", tags=["partners"])
+async def close_round(year: int, app: App, principal: Kaikukeskus) -> dict[str, Any]:
+    return round_public(await run(app.close_round, year))
+
+
+@router.get("/continuation-rounds/{year}", tags=["partners"])
+async def round_report(year: int, request: Request, app: App,
+                       principal: Kaikukeskus) -> dict[str, Any]:
+    """Who continues, who leaves and who has not answered yet."""
+    round_ = await run(app.get_round, year)
+    partners = await statistics.partner_organisations(request.app.state.pool)
+    answered, missing = [], []
+    known = set()
+    for partner in partners:
+        known.add(str(partner["organisation_id"]))
+        decision = round_.answers.get(str(partner["organisation_id"]))
+        entry = {**partner, "decision": decision}
+        (answered if decision else missing).append(entry)
+    for organisation_id, decision in round_.answers.items():
+        if organisation_id not in known:  # left already, or the listing lags
+            answered.append({"organisation_id": organisation_id, "decision": decision})
+    return {**round_public(round_), "answered": answered, "not_answered": missing}
+
+
+# --- the network: regions and municipalities ---------------------------------------------
+
+
+class RegionPut(Schema):
+    name: dict[Literal["fi", "sv", "en"], str]
+    country: str = Field(default="FI", min_length=2, max_length=2)
+
+
+class MunicipalityPut(Schema):
+    name: dict[Literal["fi", "sv", "en"], str] | None = None
+    region: str | None = None
+    status: Literal["in_use", "pilot", "joining_2025_2026", "popup", "left"] | None = None
+    country: str | None = Field(default=None, min_length=2, max_length=2)
+
+
+def network_public(network) -> dict[str, Any]:
+    regions = []
+    for code, region in sorted(network.regions.items()):
+        regions.append({
+            "code": code, "name": region["name"], "country": region.get("country", "FI"),
+            "municipalities": [
+                {"code": m.code, "name": m.names, "status": m.status, "country": m.country}
+                for m in sorted(network.municipalities.values(), key=lambda m: m.code)
+                if m.region == code],
+        })
+    return {"regions": regions}
+
+
+@router.get("/network", tags=["network"])
+async def get_network(app: App, principal: Staff) -> dict[str, Any]:
+    """Regions and their municipalities with status (in use, pilot, joining, …)."""
+    return network_public(await run(lambda: app.network))
+
+
+@router.put("/network/regions/{code}", tags=["network"])
+async def put_region(code: str, body: RegionPut, app: App,
+                     principal: Kaikukeskus) -> dict[str, Any]:
+    network = await run(app.set_region, code, names=dict(body.name), country=body.country)
+    return next(r for r in network_public(network)["regions"] if r["code"] == code)
+
+
+@router.put("/network/municipalities/{code}", tags=["network"])
+async def put_municipality(code: str, body: MunicipalityPut, app: App,
+                           principal: Kaikukeskus) -> dict[str, Any]:
+    """Add a municipality or change its name, region or status."""
+    network = await run(app.set_municipality, code,
+                        names=dict(body.name) if body.name else None, region=body.region,
+                        status=body.status, country=body.country)
+    m = network.municipalities[code]
+    return {"code": m.code, "name": m.names, "region": m.region, "status": m.status,
+            "country": m.country}
+
+
+# --- cards --------------------------------------------------------------------------------
 
 
 @router.post("/cards", status_code=201, response_model=CardPublic, tags=["cards"])
@@ -170,7 +500,7 @@ async def issue_card(body: CardCreate, request: Request, app: App,
         app.issue_card, issuer_organisation_id=principal.organisation_id, today=today(),
         birth_year=body.birth_year, postal_code=body.postal_code,
         municipality=body.municipality, children=body.children,
-        valid_until=body.valid_until, life_satisfaction=body.life_satisfaction,
+        valid_until=body.valid_until, life_satisfaction=answer(body.life_satisfaction),
         community=body.community, issue_key=idempotency_key(request),
     )
     return card_public(card)
@@ -192,8 +522,20 @@ async def get_card(card_number: str, app: App, principal: Staff) -> CardPublic |
 async def renew_card(card_number: str, body: CardRenewal, app: App,
                      principal: Distributor) -> CardPublic:
     card = await run(app.renew_card, card_number, principal.organisation_id, today=today(),
-                     valid_until=body.valid_until, life_satisfaction=body.life_satisfaction,
-                     wellbeing_impact=body.wellbeing_impact)
+                     valid_until=body.valid_until,
+                     life_satisfaction=answer(body.life_satisfaction),
+                     wellbeing_impact=answer(body.wellbeing_impact))
+    return card_public(card)
+
+
+@router.post("/cards/{card_number}/replacement", status_code=201, response_model=CardPublic,
+             tags=["cards"])
+async def replace_card(card_number: str, request: Request, app: App,
+                       principal: Distributor) -> CardPublic:
+    """A lost card gets a new number with the same validity; the old one is closed
+    and linked to the new (``replaced_by``/``replaces``)."""
+    card = await run(app.replace_card, card_number, principal.organisation_id,
+                     today=today(), issue_key=idempotency_key(request))
     return card_public(card)
 
 
@@ -215,11 +557,144 @@ async def close_card(card_number: str, body: CardClosure, app: App,
     return card_public(card)
 
 
+# --- statistics ------------------------------------------------------------------------------
+
+From = Annotated[date | None, Query(alias="from", description="first day, inclusive")]
+To = Annotated[date | None, Query(alias="to", description="last day, inclusive")]
+
+
+def period(start: date | None, end: date | None) -> statistics.Period:
+    if start and end and start > end:
+        raise unprocessable("period", "'from' is after 'to'.", "from")
+    return statistics.Period(start, end, today())
+
+
+async def current_network(app: CardsApplication):
+    return await asyncio.to_thread(lambda: app.network)
+
+
+def known_region(network, region: str) -> str:
+    if region not in network.regions:
+        raise not_found("Region", f"No region {region!r} in the network; see GET /stats/regions.")
+    return region
+
+
+def region_name(network, code: str | None) -> str | None:
+    region = network.regions.get(code or "")
+    return region["name"]["fi"] if region else None
+
+
 @router.get("/stats/national", tags=["statistics"])
-async def national_statistics(request: Request, principal: Staff) -> dict[str, int]:
-    return await statistics.national(request.app.state.pool, today())
+async def national_statistics(request: Request, principal: Staff, start: From = None,
+                              end: To = None) -> dict[str, Any]:
+    return await statistics.national(request.app.state.pool, period(start, end))
 
 
 @router.get("/stats/regions", tags=["statistics"])
-async def regional_statistics(request: Request, principal: Staff) -> list[dict[str, object]]:
-    return await statistics.by_region(request.app.state.pool, today())
+async def regional_statistics(request: Request, app: App, principal: Staff,
+                              start: From = None, end: To = None) -> list[dict[str, Any]]:
+    """Every region of the network side by side (zeros included)."""
+    network = await current_network(app)
+    async with request.app.state.pool.acquire() as conn:
+        grouped = await statistics.figures(conn, period(start, end), by="region")
+    return [{"region": code, "name": region_name(network, code),
+             **(grouped.get(code) or statistics.zero_figures())}
+            for code in sorted(network.regions)]
+
+
+async def region_details(request: Request, app: CardsApplication, settings: CardsSettings,
+                         region: str, start: date | None, end: date | None
+                         ) -> dict[str, Any]:
+    network = await current_network(app)
+    known_region(network, region)
+    chosen = period(start, end)
+    pool = request.app.state.pool
+    threshold = settings.suppress_below
+    async with pool.acquire() as conn:
+        own = (await statistics.figures(conn, chosen, region=region))[None]
+        national = (await statistics.figures(conn, chosen))[None]
+    return {
+        "region": region, "name": region_name(network, region),
+        "from": chosen.start, "to": chosen.end, "active_on": chosen.at,
+        **own,
+        "national": national,
+        "by_municipality": await statistics.breakdown(pool, chosen, "municipality",
+                                                      region=region, threshold=threshold),
+        "by_month": await statistics.breakdown(pool, chosen, "month", region=region,
+                                               threshold=threshold),
+        "age_groups": await statistics.age_groups(pool, chosen, region=region,
+                                                  threshold=threshold),
+        "wellbeing": await statistics.wellbeing(pool, chosen, region=region,
+                                                threshold=threshold),
+        "suppression_threshold": threshold,
+    }
+
+
+@router.get("/stats/regions/{region}", tags=["statistics"])
+async def one_region(region: str, request: Request, app: App, settings: Settings,
+                     principal: Staff, start: From = None, end: To = None) -> dict[str, Any]:
+    return await region_details(request, app, settings, region, start, end)
+
+
+@router.get("/stats/regions/{region}/report", response_class=HTMLResponse, tags=["statistics"])
+async def region_report(region: str, request: Request, app: App, settings: Settings,
+                        principal: Staff, start: From = None, end: To = None) -> HTMLResponse:
+    """The feedback-meeting report: a printable HTML page with SVG charts."""
+    details = await region_details(request, app, settings, region, start, end)
+    async with request.app.state.pool.acquire() as conn:
+        regions = await statistics.figures(conn, period(start, end), by="region")
+    network = await current_network(app)
+    comparison = [{"region": code, "name": region_name(network, code),
+                   **(regions.get(code) or statistics.zero_figures())}
+                  for code in sorted(network.regions)]
+    national_months = await statistics.breakdown(
+        request.app.state.pool, period(start, end), "month", region=None,
+        threshold=settings.suppress_below)
+    return HTMLResponse(report_page.render(details, comparison, national_months,
+                                           generated_on=today()))
+
+
+@router.get("/stats/age-groups", tags=["statistics"])
+async def age_group_statistics(request: Request, settings: Settings, app: App,
+                               principal: Staff, start: From = None, end: To = None,
+                               region: str | None = None) -> list[dict[str, Any]]:
+    if region:
+        known_region(await current_network(app), region)
+    return await statistics.age_groups(request.app.state.pool, period(start, end),
+                                       region=region, threshold=settings.suppress_below)
+
+
+@router.get("/stats/wellbeing", tags=["statistics"])
+async def wellbeing_statistics(request: Request, settings: Settings, app: App,
+                               principal: Staff, start: From = None, end: To = None,
+                               region: str | None = None) -> dict[str, Any]:
+    if region:
+        known_region(await current_network(app), region)
+    return await statistics.wellbeing(request.app.state.pool, period(start, end),
+                                      region=region, threshold=settings.suppress_below)
+
+
+@router.get("/stats/by/{dimension}", tags=["statistics"],
+            responses={200: {"content": {"text/csv": {}}}})
+async def statistics_by(dimension: Literal["region", "municipality", "distributor", "venue",
+                                           "month"],
+                        request: Request, settings: Settings, app: App, principal: Staff,
+                        start: From = None, end: To = None, region: str | None = None,
+                        format: Literal["json", "csv"] = "json") -> Any:
+    """One row per region, municipality, distributor, venue or month; ``format=csv``
+    downloads the same rows as CSV. Small counts are null, listed in ``suppressed``."""
+    if region:
+        known_region(await current_network(app), region)
+    rows = await statistics.breakdown(request.app.state.pool, period(start, end), dimension,
+                                      region=region, threshold=settings.suppress_below)
+    if format == "json":
+        return rows
+    out = io.StringIO()
+    fields = [k for k in (rows[0] if rows else {dimension: None}) if k != "suppressed"]
+    writer = csv.writer(out)
+    writer.writerow([*fields, "suppressed"])
+    for row in rows:
+        writer.writerow([("" if row.get(f) is None else row.get(f)) for f in fields]
+                        + [" ".join(row.get("suppressed", []))])
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="kaikukortti-{dimension}.csv"'})
