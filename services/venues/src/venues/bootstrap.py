@@ -8,7 +8,14 @@ from fastapi import FastAPI
 
 from kaiku_shared.db import ensure_database
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import Runtime, create_api, main_for, run_relay, run_worker
+from kaiku_shared.service import (
+    Runtime,
+    create_api,
+    main_for,
+    run_audit,
+    run_relay,
+    run_worker,
+)
 
 from .adapters import holder_requests, read_models
 from .adapters.translate import translate
@@ -31,7 +38,8 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         schema=read_models.SCHEMA, setup=setup, routers=[router],
         readiness_consumers=(("cards", read_models.CARD_CONSUMER),
                              ("venues", read_models.OFFERING_CONSUMER),
-                             ("omakaiku", holder_requests.CONSUMER)),
+                             ("omakaiku", holder_requests.CONSUMER),
+                             ("omakaiku", read_models.FEEDBACK_CONSUMER)),
     )
 
 
@@ -40,7 +48,8 @@ async def worker(settings: KaikuSettings) -> None:
     application = await asyncio.to_thread(build_application, settings)
     await run_worker(
         settings, SERVICE, read_models.SCHEMA,
-        lambda runtime: read_models.consumers() + holder_requests.consumers(application),
+        lambda runtime: (read_models.consumers(application)
+                         + holder_requests.consumers(application)),
     )
 
 
@@ -48,4 +57,10 @@ async def relay(settings: KaikuSettings) -> None:
     await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
 
 
-main = main_for(SERVICE, api=build_api, worker=worker, relay=relay)
+async def audit(settings: KaikuSettings) -> int:
+    # The handlers' collaborators are not called by an audit: only names and types.
+    return await run_audit(settings, SERVICE, lambda: build_application(settings), translate,
+                           read_models.consumers(None) + holder_requests.consumers(None))
+
+
+main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)

@@ -1,4 +1,9 @@
-"""Holders' cancellation requests from omakaiku, applied to venues' tickets."""
+"""Holders' cancellation requests from omakaiku, applied to venues' tickets.
+
+A request venues refuses (the event has started, not the holder's ticket) is
+recorded on the ticket, so the relay publishes TicketCancellationRefused and
+omakaiku can tell the holder why.
+"""
 
 from __future__ import annotations
 
@@ -38,13 +43,32 @@ def consumers(application: VenuesApplication) -> list[Consumer]:
         try:
             await asyncio.to_thread(cancel)
         except RuleViolation as refusal:
-            # Already cancelled (a redelivery) or too late: nothing to do here;
-            # omakaiku shows the ticket's real status from venues' events.
-            log.info("holder cancellation not applied",
-                     extra={"rule": refusal.rule, "ticket_id": str(event.ticket_id)})
-        except (NotFound, Forbidden) as refusal:
-            log.warning("holder cancellation refused",
-                        extra={"reason": type(refusal).__name__,
-                               "ticket_id": str(event.ticket_id)})
+            if refusal.rule == "already-cancelled":
+                # A repeated request (or the venue cancelled first): the ticket's
+                # TicketCancelled already told omakaiku.
+                log.info("holder cancellation already applied",
+                         extra={"ticket_id": str(event.ticket_id)})
+                return
+            await refuse(event, refusal.rule, str(refusal))
+        except Forbidden:
+            await refuse(event, "not-your-ticket", "This ticket belongs to another card.")
+        except NotFound:
+            log.warning("holder cancellation for an unknown ticket",
+                        extra={"ticket_id": str(event.ticket_id)})
+
+    async def refuse(event: TicketCancellationRequestedV1, rule: str, detail: str) -> None:
+        """Record the refusal on the ticket: the relay publishes it for omakaiku."""
+
+        def record() -> None:
+            with meta_scope(causation_id=str(event.event_id),
+                            correlation_id=event.correlation_id,
+                            traceparent=event.traceparent):
+                application.refuse_holder_cancellation(
+                    ticket_id=event.ticket_id, request_id=str(event.event_id),
+                    account_id=event.account_id, rule=rule, detail=detail)
+
+        await asyncio.to_thread(record)
+        log.info("holder cancellation refused",
+                 extra={"rule": rule, "ticket_id": str(event.ticket_id)})
 
     return [requests]

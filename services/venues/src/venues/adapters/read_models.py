@@ -1,4 +1,5 @@
-"""Venues' read models: what venues knows of cards, and the public offering list.
+"""Venues' read models: what venues knows of cards, the public offering list and
+feedback averages.
 
 ``card_validity_view`` is fed only by Kaikukanta's card events: venues never
 asks the registry synchronously, so a box office keeps working if it is down.
@@ -6,7 +7,10 @@ asks the registry synchronously, so a box office keeps working if it is down.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 
@@ -16,7 +20,11 @@ from kaiku_shared.contracts import (
     CardClosedV1,
     CardIssuedV1,
     CardRenewedV1,
+    FeedbackGivenV1,
+    OfferingCancelledV1,
+    OfferingChangedV1,
     OfferingPublishedV1,
+    OfferingTermsPublishedV1,
 )
 
 SCHEMA = (
@@ -47,15 +55,51 @@ SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS offering_view_starts ON offering_view (starts_at)",
+    # Added with the guideline's terms; ADD COLUMN keeps older databases working.
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS status text NOT NULL "
+    "DEFAULT 'published'",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS cancel_reason text",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS production text NOT NULL "
+    "DEFAULT 'own'",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS venue_kind text",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS sales_opens_at timestamptz",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS card_tickets_excluded text",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS limits jsonb NOT NULL "
+    "DEFAULT '{}'::jsonb",
+    "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS contact jsonb NOT NULL "
+    "DEFAULT '{}'::jsonb",
+    # One row per answer, so a redelivered or repeated FeedbackGiven counts once;
+    # only averages over at least MIN_FEEDBACK_RESPONSES answers ever leave.
+    """
+    CREATE TABLE IF NOT EXISTS feedback_view (
+        ticket_id     uuid PRIMARY KEY,
+        venue_id      uuid NOT NULL,
+        offering_id   uuid NOT NULL,
+        accessibility smallint NOT NULL,
+        meaning       smallint NOT NULL,
+        interest      smallint NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS feedback_view_venue ON feedback_view (venue_id)",
 )
+
+MIN_FEEDBACK_RESPONSES = 3
+CATEGORIES = ("accessibility", "meaning", "interest")
 
 CARD_CONSUMER = "venues-card-validity"
 OFFERING_CONSUMER = "venues-offering-list"
+FEEDBACK_CONSUMER = "venues-feedback"
 
 
-def consumers() -> list[Consumer]:
+class NotYetKnown(Exception):
+    """An update for a row whose creating event has not been applied yet: retry later."""
+
+
+def consumers(application: Any = None) -> list[Consumer]:
+    """``application``: venues' own, to look up a venue's public contact for the list."""
     cards = Consumer(CARD_CONSUMER, "cards")
     offerings = Consumer(OFFERING_CONSUMER, "venues")
+    feedback = Consumer(FEEDBACK_CONSUMER, "omakaiku")
 
     @cards.on(CardIssuedV1)
     async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
@@ -108,7 +152,75 @@ def consumers() -> list[Consumer]:
             event.capacity, event.card_cap, event.aggregate_version,
         )
 
-    return [cards, offerings]
+    @offerings.on(OfferingTermsPublishedV1)
+    async def on_offering_terms_published(event: OfferingTermsPublishedV1,
+                                          conn: asyncpg.Connection) -> None:
+        contact: dict[str, str] = {}
+        if application is not None:
+            venue = await asyncio.to_thread(application.get_venue, event.venue_id)
+            contact = dict(getattr(venue, "contact", {}) or {})
+        limits = {
+            "one_ticket_per_card": event.one_ticket_per_card,
+            "max_open_reservations": event.max_open_reservations,
+            "weekends_excluded": event.weekends_excluded,
+            "excluded_productions": list(event.excluded_productions),
+        }
+        status = await conn.execute(
+            """
+            UPDATE offering_view SET production = $2, venue_kind = $3, sales_opens_at = $4,
+                card_tickets_excluded = $5, limits = $6::jsonb, contact = $7::jsonb
+            WHERE offering_id = $1
+            """,
+            event.offering_id, event.production, event.venue_kind, event.sales_opens_at,
+            event.card_tickets_excluded, json.dumps(limits), json.dumps(contact),
+        )
+        if status.endswith(" 0"):
+            raise NotYetKnown(f"offering {event.offering_id} not in the list yet")
+
+    @offerings.on(OfferingChangedV1)
+    async def on_offering_changed(event: OfferingChangedV1, conn: asyncpg.Connection) -> None:
+        status = await conn.execute(
+            """
+            UPDATE offering_view SET title = $2, starts_at = $3, capacity = $4, card_cap = $5,
+                sales_opens_at = $6, version = $7
+            WHERE offering_id = $1 AND version < $7
+            """,
+            event.offering_id, event.title, event.starts_at, event.capacity, event.card_cap,
+            event.sales_opens_at, event.aggregate_version,
+        )
+        if status.endswith(" 0") and not await _offering_listed(conn, event.offering_id):
+            raise NotYetKnown(f"offering {event.offering_id} not in the list yet")
+
+    @offerings.on(OfferingCancelledV1)
+    async def on_offering_cancelled(event: OfferingCancelledV1,
+                                    conn: asyncpg.Connection) -> None:
+        # Cancelled is final, whatever order the events come in.
+        status = await conn.execute(
+            "UPDATE offering_view SET status = 'cancelled', cancel_reason = $2 "
+            "WHERE offering_id = $1",
+            event.offering_id, event.reason,
+        )
+        if status.endswith(" 0"):
+            raise NotYetKnown(f"offering {event.offering_id} not in the list yet")
+
+    @feedback.on(FeedbackGivenV1)
+    async def on_feedback_given(event: FeedbackGivenV1, conn: asyncpg.Connection) -> None:
+        await conn.execute(
+            """
+            INSERT INTO feedback_view (ticket_id, venue_id, offering_id, accessibility,
+                meaning, interest)
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ticket_id) DO NOTHING
+            """,
+            event.ticket_id, event.venue_id, event.offering_id, event.accessibility,
+            event.meaning, event.interest,
+        )
+
+    return [cards, offerings, feedback]
+
+
+async def _offering_listed(conn: asyncpg.Connection, offering_id: object) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM offering_view WHERE offering_id = $1",
+                                    offering_id))
 
 
 async def _apply_card_state(conn: asyncpg.Connection, card_number: str, version: int,
@@ -138,7 +250,10 @@ async def card_validity(pool: asyncpg.Pool, card_number: str) -> asyncpg.Record 
 
 async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str | None,
                          municipality: str | None, starts_from: datetime | None,
-                         limit: int, offset: int) -> list[asyncpg.Record]:
+                         starts_before: datetime | None = None, venue_id: object = None,
+                         include_cancelled: bool = False, limit: int,
+                         offset: int) -> tuple[list[asyncpg.Record], int]:
+    """One page of the offering, in start order, and the total that matches."""
     conditions, args = ["true"], []
     for column, value in (("genres", genre), ("subgenres", subgenre)):
         if value:
@@ -150,10 +265,64 @@ async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str
     if starts_from:
         args.append(starts_from)
         conditions.append(f"starts_at >= ${len(args)}")
-    args += [limit, offset]
+    if starts_before:
+        args.append(starts_before)
+        conditions.append(f"starts_at < ${len(args)}")
+    if venue_id:
+        args.append(venue_id)
+        conditions.append(f"venue_id = ${len(args)}")
+    if not include_cancelled:
+        conditions.append("status = 'published'")
+    where = " AND ".join(conditions)
     async with pool.acquire() as conn:
-        return await conn.fetch(
-            f"SELECT * FROM offering_view WHERE {' AND '.join(conditions)} "
-            f"ORDER BY starts_at, offering_id LIMIT ${len(args) - 1} OFFSET ${len(args)}",
-            *args,
+        total = await conn.fetchval(f"SELECT count(*) FROM offering_view WHERE {where}", *args)
+        rows = await conn.fetch(
+            f"SELECT * FROM offering_view WHERE {where} "
+            f"ORDER BY starts_at, offering_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, limit, offset,
         )
+    return rows, total
+
+
+def _averages(rows: list[asyncpg.Record]) -> dict[str, Any]:
+    """Averages per category over the rows, or only the count below the minimum."""
+    responses = len(rows)
+    shown = responses >= MIN_FEEDBACK_RESPONSES
+    out: dict[str, Any] = {"responses": responses}
+    for category in CATEGORIES:
+        out[category] = (round(sum(r[category] for r in rows) / responses, 2)
+                         if shown else None)
+    return out
+
+
+async def feedback_averages(pool: asyncpg.Pool, venue_id: object) -> dict[str, Any]:
+    """Per venue and per offering; no average over fewer than 3 answers.
+
+    The venue's overall average would give away a small offering's answers by
+    difference (overall minus the offerings shown), so it is shown only when the
+    answers of the offerings kept hidden are none, or themselves at least 3.
+    """
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT f.offering_id, f.accessibility, f.meaning, f.interest, o.title, "
+            "o.starts_at FROM feedback_view f "
+            "LEFT JOIN offering_view o ON o.offering_id = f.offering_id "
+            "WHERE f.venue_id = $1 ORDER BY o.starts_at NULLS LAST, f.offering_id",
+            venue_id,
+        )
+    by_offering: dict[Any, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_offering.setdefault(row["offering_id"], []).append(row)
+    offerings = []
+    hidden = 0
+    for offering_id, answers in by_offering.items():
+        averages = _averages(answers)
+        if averages["responses"] < MIN_FEEDBACK_RESPONSES:
+            hidden += averages["responses"]
+        offerings.append({"offering_id": offering_id, "title": answers[0]["title"],
+                          "starts_at": answers[0]["starts_at"], **averages})
+    overall = _averages(rows)
+    if 0 < hidden < MIN_FEEDBACK_RESPONSES:
+        overall.update({category: None for category in CATEGORIES})
+    return {"venue_id": venue_id, "minimum_responses": MIN_FEEDBACK_RESPONSES,
+            "overall": overall, "offerings": offerings}

@@ -1,15 +1,20 @@
-"""Venues HTTP API: venues, offering, ticket registration and cancellation."""
+"""Venues HTTP API: venues, offering, ticket registration and cancellation,
+swimming-hall series, library fees and feedback averages."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, date, datetime
+import contextlib
+import json
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, \
+    model_validator
 
 from kaiku_shared import taxonomy
 from kaiku_shared.auth import Principal
@@ -18,13 +23,53 @@ from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, req
 
 from ..adapters import read_models
 from ..application.app import Forbidden, NotFound, RuleViolation, VenuesApplication
-from ..domain.model import CHANNELS, OFFERING_KINDS, VENUE_KINDS
+from ..domain.model import (
+    CHANNELS,
+    COMPANIONS,
+    DEFAULT_TIMEZONE,
+    EXCLUDABLE_PRODUCTIONS,
+    LIBRARY_FEE_TYPES,
+    OFFERING_KINDS,
+    PRODUCTIONS,
+    VENUE_KINDS,
+)
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 # A card issued a moment ago may not have reached venues yet: wait this long.
 CARD_ARRIVAL_GRACE_SECONDS = 1.5
 
 router = APIRouter()
+
+
+class OfferingWriters:
+    """One registration at a time per offering inside this process.
+
+    Correctness never depends on it: optimistic concurrency on the offering
+    decides between processes. It only keeps this process's threads from
+    racing each other for one hot offering (a sold-out première), so the
+    conflicts left are between processes and no request runs out of retries.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[UUID, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def one_at_a_time(self, offering_id: UUID) -> AsyncIterator[None]:
+        lock, users = self._locks.get(offering_id, (None, 0))
+        lock = lock or asyncio.Lock()
+        self._locks[offering_id] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[offering_id]
+            if users <= 1:
+                del self._locks[offering_id]
+            else:
+                self._locks[offering_id] = (lock, users - 1)
+
+
+offering_writers = OfferingWriters()
 
 
 def now() -> datetime:
@@ -39,6 +84,22 @@ class Limits(Schema):
     one_ticket_per_card: bool = False
     max_open_reservations: int | None = Field(default=None, ge=1, le=100)
     ticket_agents: list[UUID] = Field(default_factory=list, max_length=50)
+    weekends_excluded: bool = False
+    excluded_productions: list[Literal[EXCLUDABLE_PRODUCTIONS]] = Field(  # type: ignore[valid-type]
+        default_factory=list, max_length=3)
+    # Swimming halls: visits per card per year (the guideline: at least 30).
+    series_visits_per_year: int | None = Field(default=None, ge=0, le=10_000)
+    # Libraries: the most the card covers per card per year, in cents; none = no cap.
+    library_fee_cap_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+
+
+class VenueContact(Schema):
+    """The venue organisation's public box-office contact (never a person's own)."""
+
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=300)
+    box_office: str | None = Field(default=None, max_length=300)
 
 
 class VenueCreate(Schema):
@@ -46,7 +107,20 @@ class VenueCreate(Schema):
     name: str = Field(min_length=1, max_length=200)
     kind: Literal[VENUE_KINDS]  # type: ignore[valid-type]
     municipality: str = Field(min_length=1, max_length=100)
+    contact: VenueContact = Field(default_factory=VenueContact)
+    timezone: str = Field(default=DEFAULT_TIMEZONE, max_length=60)
     limits: Limits = Field(default_factory=Limits)
+
+
+class VenuePublic(BaseModel):
+    venue_id: UUID
+    organisation_id: UUID
+    name: str
+    kind: str
+    municipality: str
+    timezone: str
+    contact: dict[str, str]
+    limits: dict[str, object]
 
 
 class VenueCreated(BaseModel):
@@ -61,6 +135,9 @@ class OfferingCreate(Schema):
     capacity: int = Field(ge=1, le=1_000_000)
     card_cap: int = Field(ge=0, le=1_000_000)
     kind: Literal[OFFERING_KINDS] = "performance"  # type: ignore[valid-type]
+    production: Literal[PRODUCTIONS] = "own"  # type: ignore[valid-type]
+    # When card tickets become obtainable; none = at once. At least 7 days before.
+    sales_opens_at: AwareDatetime | None = None
 
     @field_validator("genres")
     @classmethod
@@ -70,6 +147,33 @@ class OfferingCreate(Schema):
             raise ValueError(f"unknown genre(s) {unknown}; use codes from the national "
                              f"taxonomy, e.g. {', '.join(taxonomy.GENRE_CODES[:5])}")
         return genres
+
+    @model_validator(mode="after")
+    def _known_subgenres(self) -> OfferingCreate:
+        unknown = [s for s in self.subgenres
+                   if not any(taxonomy.is_valid_subgenre(g, s) for g in self.genres)]
+        if unknown:
+            raise ValueError(f"subgenre(s) {unknown} are not in the national taxonomy under "
+                             f"the genres {self.genres}")
+        return self
+
+
+class OfferingChange(Schema):
+    title: str | None = Field(default=None, min_length=1, max_length=300)
+    starts_at: AwareDatetime | None = None
+    capacity: int | None = Field(default=None, ge=1, le=1_000_000)
+    card_cap: int | None = Field(default=None, ge=0, le=1_000_000)
+    sales_opens_at: AwareDatetime | None = None
+
+
+class OfferingCancellation(Schema):
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OfferingCancelled(BaseModel):
+    offering_id: UUID
+    status: str
+    tickets_cancelled: int
 
 
 class OfferingCreated(BaseModel):
@@ -88,6 +192,18 @@ class OfferingPublic(BaseModel):
     municipality: str
     capacity: int
     card_cap: int
+    status: str = "published"
+    production: str = "own"
+    venue_kind: str | None = None
+    sales_opens_at: datetime | None = None
+    # The rule that keeps the card from covering it at all, if any.
+    card_tickets_excluded: str | None = None
+    limits: dict[str, object] = Field(default_factory=dict)
+    contact: dict[str, str] = Field(default_factory=dict)
+
+
+class OfferingDetail(OfferingPublic):
+    card_places_left: int
 
 
 class TicketCreate(Schema):
@@ -95,16 +211,69 @@ class TicketCreate(Schema):
     offering_id: UUID
     children: int = Field(default=0, ge=0, le=30)
     channel: Literal[CHANNELS] = "box_office"  # type: ignore[valid-type]
+    # The holder's assistant or interpreter, who also gets a free ticket.
+    companion: Literal[COMPANIONS] | None = None  # type: ignore[valid-type]
 
 
 class TicketPublic(BaseModel):
     ticket_id: UUID
     offering_id: UUID
+    venue_id: UUID
     card_number: str
     children: int
+    companion: str | None = None
     status: str
     starts_at: datetime
     channel: str
+
+
+class SwimmingVisitCreate(Schema):
+    card_number: str = Field(min_length=8, max_length=12)
+    children: int = Field(default=0, ge=0, le=30)
+
+
+class SwimmingVisitRegistered(BaseModel):
+    venue_id: UUID
+    card_number: str
+    year: int
+    visits_used: int
+    visits_per_year: int | None
+    visits_left: int | None
+
+
+class LibraryFeeCreate(Schema):
+    card_number: str = Field(min_length=8, max_length=12)
+    fee_type: Literal[LIBRARY_FEE_TYPES]  # type: ignore[valid-type]
+    amount_cents: int = Field(ge=1, le=1_000_000)
+
+
+class LibraryFeeCovered(BaseModel):
+    venue_id: UUID
+    card_number: str
+    year: int
+    year_total_cents: int
+    cap_cents: int | None
+    left_cents: int | None
+
+
+class FeedbackAverages(BaseModel):
+    responses: int
+    accessibility: float | None
+    meaning: float | None
+    interest: float | None
+
+
+class OfferingFeedback(FeedbackAverages):
+    offering_id: UUID
+    title: str | None
+    starts_at: datetime | None
+
+
+class VenueFeedback(BaseModel):
+    venue_id: UUID
+    minimum_responses: int
+    overall: FeedbackAverages
+    offerings: list[OfferingFeedback]
 
 
 class TicketCancellation(Schema):
@@ -151,8 +320,24 @@ async def register_venue(body: VenueCreate, request: Request, app: App,
         municipality=body.municipality, one_ticket_per_card=body.limits.one_ticket_per_card,
         max_open_reservations=body.limits.max_open_reservations,
         ticket_agents=body.limits.ticket_agents,
+        contact=body.contact.model_dump(exclude_none=True),
+        weekends_excluded=body.limits.weekends_excluded,
+        excluded_productions=list(body.limits.excluded_productions),
+        series_visits_per_year=body.limits.series_visits_per_year,
+        library_fee_cap_cents=body.limits.library_fee_cap_cents, timezone=body.timezone,
     )
     return VenueCreated(venue_id=venue.id)
+
+
+@router.get("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
+async def get_venue(venue_id: UUID, app: App) -> VenuePublic:
+    """A venue's public profile: kind, contact and the limits it chose."""
+    venue = await run(app.get_venue, venue_id)
+    return VenuePublic(venue_id=venue.id, organisation_id=venue.organisation_id,
+                       name=venue.name, kind=venue.kind, municipality=venue.municipality,
+                       timezone=venue.timezone, contact=venue.contact,
+                       limits={**venue.limits, "ticket_agents": [
+                           str(a) for a in venue.ticket_agents]})
 
 
 @router.post("/venues/{venue_id}/offerings", status_code=201, response_model=OfferingCreated,
@@ -164,26 +349,103 @@ async def publish_offering(venue_id: UUID, body: OfferingCreate, request: Reques
         venue_id=venue_id, organisation_id=principal.organisation_id, role=principal.role,
         title=body.title, kind=body.kind, genres=body.genres, subgenres=body.subgenres,
         starts_at=body.starts_at, capacity=body.capacity, card_cap=body.card_cap,
+        production=body.production, sales_opens_at=body.sales_opens_at, now=now(),
     )
     return OfferingCreated(offering_id=offering.id)
+
+
+@router.get("/offerings/{offering_id}", response_model=OfferingDetail, tags=["offering"])
+async def get_offering(offering_id: UUID, app: App) -> OfferingDetail:
+    """One offering as it is now, with the card places left (read from the write side)."""
+    offering = await run(app.get_offering, offering_id)
+    return offering_detail(offering)
+
+
+@router.patch("/offerings/{offering_id}", response_model=OfferingDetail, tags=["offering"])
+async def change_offering(offering_id: UUID, body: OfferingChange, app: App,
+                          principal: VenueStaff) -> OfferingDetail:
+    changes = body.model_dump(exclude_none=True)
+    if not changes:
+        raise unprocessable("nothing-to-change", "Send at least one field to change.")
+    offering = await run(app.change_offering, offering_id=offering_id,
+                         organisation_id=principal.organisation_id, role=principal.role,
+                         now=now(), **changes)
+    return offering_detail(offering)
+
+
+@router.post("/offerings/{offering_id}/cancellation", response_model=OfferingCancelled,
+             tags=["offering"])
+async def cancel_offering(offering_id: UUID, app: App, principal: VenueStaff,
+                          body: OfferingCancellation | None = None) -> OfferingCancelled:
+    """Cancel the offering and every ticket on it; each holder is told by TicketCancelled."""
+    offering, tickets = await run(
+        app.cancel_offering, offering_id=offering_id,
+        organisation_id=principal.organisation_id, role=principal.role,
+        reason=body.reason if body else None, now=now())
+    return OfferingCancelled(offering_id=offering.id, status=offering.status,
+                             tickets_cancelled=len(tickets))
+
+
+def offering_detail(offering) -> OfferingDetail:
+    return OfferingDetail(
+        offering_id=offering.id, venue_id=offering.venue_id, venue_name=offering.venue_name,
+        title=offering.title, kind=offering.kind, genres=offering.genres,
+        subgenres=offering.subgenres, starts_at=offering.starts_at,
+        municipality=offering.municipality, capacity=offering.capacity,
+        card_cap=offering.card_cap, status=offering.status, production=offering.production,
+        venue_kind=offering.venue_kind, sales_opens_at=offering.sales_opens_at,
+        card_tickets_excluded=offering.card_tickets_excluded, limits=offering.limits,
+        contact=offering.contact,
+        card_places_left=max(0, offering.card_cap - offering.places_taken))
 
 
 @router.get("/offerings", response_model=list[OfferingPublic], tags=["offering"])
 async def list_offerings(
     request: Request,
+    response: Response,
     genre: str | None = None,
     subgenre: str | None = None,
     municipality: str | None = None,
-    from_: Annotated[date | None, Query(alias="from")] = None,
+    venue_id: UUID | None = None,
+    from_: Annotated[date | None, Query(alias="from", ge=date(2000, 1, 1),
+                                         le=date(2200, 12, 31))] = None,
+    to: Annotated[date | None, Query(description="last start date, inclusive",
+                                     ge=date(2000, 1, 1), le=date(2200, 12, 31))] = None,
+    include_cancelled: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
 ) -> list[OfferingPublic]:
+    """The published offering, in start order, one page at a time.
+
+    ``X-Total-Count`` carries how many match the filters; ``Link`` the next page.
+    """
+    if genre and not taxonomy.is_valid_genre(genre):
+        raise unprocessable("unknown-genre", f"Unknown genre {genre!r}.", "genre")
     starts_from = (datetime.combine(from_, datetime.min.time(), HELSINKI) if from_ else None)
-    rows = await read_models.list_offerings(
+    starts_before = (datetime.combine(to + timedelta(days=1), datetime.min.time(), HELSINKI)
+                     if to else None)
+    rows, total = await read_models.list_offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
-        starts_from=starts_from, limit=limit, offset=offset,
+        starts_from=starts_from, starts_before=starts_before, venue_id=venue_id,
+        include_cancelled=include_cancelled, limit=limit, offset=offset,
     )
-    return [OfferingPublic(**{k: row[k] for k in OfferingPublic.model_fields}) for row in rows]
+    response.headers["X-Total-Count"] = str(total)
+    if offset + len(rows) < total:
+        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [offering_public(row) for row in rows]
+
+
+def offering_public(row) -> OfferingPublic:
+    values = {k: row[k] for k in OfferingPublic.model_fields if k not in ("limits", "contact")}
+    return OfferingPublic(**values, limits=_json(row["limits"]), contact=_json(row["contact"]))
+
+
+def _json(value) -> dict:
+    """jsonb arrives as text unless the pool has a codec for it."""
+    if isinstance(value, str):
+        return json.loads(value or "{}")
+    return dict(value or {})
 
 
 @router.post("/tickets", status_code=201, response_model=TicketPublic, tags=["tickets"])
@@ -191,26 +453,39 @@ async def register_ticket(body: TicketCreate, request: Request, app: App,
                           principal: Registrar) -> TicketPublic:
     card_number = normalise_card_number(body.card_number)
     offering = await run(app.get_offering, body.offering_id)
+    # Who may register comes first: another venue learns nothing about the card.
+    venue = await run(app.get_venue, offering.venue_id)
+    if not venue.may_register_for(principal.organisation_id, principal.role):
+        raise Problem(403, "Forbidden", "Only the venue's own staff or its ticket agents may "
+                      "register tickets for this offering.", kind="not-yours")
+    event_day = offering.starts_at.astimezone(ZoneInfo(offering.timezone)).date()
+    await valid_card(request, card_number, event_day, body.children)
+    async with offering_writers.one_at_a_time(body.offering_id):
+        ticket = await run(
+            app.register_ticket, ticket_id=derived_id(request, principal, "tickets"),
+            offering_id=body.offering_id, card_number=card_number, children=body.children,
+            channel="ticket_agent" if principal.role == "ticket_agent" else body.channel,
+            organisation_id=principal.organisation_id, role=principal.role, now=now(),
+            companion=body.companion,
+        )
+    return ticket_public(ticket)
+
+
+async def valid_card(request: Request, card_number: str, day: date, children: int):
+    """The card is known, open, valid on ``day`` and covers the children: else 422."""
     card = await known_card(request, card_number)
-    event_day = offering.starts_at.astimezone(HELSINKI).date()
     if card["status"] == "closed":
         raise unprocessable("card-closed", f"Card {card_number} is closed.", "card_number")
-    if not card["valid_from"] <= event_day <= card["valid_until"]:
+    if not card["valid_from"] <= day <= card["valid_until"]:
         raise unprocessable(
             "card-not-valid-on-event-date",
             f"Card {card_number} is valid {card['valid_from']} – {card['valid_until']}, "
-            f"not on the event date {event_day}.", "card_number")
-    if body.children > card["children"]:
+            f"not on the event date {day}.", "card_number")
+    if children > card["children"]:
         raise unprocessable(
             "too-many-children",
             f"Card {card_number} covers at most {card['children']} children.", "children")
-    ticket = await run(
-        app.register_ticket, ticket_id=derived_id(request, principal, "tickets"),
-        offering_id=body.offering_id, card_number=card_number, children=body.children,
-        channel="ticket_agent" if principal.role == "ticket_agent" else body.channel,
-        organisation_id=principal.organisation_id, role=principal.role, now=now(),
-    )
-    return ticket_public(ticket)
+    return card
 
 
 @router.get("/tickets/{ticket_id}", response_model=TicketPublic, tags=["tickets"])
@@ -235,9 +510,68 @@ async def cancel_ticket(ticket_id: UUID, app: App, principal: Registrar,
 
 def ticket_public(ticket) -> TicketPublic:
     return TicketPublic(ticket_id=ticket.id, offering_id=ticket.offering_id,
-                        card_number=ticket.card_number, children=ticket.children,
+                        venue_id=ticket.venue_id, card_number=ticket.card_number,
+                        children=ticket.children, companion=ticket.companion,
                         status=ticket.status, starts_at=ticket.starts_at,
                         channel=ticket.channel)
+
+
+# --- swimming halls and libraries -----------------------------------------------------
+
+
+async def _venue_today(app: VenuesApplication, venue_id: UUID) -> tuple[object, date]:
+    venue = await run(app.get_venue, venue_id)
+    return venue, now().astimezone(ZoneInfo(venue.timezone)).date()
+
+
+@router.post("/venues/{venue_id}/swimming-visits", status_code=201,
+             response_model=SwimmingVisitRegistered, tags=["swimming halls"])
+async def register_swimming_visit(venue_id: UUID, body: SwimmingVisitCreate,
+                                  request: Request, app: App,
+                                  principal: Registrar) -> SwimmingVisitRegistered:
+    """One visit on the card's yearly series; children along use visits too."""
+    card_number = normalise_card_number(body.card_number)
+    _, today = await _venue_today(app, venue_id)
+    await valid_card(request, card_number, today, body.children)
+    series = await run(
+        app.register_swimming_visit, visit_id=derived_id(request, principal, "visits"),
+        venue_id=venue_id, card_number=card_number, children=body.children,
+        organisation_id=principal.organisation_id, role=principal.role, now=now())
+    return SwimmingVisitRegistered(
+        venue_id=venue_id, card_number=card_number, year=series.year,
+        visits_used=series.visits_used, visits_per_year=series.visits_per_year,
+        visits_left=series.visits_left)
+
+
+@router.post("/venues/{venue_id}/library-fees", status_code=201,
+             response_model=LibraryFeeCovered, tags=["libraries"])
+async def cover_library_fee(venue_id: UUID, body: LibraryFeeCreate, request: Request,
+                            app: App, principal: Registrar) -> LibraryFeeCovered:
+    """A fee the card covers (interlibrary loan, late fee, copying), within the cap."""
+    card_number = normalise_card_number(body.card_number)
+    _, today = await _venue_today(app, venue_id)
+    await valid_card(request, card_number, today, 0)
+    fees = await run(
+        app.cover_library_fee, fee_id=derived_id(request, principal, "library-fees"),
+        venue_id=venue_id, card_number=card_number, fee_type=body.fee_type,
+        amount_cents=body.amount_cents, organisation_id=principal.organisation_id,
+        role=principal.role, now=now())
+    return LibraryFeeCovered(
+        venue_id=venue_id, card_number=card_number, year=fees.year,
+        year_total_cents=fees.total_cents, cap_cents=fees.cap_cents,
+        left_cents=None if fees.cap_cents is None else fees.cap_cents - fees.total_cents)
+
+
+# --- feedback -------------------------------------------------------------------------
+
+
+@router.get("/venues/{venue_id}/feedback", response_model=VenueFeedback, tags=["feedback"])
+async def venue_feedback(venue_id: UUID, request: Request, app: App,
+                         principal: VenueStaff) -> VenueFeedback:
+    """Averages per category, overall and per offering; none over fewer than 3 answers."""
+    await run(app.venue_managed_by, venue_id, principal.organisation_id, principal.role)
+    return VenueFeedback(**await read_models.feedback_averages(request.app.state.pool,
+                                                                venue_id))
 
 
 def normalise_card_number(raw: str) -> str:
