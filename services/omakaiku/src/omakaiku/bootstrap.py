@@ -3,43 +3,128 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
 from fastapi import FastAPI
 
+from kaiku_shared.db import apply_schema, create_pool, ensure_database
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import Runtime, create_api, main_for, run_relay, run_worker
+from kaiku_shared.service import (
+    Runtime,
+    create_api,
+    main_for,
+    run_audit,
+    run_relay,
+    run_worker,
+)
 
 from .adapters import read_models
-from .adapters.translate import translate
+from .adapters.delivery import DELIVERY_CONSUMER, DELIVERY_SCHEMA, Deliverer, delivery_consumer
+from .adapters.mail import Mailer
+from .adapters.mobile_card import CardSigner
+from .adapters.signin import SignIn
+from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
-from .config import SERVICE, KaikuSettings
-from .entrypoints.api import router
+from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
+
+SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA
 
 
-def build_application(settings: KaikuSettings) -> OmaKaikuApplication:
-    return construct_application(lambda: OmaKaikuApplication(application_env(settings, SERVICE)))
+def build_application(settings: KaikuSettings,
+                      omakaiku: OmaKaikuSettings | None = None) -> OmaKaikuApplication:
+    """The application; with ``omakaiku`` settings also its vault (api, worker)."""
+    app = construct_application(lambda: OmaKaikuApplication(application_env(settings, SERVICE)))
+    if omakaiku is not None:
+        app.vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
+                          omakaiku.key_bytes(settings, "master"),
+                          omakaiku.key_bytes(settings, "lookup"))
+    return app
 
 
-def build_api(settings: KaikuSettings) -> FastAPI:
+def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None) -> FastAPI:
+    omakaiku = omakaiku or load_omakaiku_settings()
+    # Fail at start, not at the first request, when keys are missing.
+    omakaiku.key_bytes(settings, "master")
+    signer = CardSigner(omakaiku.key_bytes(settings, "card-signing"))
+
     async def setup(app: FastAPI, runtime: Runtime) -> None:
-        app.state.application = await asyncio.to_thread(build_application, settings)
+        app.state.omakaiku = omakaiku
+        app.state.application = await asyncio.to_thread(build_application, settings, omakaiku)
+        app.state.mailer = Mailer(omakaiku)
+        app.state.card_signer = signer
+        app.state.signin = SignIn(
+            runtime.pool, omakaiku.key_bytes(settings, "lookup"),
+            code_ttl=omakaiku.signin_code_ttl_seconds,
+            link_ttl=omakaiku.signin_link_ttl_seconds, window=omakaiku.signin_window_seconds,
+            max_requests=omakaiku.signin_max_requests,
+            max_attempts=omakaiku.signin_max_attempts)
+
+    from .entrypoints.api import router
 
     return create_api(
         service=SERVICE, settings=settings, title="OmaKaiku — the holder's own service",
         description="The only service that knows who a holder is.",
-        schema=read_models.SCHEMA, setup=setup, routers=[router],
+        schema=SCHEMA, setup=setup, routers=[router],
         readiness_consumers=(("cards", read_models.CARD_CONSUMER),
-                             ("venues", read_models.HISTORY_CONSUMER)),
+                             ("venues", read_models.HISTORY_CONSUMER),
+                             ("venues", read_models.OFFERING_CONSUMER),
+                             ("notifications", DELIVERY_CONSUMER)),
     )
 
 
 async def worker(settings: KaikuSettings) -> None:
-    await run_worker(settings, SERVICE, read_models.SCHEMA,
-                     lambda runtime: read_models.consumers())
+    omakaiku = load_omakaiku_settings()
+    await ensure_database(settings, SERVICE)
+    # The deliverer's own pool: a handler already holds one of the runtime pool's
+    # connections, and taking a second from the same pool could exhaust it.
+    delivery_pool = await create_pool(settings, SERVICE, size=4)
+    await apply_schema(delivery_pool, *SCHEMA)
+    application = await asyncio.to_thread(build_application, settings, omakaiku)
+
+    async def move_card(old: str, new: str) -> None:
+        await asyncio.to_thread(application.move_card, old, new)
+
+    def consumers(runtime: Runtime) -> list:
+        deliverer = Deliverer(delivery_pool, Mailer(omakaiku),
+                              omakaiku.public_url.rstrip("/"), application.get_profile)
+        return [*read_models.consumers(move_card), delivery_consumer(deliverer)]
+
+    try:
+        await run_worker(settings, SERVICE, SCHEMA, consumers)
+    finally:
+        await delivery_pool.close()
 
 
 async def relay(settings: KaikuSettings) -> None:
-    await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
+    await run_relay(settings, SERVICE, lambda: build_application(settings), translate_events)
 
 
-main = main_for(SERVICE, api=build_api, worker=worker, relay=relay)
+def translate_events(event, envelope):
+    from .adapters.translate import translate
+
+    return translate(event, envelope)
+
+
+def smtp_sink(argv: list[str]) -> None:
+    from .smtp_sink import main as sink_main
+
+    sink_main(argv)
+
+
+async def audit(settings: KaikuSettings) -> int:
+    # The handlers' collaborators are not called by an audit: only names and types.
+    return await run_audit(settings, SERVICE, lambda: build_application(settings),
+                           translate_events, [*read_models.consumers(None),
+                                              delivery_consumer(None)])
+
+
+_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m omakaiku api|worker|relay|audit|smtp-sink``."""
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] == "smtp-sink":
+        smtp_sink(args[1:])
+        return
+    _main(args)

@@ -1,7 +1,86 @@
-"""OmaKaiku settings: the shared KAIKU_* settings; this service adds none yet."""
+"""OmaKaiku settings: the shared KAIKU_* settings plus omakaiku's own (KAIKU_OMAKAIKU_*).
+
+Secrets (all optional in development, required in production):
+
+- ``KAIKU_OMAKAIKU_MASTER_KEY``: 32 bytes, base64; wraps every holder's own data key.
+- ``KAIKU_OMAKAIKU_LOOKUP_KEY``: base64; the HMAC key of the e-mail lookup hash.
+- ``KAIKU_OMAKAIKU_CARD_SIGNING_KEY``: 32-byte Ed25519 seed, base64; signs mobile cards.
+
+When one is unset, a **development** key is derived from ``KAIKU_JWT_SECRET`` with
+HKDF (a distinct label per purpose). That keeps every omakaiku process of one
+embedded run (api replicas, worker) on the same keys without files to share, but
+it ties the keys to the JWT secret: never rely on it in production, where
+``KAIKU_OMAKAIKU_REQUIRE_KEYS=true`` refuses to start without explicit keys.
+
+E-mail: ``KAIKU_OMAKAIKU_SMTP_HOST``/``_PORT`` (unset: no e-mail is sent, the
+outcome is recorded as ``not_configured``), ``_SMTP_FROM``, ``_SMTP_USERNAME``/
+``_SMTP_PASSWORD``/``_SMTP_STARTTLS`` for a real relay, and ``_PUBLIC_URL`` — the
+holder-facing address the sign-in links point to.
+"""
+
+from __future__ import annotations
+
+import base64
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kaiku_shared.settings import KaikuSettings, load_settings
 
 SERVICE = "omakaiku"
 
-__all__ = ["SERVICE", "KaikuSettings", "load_settings"]
+
+class KeysMissing(RuntimeError):
+    pass
+
+
+class OmaKaikuSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KAIKU_OMAKAIKU_", extra="ignore")
+
+    master_key: str | None = None
+    lookup_key: str | None = None
+    card_signing_key: str | None = None
+    require_keys: bool = False
+
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_from: str = "OmaKaiku <omakaiku@kaikukortti.invalid>"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = 10.0
+    public_url: str = "http://127.0.0.1:8103"
+
+    signin_code_ttl_seconds: int = Field(default=600, ge=60)
+    signin_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=600)
+    signin_window_seconds: int = Field(default=900, ge=60)
+    signin_max_requests: int = Field(default=5, ge=1)   # codes sent per e-mail per window
+    signin_max_attempts: int = Field(default=5, ge=1)   # wrong codes per e-mail per window
+    mobile_card_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+
+    def key_bytes(self, kaiku: KaikuSettings, purpose: str) -> bytes:
+        """The configured key for ``purpose``, or the development key derived from
+        the JWT secret (see the module docstring)."""
+        configured = {"master": self.master_key, "lookup": self.lookup_key,
+                      "card-signing": self.card_signing_key}[purpose]
+        if configured:
+            key = base64.b64decode(configured)
+            if len(key) < 32:
+                raise KeysMissing(f"the omakaiku {purpose} key must be at least 32 bytes")
+            return key[:32]
+        if self.require_keys or not kaiku.jwt_secret:
+            raise KeysMissing(
+                f"KAIKU_OMAKAIKU_{purpose.upper().replace('-', '_')}_KEY is not set "
+                "(and no development key can be derived)")
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"kaikukortti-omakaiku-dev",
+                    info=f"omakaiku/{purpose}".encode()).derive(kaiku.jwt_secret.encode())
+
+
+def load_omakaiku_settings() -> OmaKaikuSettings:
+    return OmaKaikuSettings()
+
+
+__all__ = ["SERVICE", "KaikuSettings", "KeysMissing", "OmaKaikuSettings", "load_settings",
+           "load_omakaiku_settings"]

@@ -1,4 +1,5 @@
-"""Domain events → integration contracts. Personal fields are never copied out."""
+"""Domain events → integration contracts. Personal fields are never copied out
+(and the account's sealed data is not even ciphertext on the wire)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from typing import Any
 
 from kaiku_shared.contracts import (
     AccountActivatedV1,
+    AccountErasedV1,
+    FeedbackGivenV1,
+    GenreSubscriptionsChangedV1,
     IntegrationEvent,
     TicketCancellationRequestedV1,
 )
 
-from ..domain.model import Account
+from ..domain.model import Account, Feedback
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
@@ -22,4 +26,18 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
         return TicketCancellationRequestedV1.build(**envelope, account_id=event.originator_id,
                                                    ticket_id=event.ticket_id,
                                                    card_number=event.card_number)
+    if isinstance(event, Account.SubscriptionsChanged):
+        return GenreSubscriptionsChangedV1.build(**envelope, account_id=event.originator_id,
+                                                 genres=tuple(event.genres),
+                                                 subgenres=tuple(event.subgenres),
+                                                 region=event.region)
+    if isinstance(event, Account.Erased):
+        return AccountErasedV1.build(**envelope, account_id=event.originator_id)
+    if isinstance(event, Feedback.Given):
+        # The aggregate is the feedback itself (id derived from the ticket): the
+        # envelope names no account, so venues cannot link one holder's ratings.
+        return FeedbackGivenV1.build(**envelope, ticket_id=event.ticket_id,
+                                     offering_id=event.offering_id, venue_id=event.venue_id,
+                                     accessibility=event.accessibility, meaning=event.meaning,
+                                     interest=event.interest)
     return None

@@ -1,24 +1,33 @@
-"""OmaKaiku HTTP API: account activation by a distributor, the holder's own views."""
+"""OmaKaiku HTTP API: activation and erasure by a distributor; sign-in; the
+holder's own views and actions; offering browsing; the mobile card."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+import logging
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, EmailStr, Field
+from fastapi import APIRouter, Depends, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
-from kaiku_shared.auth import Principal
+from kaiku_shared import taxonomy
+from kaiku_shared.auth import Principal, issue_token
 from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
     unprocessable
 
-from ..adapters import read_models
-from ..application.app import NotFound, OmaKaikuApplication, RuleViolation
+from ..adapters import network, read_models
+from ..adapters.mail import Mailer, render
+from ..adapters.mobile_card import CardSigner, qr_svg
+from ..adapters.signin import CodeRejected, RateLimited, SignIn, expires_in_minutes
+from ..application.app import NotFound, OmaKaikuApplication, PersonalData, RuleViolation
+from ..config import OmaKaikuSettings
 
 CARD_ARRIVAL_GRACE_SECONDS = 3.0
+HOLDER_TOKEN_TTL_SECONDS = 12 * 3600
 
+log = logging.getLogger("omakaiku.api")
 router = APIRouter()
 
 
@@ -41,6 +50,17 @@ class AccountCreated(BaseModel):
     account_id: UUID
 
 
+class ErasureRequest(Schema):
+    card_number: str = Field(min_length=8, max_length=12)
+
+
+class ErasureAccepted(BaseModel):
+    account_id: UUID
+    status: str = "erased"
+    detail: str = ("The holder's personal data is destroyed; the other services drop "
+                   "what they derived when they receive AccountErased.")
+
+
 class Profile(BaseModel):
     account_id: UUID
     card_number: str
@@ -54,6 +74,7 @@ class Profile(BaseModel):
 
 class HistoryEntry(BaseModel):
     ticket_id: UUID
+    card_number: str
     offering_id: UUID
     offering_title: str | None
     venue_id: UUID
@@ -62,12 +83,115 @@ class HistoryEntry(BaseModel):
     children: int
     status: Literal["registered", "cancelled"]
     cancellation_requested: bool = False
+    cancellation_refused: str | None = None
 
 
 class CancellationAccepted(BaseModel):
     ticket_id: UUID
     status: str = "cancellation_requested"
     detail: str = "The venue confirms the cancellation; the ticket then shows as cancelled."
+
+
+class FeedbackCreate(Schema):
+    accessibility: int = Field(ge=0, le=5, strict=True)
+    meaning: int = Field(ge=0, le=5, strict=True)
+    interest: int = Field(ge=0, le=5, strict=True)
+
+
+class FeedbackCreated(BaseModel):
+    ticket_id: UUID
+    accessibility: int
+    meaning: int
+    interest: int
+
+
+class Subscriptions(Schema):
+    genres: list[str] = Field(default_factory=list, max_length=20)
+    subgenres: list[str] = Field(
+        default_factory=list, max_length=50,
+        description="Subgenre codes; each must belong to one of `genres`, e.g. jazz with music.")
+    only_my_region: bool = False
+
+    @field_validator("genres")
+    @classmethod
+    def _known_genres(cls, genres: list[str]) -> list[str]:
+        unknown = [g for g in genres if not taxonomy.is_valid_genre(g)]
+        if unknown:
+            raise ValueError(f"unknown genre(s) {unknown}; valid codes: "
+                             f"{', '.join(taxonomy.GENRE_CODES)}")
+        return genres
+
+    @model_validator(mode="after")
+    def _subgenres_of_chosen_genres(self) -> Subscriptions:
+        for code in self.subgenres:
+            if not any(taxonomy.is_valid_subgenre(g, code) for g in self.genres):
+                raise ValueError(f"subgenre {code!r} belongs to none of the chosen genres "
+                                 f"{self.genres}; choose its genre too")
+        return self
+
+
+class SubscriptionsPublic(BaseModel):
+    genres: list[str]
+    subgenres: list[str]
+    only_my_region: bool
+    region: str | None
+
+
+class MobileCard(BaseModel):
+    card_number: str
+    valid_until: date | None
+    children: int
+    token: str
+    expires_at: datetime
+    qr_svg: str
+    public_key_url: str = "/mobile-card/public-key"
+
+
+class CodeRequest(Schema):
+    email: EmailStr
+
+
+class CodeRequested(BaseModel):
+    detail: str = ("If this address belongs to an OmaKaiku account, a sign-in code is on "
+                   "its way. It is valid for 10 minutes and works once.")
+
+
+class TokenRequest(Schema):
+    email: EmailStr | None = None
+    code: str | None = Field(default=None, pattern=r"^\s*[0-9]{6}\s*$")
+    link_token: str | None = Field(default=None, min_length=20, max_length=100)
+    card_number: str | None = Field(
+        default=None, description="Only when several accounts share the e-mail.")
+
+    @model_validator(mode="after")
+    def _code_or_link(self) -> TokenRequest:
+        if self.link_token is None and (self.email is None or self.code is None):
+            raise ValueError("send either {email, code} or {link_token}")
+        return self
+
+
+class HolderToken(BaseModel):
+    access_token: str
+    token_type: str = "bearer"
+    expires_in: int
+    account_id: UUID
+
+
+class OfferingPublic(BaseModel):
+    offering_id: UUID
+    venue_id: UUID
+    venue_name: str
+    title: str
+    kind: str
+    genres: list[str]
+    genre_labels: list[str]
+    subgenres: list[str]
+    starts_at: datetime
+    municipality: str
+    region: str | None
+
+
+# --- dependencies -------------------------------------------------------------------
 
 
 def application(request: Request) -> OmaKaikuApplication:
@@ -85,6 +209,8 @@ async def run(func, *args, **kwargs):
     except RuleViolation as error:
         if error.status == 409:
             raise conflict(error.rule, str(error)) from None
+        if error.status == 404:
+            raise not_found("Account", str(error)) from None
         raise unprocessable(error.rule, str(error), error.field) from None
     except NotFound as error:
         raise not_found("Account", str(error)) from None
@@ -99,50 +225,194 @@ def normalise_card_number(raw: str) -> str:
     return f"{compact[:3]}-{compact[3:]}"
 
 
+def _omakaiku(request: Request) -> OmaKaikuSettings:
+    return request.app.state.omakaiku
+
+
+async def _record_mail(request: Request, account_id: UUID, kind: str,
+                       outcome: tuple[str, str | None]) -> None:
+    async with request.app.state.pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO mail_deliveries (account_id, kind, outcome, detail) "
+            "VALUES ($1, $2, $3, $4)", account_id, kind, *outcome)
+    log.info("e-mail", extra={"account_id": str(account_id), "kind": kind,
+                              "outcome": outcome[0]})
+
+
+# --- accounts (distributor) ------------------------------------------------------
+
+
 @router.post("/accounts", status_code=201, response_model=AccountCreated, tags=["accounts"])
 async def activate_account(body: AccountCreate, request: Request, app: App,
                            principal: Distributor) -> AccountCreated:
     card_number = normalise_card_number(body.card_number)
     card = await _known_card(request, card_number)
-    if card["status"] != "open":
-        raise unprocessable("card-closed", f"Card {card_number} is closed.", "card_number")
+    # Ownership before state: another distributor learns nothing about the card.
     if card["issuer"] != principal.organisation_id:
         raise Problem(403, "Forbidden",
                       "OmaKaiku is activated by the distributor that issued the card.",
                       kind="not-yours")
+    if card["status"] != "open":
+        raise unprocessable("card-closed", f"Card {card_number} is closed.", "card_number")
     key = idempotency_key(request)
     account_id = (uuid5(NAMESPACE_URL, f"/accounts/{principal.key}/{key}") if key else uuid4())
-    account = await run(
-        app.activate_account, account_id=account_id, card_number=card_number,
-        first_name=body.first_name, last_name=body.last_name, email=str(body.email),
-        phone=body.phone, municipality=body.municipality, language=body.language,
-        activated_by=principal.organisation_id,
-    )
+    personal = PersonalData(first_name=body.first_name, last_name=body.last_name,
+                            email=str(body.email), phone=body.phone,
+                            municipality=body.municipality)
+    account = await run(app.activate_account, account_id=account_id, card_number=card_number,
+                        personal=personal, language=body.language,
+                        activated_by=principal.organisation_id)
+    await _send_welcome(request, account.id, personal, body.language)
     return AccountCreated(account_id=account.id)
+
+
+async def _send_welcome(request: Request, account_id: UUID, personal: PersonalData,
+                        language: str) -> None:
+    """The welcome e-mail with a one-time sign-in link. A mail server being down
+    does not undo the activation: the outcome is recorded, and the holder can
+    always ask for a code."""
+    settings = _omakaiku(request)
+    signin: SignIn = request.app.state.signin
+    token = await signin.new_link(account_id)
+    link = f"{settings.public_url.rstrip('/')}/signin#link_token={token}"
+    subject, text = render("welcome", language, first_name=personal.first_name, link=link,
+                           link_days=max(1, settings.signin_link_ttl_seconds // 86400))
+    mailer: Mailer = request.app.state.mailer
+    outcome = await mailer.send(personal.email, subject, text, language=language)
+    await _record_mail(request, account_id, "welcome", outcome)
+
+
+@router.post("/accounts/erasure", status_code=202, response_model=ErasureAccepted,
+             tags=["accounts"])
+async def erase_on_request(body: ErasureRequest, request: Request, app: App,
+                           principal: Distributor) -> ErasureAccepted:
+    """The holder asked their distributor to erase the account (e.g. no phone)."""
+    card_number = normalise_card_number(body.card_number)
+    card = await read_models.card(request.app.state.pool, card_number)
+    if card is None or card["issuer"] != principal.organisation_id:
+        raise Problem(403, "Forbidden",
+                      "Only the distributor that issued the card can erase its account.",
+                      kind="not-yours")
+    account_id = await asyncio.to_thread(app.account_for_card, card_number)
+    if account_id is None:
+        raise not_found("Account", f"Card {card_number} has no OmaKaiku account.")
+    await _erase(request, app, account_id, by="distributor")
+    return ErasureAccepted(account_id=account_id)
+
+
+async def _erase(request: Request, app: OmaKaikuApplication, account_id: UUID, by: str) -> None:
+    pool = request.app.state.pool
+    account = await run(app.load_account, account_id)
+    await read_models.drop_account_data(pool, account_id, account.card_numbers)
+    await run(app.erase_account, account_id, by=by)
+    await read_models.drop_account_data(pool, account_id, account.card_numbers)
+    await read_models.vacuum_keys(pool)
+
+
+# --- sign-in -------------------------------------------------------------------------
+
+
+@router.post("/auth/code", status_code=202, response_model=CodeRequested, tags=["sign-in"])
+async def request_code(body: CodeRequest, request: Request, app: App) -> CodeRequested:
+    """E-mails a one-time 6-digit code. The answer is the same whether or not the
+    address has an account, so nobody can probe who holds a card."""
+    settings = _omakaiku(request)
+    email = str(body.email)
+    lookup = app.vault.email_lookup(email)
+    accounts = await asyncio.to_thread(app.accounts_for_email, email)
+    signin: SignIn = request.app.state.signin
+    try:
+        code = await signin.new_code(lookup, accounts[0] if accounts else None)
+    except RateLimited as error:
+        raise _too_many(error) from None
+    if accounts:
+        try:
+            profile = await run(app.get_profile, accounts[0])
+        except Problem:
+            return CodeRequested()
+        language = profile.account.language
+        subject, text = render("signin_code", language, code=code,
+                               minutes=expires_in_minutes(settings.signin_code_ttl_seconds))
+        # To the address on the account, whatever case the holder typed.
+        outcome = await request.app.state.mailer.send(profile.personal.email, subject, text,
+                                                      language=language)
+        await _record_mail(request, accounts[0], "signin_code", outcome)
+    return CodeRequested()
+
+
+@router.post("/auth/token", response_model=HolderToken, tags=["sign-in"])
+async def exchange_code(body: TokenRequest, request: Request, app: App) -> HolderToken:
+    signin: SignIn = request.app.state.signin
+    try:
+        if body.link_token:
+            account_id = await signin.redeem_link(body.link_token)
+        else:
+            email = str(body.email)
+            account_id = await signin.redeem_code(app.vault.email_lookup(email), body.code or "")
+            accounts = await asyncio.to_thread(app.accounts_for_email, email)
+            if len(accounts) > 1 and body.card_number:
+                chosen = await asyncio.to_thread(
+                    app.account_for_card, normalise_card_number(body.card_number))
+                if chosen in accounts:
+                    account_id = chosen
+    except RateLimited as error:
+        raise _too_many(error) from None
+    except CodeRejected as error:
+        raise Problem(401, "Sign-in refused", str(error), kind="signin-refused") from None
+    await run(app.get_account, account_id)  # erased since the code was sent: 404
+    token = issue_token(request.app.state.settings, role="holder", account_id=account_id,
+                        ttl_seconds=HOLDER_TOKEN_TTL_SECONDS)
+    return HolderToken(access_token=token, expires_in=HOLDER_TOKEN_TTL_SECONDS,
+                       account_id=account_id)
+
+
+def _too_many(error: RateLimited) -> Problem:
+    return Problem(429, "Too many attempts", str(error), kind="rate-limited",
+                   headers={"Retry-After": str(error.retry_after)})
+
+
+# --- the holder -----------------------------------------------------------------------
 
 
 @router.get("/me", response_model=Profile, tags=["holder"])
 async def me(app: App, principal: Holder) -> Profile:
-    account = await run(app.get_account, principal.account_id)
-    return Profile(account_id=account.id, card_number=account.card_number,
-                   first_name=account.first_name, last_name=account.last_name,
-                   email=account.email, phone=account.phone,
-                   municipality=account.municipality, language=account.language)
+    profile = await run(app.get_profile, principal.account_id)
+    personal = profile.personal
+    return Profile(account_id=profile.account.id, card_number=profile.account.card_number,
+                   first_name=personal.first_name, last_name=personal.last_name,
+                   email=personal.email, phone=personal.phone,
+                   municipality=personal.municipality, language=profile.account.language)
+
+
+@router.delete("/me", status_code=202, response_model=ErasureAccepted, tags=["holder"])
+async def erase_me(request: Request, app: App, principal: Holder) -> ErasureAccepted:
+    """Crypto-shredding: the key that sealed the personal data is destroyed, so no
+    copy of it can be read again; AccountErased tells every service to drop what
+    it derived. Repeating the request is harmless."""
+    await _erase(request, app, principal.account_id, by="holder")
+    return ErasureAccepted(account_id=principal.account_id)
 
 
 @router.get("/me/history", response_model=list[HistoryEntry], tags=["holder"])
 async def my_history(request: Request, app: App, principal: Holder) -> list[HistoryEntry]:
     account = await run(app.get_account, principal.account_id)
-    rows = await read_models.history(request.app.state.pool, account.card_number)
+    rows = await read_models.history(request.app.state.pool, account.card_numbers)
     return [_entry(row, account) for row in rows]
 
 
 @router.get("/me/tickets", response_model=list[HistoryEntry], tags=["holder"])
 async def my_tickets(request: Request, app: App, principal: Holder) -> list[HistoryEntry]:
     account = await run(app.get_account, principal.account_id)
-    rows = await read_models.history(request.app.state.pool, account.card_number,
+    rows = await read_models.history(request.app.state.pool, account.card_numbers,
                                      upcoming_after=datetime.now(UTC))
     return [_entry(row, account) for row in rows]
+
+
+async def _my_ticket(request: Request, account: Any, ticket_id: UUID):
+    ticket = await read_models.ticket(request.app.state.pool, ticket_id)
+    if ticket is None or ticket["card_number"] not in account.card_numbers:
+        raise not_found("Ticket", f"You have no ticket {ticket_id}.")
+    return ticket
 
 
 @router.post("/me/tickets/{ticket_id}/cancellation", status_code=202,
@@ -150,9 +420,7 @@ async def my_tickets(request: Request, app: App, principal: Holder) -> list[Hist
 async def cancel_my_ticket(ticket_id: UUID, request: Request, app: App,
                            principal: Holder) -> CancellationAccepted:
     account = await run(app.get_account, principal.account_id)
-    ticket = await read_models.ticket(request.app.state.pool, ticket_id)
-    if ticket is None or ticket["card_number"] != account.card_number:
-        raise not_found("Ticket", f"You have no ticket {ticket_id}.")
+    ticket = await _my_ticket(request, account, ticket_id)
     if ticket["status"] == "cancelled":
         raise conflict("already-cancelled", "This ticket is already cancelled.")
     if ticket["starts_at"] and ticket["starts_at"] <= datetime.now(UTC):
@@ -161,13 +429,147 @@ async def cancel_my_ticket(ticket_id: UUID, request: Request, app: App,
     return CancellationAccepted(ticket_id=ticket_id)
 
 
+@router.post("/me/tickets/{ticket_id}/feedback", status_code=201,
+             response_model=FeedbackCreated, tags=["holder"])
+async def give_feedback(ticket_id: UUID, body: FeedbackCreate, request: Request, app: App,
+                        principal: Holder) -> FeedbackCreated:
+    account = await run(app.get_account, principal.account_id)
+    ticket = await _my_ticket(request, account, ticket_id)
+    if ticket["status"] == "cancelled":
+        raise unprocessable("ticket-cancelled",
+                            "Feedback is for events you attended; this ticket was cancelled.")
+    if ticket["starts_at"] is None or ticket["starts_at"] > datetime.now(UTC):
+        raise unprocessable("event-not-over",
+                            "Feedback opens when the event has taken place.")
+    # asyncpg's own UUID type is not the event store's: convert.
+    await run(app.give_feedback, ticket_id=ticket_id, offering_id=UUID(str(ticket["offering_id"])),
+              venue_id=UUID(str(ticket["venue_id"])), accessibility=body.accessibility,
+              meaning=body.meaning, interest=body.interest)
+    return FeedbackCreated(ticket_id=ticket_id, **body.model_dump())
+
+
+@router.get("/me/subscriptions", response_model=SubscriptionsPublic, tags=["holder"])
+async def my_subscriptions(app: App, principal: Holder) -> SubscriptionsPublic:
+    account = await run(app.get_account, principal.account_id)
+    return _subscriptions(account)
+
+
+@router.put("/me/subscriptions", response_model=SubscriptionsPublic, tags=["holder"])
+async def change_subscriptions(body: Subscriptions, request: Request, app: App,
+                               principal: Holder) -> SubscriptionsPublic:
+    account = await run(app.get_account, principal.account_id)
+    region = None
+    if body.only_my_region:
+        card = await read_models.card(request.app.state.pool, account.card_number)
+        region = card["region"] if card else None
+        if region is None:
+            raise unprocessable("region-unknown",
+                                "Your card's region is not known yet; try again shortly.",
+                                "only_my_region")
+    account = await run(app.change_subscriptions, principal.account_id, genres=body.genres,
+                        subgenres=body.subgenres, region=region)
+    return _subscriptions(account)
+
+
+def _subscriptions(account: Any) -> SubscriptionsPublic:
+    return SubscriptionsPublic(genres=account.genres, subgenres=account.subgenres,
+                               only_my_region=account.region is not None,
+                               region=account.region)
+
+
+@router.get("/me/card", response_model=MobileCard, tags=["holder"])
+async def my_card(request: Request, app: App, principal: Holder) -> MobileCard:
+    account = await run(app.get_account, principal.account_id)
+    card = await read_models.card(request.app.state.pool, account.card_number)
+    if card is None:
+        raise not_found("Card", "Your card is not known here yet; try again shortly.")
+    if card["status"] != "open":
+        raise conflict("card-closed", "Your card is closed; your distributor can renew it.")
+    today = datetime.now(UTC).date()
+    if card["valid_until"] is not None and card["valid_until"] < today:
+        raise conflict("card-expired", "Your card has expired; your distributor can renew it.")
+    signer: CardSigner = request.app.state.card_signer
+    token, expires = signer.issue(card_number=account.card_number,
+                                  valid_until=card["valid_until"],
+                                  children=card["children"] or 0, now=datetime.now(UTC),
+                                  ttl_seconds=_omakaiku(request).mobile_card_ttl_seconds)
+    return MobileCard(card_number=account.card_number, valid_until=card["valid_until"],
+                      children=card["children"] or 0, token=token, expires_at=expires,
+                      qr_svg=qr_svg(token))
+
+
+@router.get("/mobile-card/public-key", tags=["mobile card"], responses={200: {
+    "description": "The public key: a JWK set (default) or PEM (?format=pem)",
+    "content": {"application/jwk-set+json": {"schema": {"type": "object"}},
+                "application/x-pem-file": {"schema": {"type": "string"}}}}})
+async def mobile_card_public_key(request: Request, format: Literal["jwk", "pem"] = "jwk"
+                                 ) -> Response:
+    """The Ed25519 key that verifies mobile-card tokens (alg EdDSA, aud
+    kaikukortti-mobile-card). Public: venues fetch it once and verify offline."""
+    signer: CardSigner = request.app.state.card_signer
+    if format == "pem":
+        return Response(signer.public_pem(), media_type="application/x-pem-file")
+    import json
+
+    return Response(json.dumps({"keys": [signer.public_jwk()]}),
+                    media_type="application/jwk-set+json")
+
+
+# --- offering ------------------------------------------------------------------------
+
+
+@router.get("/offerings", response_model=list[OfferingPublic], tags=["offering"])
+async def browse_offerings(
+    request: Request, app: App, principal: Holder,
+    genre: str | None = None, subgenre: str | None = None,
+    municipality: str | None = Query(default=None, max_length=100),
+    region: str | None = Query(default=None, max_length=100),
+    from_: Annotated[date | None, Query(alias="from")] = None,
+    to: date | None = None,
+    q: str | None = Query(default=None, max_length=100, description="Text in title or venue"),
+    lang: Literal["fi", "sv", "en"] | None = None,
+    limit: int = Query(default=100, ge=1, le=500), offset: int = Query(default=0, ge=0),
+) -> list[OfferingPublic]:
+    """Every published, upcoming offering, filtered; genre names in the holder's language."""
+    if genre is not None and not taxonomy.is_valid_genre(genre):
+        raise unprocessable("unknown-genre", f"Unknown genre {genre!r}; valid codes: "
+                            f"{', '.join(taxonomy.GENRE_CODES)}.", "genre")
+    if subgenre is not None and not any(taxonomy.is_valid_subgenre(g, subgenre)
+                                        for g in ([genre] if genre else taxonomy.GENRE_CODES)):
+        raise unprocessable("unknown-subgenre", f"Unknown subgenre {subgenre!r}"
+                            + (f" for genre {genre!r}." if genre else "."), "subgenre")
+    if region is not None and not network.is_region(region):
+        raise unprocessable("unknown-region", f"Unknown region {region!r}; valid codes: "
+                            f"{', '.join(network.region_codes())}.", "region")
+    if from_ and to and to < from_:
+        raise unprocessable("date-range", "'to' is before 'from'.", "to")
+    account = await run(app.get_account, principal.account_id)
+    language = lang or account.language
+    rows = await read_models.offerings(
+        request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
+        region=region, date_from=from_, date_to=to, text=q, now=datetime.now(UTC),
+        limit=limit, offset=offset)
+    return [OfferingPublic(
+        offering_id=r["offering_id"], venue_id=r["venue_id"], venue_name=r["venue_name"],
+        title=r["title"], kind=r["kind"], genres=list(r["genres"]),
+        genre_labels=[taxonomy.label(g, language) if taxonomy.is_valid_genre(g) else g
+                      for g in r["genres"]],
+        subgenres=list(r["subgenres"]), starts_at=r["starts_at"],
+        municipality=r["municipality"], region=r["region"]) for r in rows]
+
+
+# --- helpers ---------------------------------------------------------------------------
+
+
 def _entry(row, account) -> HistoryEntry:
     return HistoryEntry(
-        ticket_id=row["ticket_id"], offering_id=row["offering_id"],
-        offering_title=row["offering_title"], venue_id=row["venue_id"],
-        venue_name=row["venue_name"], starts_at=row["starts_at"], children=row["children"],
-        status=row["status"],
+        ticket_id=row["ticket_id"], card_number=row["card_number"],
+        offering_id=row["offering_id"], offering_title=row["offering_title"],
+        venue_id=row["venue_id"], venue_name=row["venue_name"], starts_at=row["starts_at"],
+        children=row["children"], status=row["status"],
         cancellation_requested=str(row["ticket_id"]) in account.cancellation_requests,
+        cancellation_refused=row["cancellation_refused"] if row["status"] == "registered"
+        else None,
     )
 
 
