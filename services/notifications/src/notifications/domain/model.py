@@ -1,10 +1,67 @@
-"""Notifications' aggregates. Holders appear only as opaque account ids."""
+"""Notifications' aggregates. Holders appear only as opaque account ids or card numbers.
+
+- ``Bulletin``: Kaikukeskus's message to every organisation and holder.
+- ``Message``: one message between two parties (organisation, holder, staff user).
+- ``NotificationBatch`` / ``NotificationDigest``: notifications handed to omakaiku
+  for e-mail (a batch of accounts, or one holder's daily digest). The id is claimed in the read model before it is saved,
+  so a crash between the two re-saves the same id and nothing is handed over twice.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
+
+PartyKind = Literal["organisation", "holder", "user"]
+
+SUBJECT_MAX = 200
+BODY_MAX = 10_000
+
+
+class MessageRefused(ValueError):
+    """A message breaks a messaging rule; ``kind`` names the rule."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(detail)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Party:
+    """A sender or recipient, by opaque ids only."""
+
+    kind: PartyKind
+    organisation_id: UUID | None = None
+    account_id: UUID | None = None
+    card_number: str | None = None
+    user_id: str | None = None
+
+    def __post_init__(self) -> None:
+        given = {
+            "organisation": self.organisation_id is not None,
+            "holder": self.account_id is not None or self.card_number is not None,
+            "user": self.user_id is not None,
+        }
+        if not given[self.kind]:
+            raise MessageRefused("recipient-incomplete", f"a {self.kind} party needs its id")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind,
+                "organisation_id": str(self.organisation_id) if self.organisation_id else None,
+                "account_id": str(self.account_id) if self.account_id else None,
+                "card_number": self.card_number, "user_id": self.user_id}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Party:
+        return cls(kind=data["kind"],
+                   organisation_id=UUID(data["organisation_id"]) if data.get("organisation_id")
+                   else None,
+                   account_id=UUID(data["account_id"]) if data.get("account_id") else None,
+                   card_number=data.get("card_number"), user_id=data.get("user_id"))
 
 
 class Bulletin(Aggregate):
@@ -16,3 +73,57 @@ class Bulletin(Aggregate):
         self.title = title
         self.body = body
         self.published_by = published_by
+
+
+class Message(Aggregate):
+    """One message; the rules of who may write to whom are checked in ``send``."""
+
+    @classmethod
+    def send(cls, message_id: UUID, sender: Party, recipient: Party, subject: str, body: str,
+             in_reply_to: UUID | None = None) -> Message:
+        subject, body = subject.strip(), body.strip()
+        if not subject or not body:
+            raise MessageRefused("message-empty", "A message needs a subject and a body.")
+        if len(subject) > SUBJECT_MAX or len(body) > BODY_MAX:
+            raise MessageRefused("message-too-long", f"The subject is at most {SUBJECT_MAX} "
+                                 f"and the body at most {BODY_MAX} characters.")
+        if sender == recipient:
+            raise MessageRefused("message-to-self", "Write to someone other than yourself.")
+        if sender.kind == "holder" and recipient.kind != "organisation":
+            raise MessageRefused("holder-writes-to-organisations",
+                                 "A holder writes to a venue or distributor organisation.")
+        return cls(id=message_id, sender=sender.as_dict(), recipient=recipient.as_dict(),
+                   subject=subject, body=body, in_reply_to=in_reply_to)
+
+    @event("Sent")
+    def __init__(self, id: UUID, sender: dict[str, Any], recipient: dict[str, Any],  # noqa: A002
+                 subject: str, body: str, in_reply_to: UUID | None) -> None:
+        self.sender = sender
+        self.recipient = recipient
+        self.subject = subject
+        self.body = body
+        self.in_reply_to = in_reply_to
+
+
+class NotificationBatch(Aggregate):
+    """One notification (template + params) for up to BATCH_SIZE accounts."""
+
+    @event("Issued")
+    def __init__(self, id: UUID, kind: str, source_id: UUID,  # noqa: A002
+                 template_key: str, params: dict[str, str], account_ids: list[str]) -> None:
+        self.kind = kind
+        self.source_id = source_id
+        self.template_key = template_key
+        self.params = params
+        self.account_ids = account_ids
+
+
+class NotificationDigest(Aggregate):
+    """One holder's daily digest."""
+
+    @event("Issued")
+    def __init__(self, id: UUID, account_id: UUID, digest_date: date,  # noqa: A002
+                 items: list[dict[str, Any]]) -> None:
+        self.account_id = account_id
+        self.digest_date = digest_date
+        self.items = items

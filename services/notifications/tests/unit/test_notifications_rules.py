@@ -1,0 +1,118 @@
+"""Notifications' domain and use cases in memory: message rules, exactly-once saves,
+translation to contracts, the region mapping and the digest window."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from uuid import UUID, uuid4
+
+import pytest
+
+from kaiku_shared.contracts import (
+    BulletinPublishedV1,
+    MessageSentV1,
+    NotificationBatchIssuedV1,
+    NotificationDigestIssuedV1,
+)
+from notifications.adapters import regions
+from notifications.adapters.handover import digest_window
+from notifications.adapters.translate import translate
+from notifications.application.app import NotificationsApplication
+from notifications.domain.model import MessageRefused, Party
+
+VENUE = Party("organisation", organisation_id=UUID("b81e4d02-6a3f-4f9c-8c55-2e7a1d9b6f30"))
+HOLDER = Party("holder", card_number="KXA-12345")
+
+
+def app() -> NotificationsApplication:
+    return NotificationsApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def envelope(event) -> dict:
+    return {"event_id": uuid4(), "occurred_at": event.timestamp,
+            "aggregate_id": event.originator_id,
+            "aggregate_version": event.originator_version}
+
+
+def events_of(application: NotificationsApplication) -> list:
+    return [application.mapper.to_domain_event(stored) for stored in
+            application.recorder.select_notifications(start=1, limit=100)]
+
+
+def test_a_message_is_saved_once_under_its_id() -> None:
+    application = app()
+    message_id = uuid4()
+    first = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30")
+    again = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30")
+    assert first.id == again.id == message_id
+    assert len(events_of(application)) == 1
+
+
+@pytest.mark.parametrize(("subject", "body", "rule"), [
+    (" ", "body", "message-empty"),
+    ("x" * 201, "body", "message-too-long"),
+])
+def test_message_content_rules(subject: str, body: str, rule: str) -> None:
+    with pytest.raises(MessageRefused) as refused:
+        app().send_message(uuid4(), VENUE, HOLDER, subject, body)
+    assert refused.value.kind == rule
+
+
+def test_nobody_writes_to_themselves_and_holders_write_to_organisations() -> None:
+    with pytest.raises(MessageRefused) as refused:
+        app().send_message(uuid4(), VENUE, VENUE, "s", "b")
+    assert refused.value.kind == "message-to-self"
+    with pytest.raises(MessageRefused) as refused:
+        app().send_message(uuid4(), HOLDER, Party("user", user_id="u-1"), "s", "b")
+    assert refused.value.kind == "holder-writes-to-organisations"
+
+
+def test_a_party_needs_its_id() -> None:
+    with pytest.raises(MessageRefused):
+        Party("holder")
+
+
+def test_message_sent_contract_carries_ids_only() -> None:
+    application = app()
+    application.send_message(uuid4(), VENUE, HOLDER, "Aino, your seat", "Row 3, seat 12")
+    (event,) = events_of(application)
+    contract = translate(event, envelope(event))
+    assert isinstance(contract, MessageSentV1)
+    assert contract.recipient_card_number == "KXA-12345"
+    assert contract.sender_organisation_id == VENUE.organisation_id
+    wire = contract.to_json().decode()
+    assert "Aino" not in wire and "seat" not in wire
+
+
+def test_batch_digest_and_bulletin_translate_to_their_contracts() -> None:
+    application = app()
+    batch_id, source, account = uuid4(), uuid4(), uuid4()
+    application.issue_batch(batch_id, "new_offering", source, "notification.new_offering",
+                            {"title": "Kevätkonsertti"}, [str(account)])
+    application.issue_batch(batch_id, "new_offering", source, "notification.new_offering",
+                            {"title": "Kevätkonsertti"}, [str(account)])
+    application.issue_digest(uuid4(), account, date(2026, 3, 1), [
+        {"kind": "new_offering", "source_id": str(source),
+         "template_key": "notification.new_offering", "params": {"title": "Kevätkonsertti"}}])
+    application.publish_bulletin(uuid4(), "Palautetilaisuudet", "Huhtikuussa", None)
+    contracts = [translate(e, envelope(e)) for e in events_of(application)]
+    assert [type(c) for c in contracts] == [NotificationBatchIssuedV1,
+                                            NotificationDigestIssuedV1, BulletinPublishedV1]
+    batch, digest, _ = contracts
+    assert batch.batch_id == batch_id and batch.account_ids == (account,)
+    assert digest.items[0].params == {"title": "Kevätkonsertti"}
+    assert NotificationDigestIssuedV1.model_validate_json(digest.to_json()) == digest
+
+
+def test_municipalities_map_to_regions_by_code_or_any_language() -> None:
+    assert regions.municipality_code("Villmanstrand") == "lappeenranta"
+    assert regions.municipality_code(" IMATRA ") == "imatra"
+    assert regions._reference()["lappeenranta"][1] == "etela-karjala"
+    assert regions.municipality_code("Nowhere") == "nowhere"
+
+
+def test_the_daily_digest_covers_yesterday_from_seven_in_finland() -> None:
+    assert digest_window(datetime(2026, 3, 2, 4, 59, tzinfo=UTC)) is None  # 06:59 in Helsinki
+    cutoff, day = digest_window(datetime(2026, 3, 2, 5, 0, tzinfo=UTC))
+    assert day == date(2026, 3, 1)
+    assert cutoff.isoformat() == "2026-03-02T00:00:00+02:00"
