@@ -1,0 +1,1 @@
+"""Kaikukanta (staff) and OmaKaiku (holder) web interfaces over the four service APIs."""
