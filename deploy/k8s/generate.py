@@ -31,6 +31,7 @@ NS = "kaikukortti"
 IMAGE = "kaikukortti:dev"  # kustomization.yaml's `images:` sets the real tag
 SERVICES = ("cards", "venues", "omakaiku", "notifications")
 PORTS = {"cards": 8101, "venues": 8102, "omakaiku": 8103, "notifications": 8104}
+WEB_PORT = 8100
 METRICS_PORT = 9464  # worker and relay: kaiku_shared.metrics_server
 NATS_IMAGE = "nats:2.11-alpine"
 NATS_REPLICAS = 3
@@ -532,6 +533,39 @@ def process(service: str, role: str) -> list[dict[str, Any]]:
     return docs
 
 
+def web() -> list[dict[str, Any]]:
+    """The web interfaces: an api-like Deployment that calls the four APIs."""
+    docs = process("cards", "api")  # same shape; adapted below
+    deployment, budget, service, autoscaler = docs
+    name, port = "web", WEB_PORT
+    pod_labels = labels(name, **{"app.kubernetes.io/component": "web"})
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    container.update({
+        "name": "web",
+        "command": compose()["services"]["web"]["command"],
+        "envFrom": [{"configMapRef": {"name": "kaiku-config"}},
+                    {"secretRef": {"name": "kaiku-jwt"}}],
+        "env": [{"name": "KAIKU_HTTP_PORT", "value": str(port)},
+                {"name": "KAIKU_WEB_SECURE_COOKIES", "value": "true"},
+                *[{"name": f"KAIKU_WEB_{s.upper()}_URL",
+                   "value": f"http://{s}-api:{PORTS[s]}"} for s in SERVICES]],
+        "ports": [{"name": "http", "containerPort": port}],
+    })
+    for doc in docs:
+        doc["metadata"] = {**meta(name), "labels": pod_labels}
+    deployment["spec"]["selector"] = selector(name)
+    template = deployment["spec"]["template"]
+    template["metadata"] = {"labels": pod_labels, "annotations": {
+        "prometheus.io/scrape": "false"}}
+    template["spec"]["affinity"] = _spread(name)
+    template["spec"]["topologySpreadConstraints"] = [_zone_spread(name)]
+    budget["spec"]["selector"] = selector(name)
+    service["spec"] = {"selector": {"app.kubernetes.io/name": name},
+                       "ports": [{"name": "http", "port": port, "targetPort": "http"}]}
+    autoscaler["spec"]["scaleTargetRef"]["name"] = name
+    return docs
+
+
 # ------------------------------------------------------------------ output
 
 
@@ -546,6 +580,7 @@ def files() -> dict[str, list[dict[str, Any]]]:
     for service in SERVICES:
         out[f"20-{service}.yaml"] = [doc for role in ("api", "worker", "relay")
                                      for doc in process(service, role)]
+    out["30-web.yaml"] = web()
     return out
 
 

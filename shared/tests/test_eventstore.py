@@ -288,33 +288,3 @@ def test_a_stale_writer_reloads_and_decides_again(app: Booklets) -> None:
     assert attempts == 2
     final = app.repository.get(booklet.id)
     assert (final.version, final.stamps, final.last_stamp) == (3, 2, date(2025, 2, 2))
-
-
-def test_keyed_locks_serialise_one_key_and_not_others() -> None:
-    import threading
-    import time
-
-    from kaiku_shared.eventstore import KeyedLocks
-
-    locks = KeyedLocks()
-    inside: dict[str, int] = {"a": 0, "b": 0}
-    most: dict[str, int] = {"a": 0, "b": 0}
-    both_at_once = threading.Event()
-
-    def work(key: str) -> None:
-        with locks.hold(key):
-            inside[key] += 1
-            most[key] = max(most[key], inside[key])
-            if inside["a"] and inside["b"]:
-                both_at_once.set()
-            time.sleep(0.01)
-            inside[key] -= 1
-
-    threads = [threading.Thread(target=work, args=(k,)) for k in "abababab"]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert most == {"a": 1, "b": 1}  # never two holders of one key
-    assert both_at_once.is_set()  # different keys do not wait for each other
-    assert not locks._locks  # noqa: SLF001 - nothing left behind

@@ -15,7 +15,7 @@ Real processes on loopback:
   connection only when it takes over, and a single configured URL naming a
   server that died meanwhile leaves it retrying that server while it holds the
   lock (in Kubernetes the URL is the `nats` Service, which routes to live
-  servers; KAIKU_NATS_URL cannot list several servers yet — see docs/scaling.md).
+  servers; KAIKU_NATS_URL may also list several servers, comma-separated).
   Processes restarted after n1 is lost are pointed at n3.
 
 Under a steady load of ticket registrations spread over both venues apis we

@@ -9,8 +9,10 @@ the way docker-compose.yml feeds them.
 What is shown:
 * a service publishes (with a JetStream ack) only on its own subjects and its
   own dead-letter subjects; venues cannot forge ``kaiku.cards.card_issued.v1``;
-* a service opens consumers only on the streams it consumes (the matrix in
-  nats.conf), so cards can never read KAIKU_OMAKAIKU;
+* every durable consumer the services' code creates (read from the code, not
+  copied here) can be created, pulled and acked by its service, and a service
+  opens consumers only on the streams it consumes, under its own consumers'
+  names, so cards can never read KAIKU_OMAKAIKU;
 * core subscriptions are limited to consumed subjects and the service's own
   reply inbox ``_INBOX.<service>.>`` — never ``_INBOX.>``, where another
   service's pull deliveries travel;
@@ -41,13 +43,35 @@ CONFIG = REPO / "deploy" / "nats" / "nats.conf"
 SERVER = Path(sys.executable).parent / "nats-server"
 
 SERVICES = ("cards", "venues", "omakaiku", "notifications")
-# Who consumes whose stream (DESIGN: the workers' durable pull consumers).
-CONSUMES = {
-    "cards": {"venues"},
-    "venues": {"cards", "omakaiku"},
-    "omakaiku": {"cards", "venues", "notifications"},
-    "notifications": {"venues", "omakaiku", "cards"},
-}
+
+
+def code_consumers() -> dict[str, list[tuple[str, str]]]:
+    """service → [(durable consumer, source service)], read from the services' code.
+
+    The same lists the workers (and ``audit``) build, so a consumer added in the
+    code without a permission in nats.conf fails this module.
+    """
+    from cards.adapters import statistics
+    from notifications.adapters import read_models as notifications_read_models
+    from omakaiku.adapters import read_models as omakaiku_read_models
+    from omakaiku.adapters.delivery import delivery_consumer
+    from venues.adapters import holder_requests
+    from venues.adapters import read_models as venues_read_models
+
+    built = {
+        "cards": statistics.consumers(),
+        "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
+        "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
+        "notifications": notifications_read_models.consumers(),
+    }
+    return {service: [(c.name, c.source) for c in consumers]
+            for service, consumers in built.items()}
+
+
+CONSUMERS = code_consumers()
+# Who consumes whose stream (own stream included where a service reads itself).
+CONSUMES = {service: {source for _, source in consumers}
+            for service, consumers in CONSUMERS.items()}
 DENIED_WAIT = 0.5  # seconds a denied request waits for the reply that never comes
 
 
@@ -244,31 +268,106 @@ async def test_cards_cannot_subscribe_to_what_it_does_not_consume(connect) -> No
     assert not [e for e in cards.errors if "kaiku.venues" in str(e).lower()]
 
 
+async def test_consumer_table_comes_from_the_code() -> None:
+    """Sanity: the table is the services' real consumers, own streams included."""
+    assert set(CONSUMERS) == set(SERVICES)
+    names = [name for consumers in CONSUMERS.values() for name, _ in consumers]
+    assert len(names) == len(set(names)), "durable names must be unique"
+    for service, consumers in CONSUMERS.items():
+        assert consumers, f"{service} has no consumers?"
+        for name, source in consumers:
+            assert name.startswith(f"{service}-"), name
+            assert source in SERVICES, (name, source)
+    assert ("cards-statistics", "cards") in CONSUMERS["cards"]
+    assert ("venues-offering-list", "venues") in CONSUMERS["venues"]
+    assert ("omakaiku-delivery", "notifications") in CONSUMERS["omakaiku"]
+
+
+async def _create(client: Client, source: str, name: str) -> bool:
+    """Create a durable pull consumer the way the worker does; False if refused."""
+    try:
+        await client.js.add_consumer(
+            f"KAIKU_{source.upper()}",
+            ConsumerConfig(durable_name=name, name=name, ack_policy=AckPolicy.EXPLICIT,
+                           filter_subject=f"kaiku.{source}.>"),
+        )
+    except (nats.errors.TimeoutError, asyncio.TimeoutError):
+        await client.violation(f"$JS.API.CONSUMER.CREATE.KAIKU_{source.upper()}")
+        return False
+    return True
+
+
+@pytest.mark.parametrize(("service", "name", "source"), [
+    (service, name, source) for service in SERVICES for name, source in CONSUMERS[service]])
+async def test_every_consumer_in_the_code_works_for_its_service(
+        connect, service: str, name: str, source: str) -> None:
+    """Create (as faststream does: pull_subscribe → info, create), fetch, ack."""
+    producer = await connect(source)
+    await _ensure_stream(producer, source)
+    msg_id = f"{name}-probe"
+    await producer.js.publish(f"kaiku.{source}.probe.v1", name.encode(),
+                              stream=f"KAIKU_{source.upper()}", headers={"Nats-Msg-Id": msg_id})
+
+    client = await connect(service)
+    sub = await client.js.pull_subscribe(
+        f"kaiku.{source}.>", durable=name, stream=f"KAIKU_{source.upper()}",
+        config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=3),
+    )
+    messages = await sub.fetch(100, timeout=2)
+    assert name.encode() in [m.data for m in messages]
+    for message in messages:
+        assert message.reply.startswith(f"$JS.ACK.KAIKU_{source.upper()}.{name}.")
+        await message.ack_sync(timeout=2)
+    info = await client.js.consumer_info(f"KAIKU_{source.upper()}", name)
+    assert info.num_ack_pending == 0
+    # Re-creating it at start-up (the same config) is allowed too.
+    assert await _create(client, source, name)
+    assert client.errors == []
+
+
 async def test_consumers_only_on_consumed_streams(connect) -> None:
     producers = {service: await connect(service) for service in SERVICES}
     for service, client in producers.items():
         await _ensure_stream(client, service)
 
     async def try_consumer(service: str, source: str) -> tuple[str, str, bool]:
+        """A consumer with one of the service's real names on ``source``'s stream."""
         client = await connect(service)
-        name = f"{service}-probe-{source}"
-        try:
-            await client.js.add_consumer(
-                f"KAIKU_{source.upper()}",
-                ConsumerConfig(durable_name=name, name=name, ack_policy=AckPolicy.EXPLICIT),
-            )
-        except (nats.errors.TimeoutError, asyncio.TimeoutError):
-            await client.violation(f"$JS.API.CONSUMER.CREATE.KAIKU_{source.upper()}")
-            return service, source, False
-        return service, source, True
+        real = [name for name, src in CONSUMERS[service] if src == source]
+        name = real[0] if real else CONSUMERS[service][0][0]
+        return service, source, await _create(client, source, name)
 
-    pairs = [(s, src) for s in SERVICES for src in SERVICES if s != src]
+    pairs = [(s, src) for s in SERVICES for src in SERVICES]
     results = await asyncio.gather(*(try_consumer(s, src) for s, src in pairs))
     allowed = {(s, src) for s, src, ok in results if ok}
     expected = {(s, src) for s in SERVICES for src in CONSUMES[s]}
     assert allowed == expected
     # The identity-isolated stream is readable by its two consumers only.
     assert {s for s, src in allowed if src == "omakaiku"} == {"venues", "notifications"}
+
+
+async def test_only_the_services_own_consumer_names(connect) -> None:
+    """On a stream it does consume, a service still gets only its own consumers:
+    no ephemeral reader, no invented name, no other service's durable."""
+    for service in SERVICES:
+        await _ensure_stream(await connect(service), service)
+    venues = await connect("venues")
+    assert not await _create(venues, "cards", "venues-probe")
+    # Another service's consumer on the same stream: neither create, nor pull, nor ack.
+    assert not await _create(venues, "cards", "notifications-cards")
+    notifications = await connect("notifications")
+    assert await _create(notifications, "cards", "notifications-cards")
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        await venues.nc.request("$JS.API.CONSUMER.MSG.NEXT.KAIKU_CARDS.notifications-cards",
+                                b'{"batch": 1}', timeout=DENIED_WAIT)
+    await venues.violation("$JS.API.CONSUMER.MSG.NEXT.KAIKU_CARDS.notifications-cards")
+    await venues.nc.publish("$JS.ACK.KAIKU_CARDS.notifications-cards.1.1.1.0.0", b"")
+    await venues.violation("$JS.ACK.KAIKU_CARDS.notifications-cards")
+    # Ephemeral consumers (no name) are not granted either.
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        await venues.js.add_consumer("KAIKU_CARDS", ConsumerConfig(
+            ack_policy=AckPolicy.EXPLICIT))
+    await venues.violation('publish to "$JS.API.CONSUMER.CREATE.KAIKU_CARDS"')
 
 
 async def test_worker_pulls_acks_and_dead_letters(connect) -> None:
@@ -278,23 +377,26 @@ async def test_worker_pulls_acks_and_dead_letters(connect) -> None:
                            headers={"Nats-Msg-Id": "worker-flow-1"})
 
     venues = await connect("venues")
+    durable = "venues-card-validity"  # a real venues consumer (CONSUMERS)
+    assert (durable, "cards") in CONSUMERS["venues"]
     sub = await venues.js.pull_subscribe(
-        "kaiku.cards.card_renewed.v1", durable="venues-worker-flow", stream="KAIKU_CARDS",
+        "kaiku.cards.card_renewed.v1", durable=durable, stream="KAIKU_CARDS",
         config=ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, max_deliver=3),
     )
-    [message] = await sub.fetch(1, timeout=2)
-    assert message.data == b'{"n": 1}'
-    assert message.reply.startswith("$JS.ACK.KAIKU_CARDS.venues-worker-flow.")
-    await message.ack_sync(timeout=2)
-    info = await venues.js.consumer_info("KAIKU_CARDS", "venues-worker-flow")
-    assert info.ack_floor.stream_seq == message.metadata.sequence.stream
+    messages = await sub.fetch(100, timeout=2)
+    [message] = [m for m in messages if m.data == b'{"n": 1}']
+    assert message.reply.startswith(f"$JS.ACK.KAIKU_CARDS.{durable}.")
+    for m in messages:
+        await m.ack_sync(timeout=2)
+    info = await venues.js.consumer_info("KAIKU_CARDS", durable)
+    assert info.ack_floor.stream_seq >= message.metadata.sequence.stream
 
     dlq = StreamConfig(name="KAIKU_DLQ", subjects=["kaiku.dlq.>"])
     try:
         await venues.js.add_stream(dlq)
     except nats.js.errors.BadRequestError:
         await venues.js.update_stream(dlq)
-    ack = await venues.js.publish("kaiku.dlq.venues.venues-worker-flow", b"{}", stream="KAIKU_DLQ")
+    ack = await venues.js.publish(f"kaiku.dlq.venues.{durable}", b"{}", stream="KAIKU_DLQ")
     assert ack.stream == "KAIKU_DLQ"
     assert venues.errors == []
 

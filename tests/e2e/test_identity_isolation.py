@@ -3,8 +3,8 @@
 Unique canary values go into POST /accounts; after a full flow they must not
 appear in any NATS message, header or subject of the namespace's streams, in
 the cards, venues or notifications databases (plain or hex-encoded, as bytea
-event state would show), nor in any process's log. A positive control finds
-them in omakaiku's database, so the search itself is shown to work.
+event state would show), nor in any process's log. A positive control
+finds the card number in omakaiku's database dump, so the search itself works.
 """
 
 from __future__ import annotations
@@ -52,14 +52,19 @@ async def every_stream_message(system) -> str:
             sub = await js.pull_subscribe(
                 f"{settings.subject_root(service)}.>", stream=stream,
                 config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
-            remaining = info.state.messages
-            while remaining > 0:
-                batch = await sub.fetch(min(remaining, 500), timeout=2)
+            remaining, idle = info.state.messages, 0
+            while remaining > 0 and idle < 5:
+                try:
+                    batch = await sub.fetch(min(remaining, 500), timeout=5)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    idle += 1  # a busy machine: ask again, a few times
+                    continue
                 for message in batch:
                     parts.append(message.subject)
                     parts.append(repr(message.headers))
                     parts.append(message.data.decode("utf-8", "replace"))
                 remaining -= len(batch)
+            assert remaining == 0, f"could read only part of {stream}"
             await sub.unsubscribe()
     finally:
         await nc.close()
@@ -100,9 +105,11 @@ async def test_personal_data_never_leaves_omakaiku(world):
         needles[field] = value
         needles[f"{field} (hex)"] = value.encode().hex()
 
+    # Positive control: the search does find what is there. (The canaries themselves
+    # are encrypted at rest even in omakaiku; tests/e2e/test_omakaiku_mail.py shows
+    # that, and that erasure makes them unrecoverable.)
     omakaiku = await database_dump(system, "omakaiku")
-    assert canaries["email"] in omakaiku or canaries["email"].encode().hex() in omakaiku, \
-        "positive control: the search finds the canary where it belongs"
+    assert card["card_number"] in omakaiku, "positive control: the dump holds the card"
 
     haystacks = {f"{s} database": await database_dump(system, s)
                  for s in ("cards", "venues", "notifications")}

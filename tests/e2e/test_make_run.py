@@ -31,7 +31,8 @@ def start_run(data_dir: Path, port_base: int) -> subprocess.Popen:
                         "KAIKU_NAMESPACE")}
     env["KAIKU_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "kaiku_shared.cli", "run", "--port-base", str(port_base)],
+        [sys.executable, "-m", "kaiku_shared.cli", "run", "--port-base", str(port_base),
+         "--smtp-port", str(free_port()), "--web-port", str(free_port())],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)
 
@@ -81,7 +82,8 @@ def test_kaiku_run_starts_everything_and_stops_cleanly_twice():
             print(f"run {attempt + 1}: every /readyz answered 200 after {seconds:.1f} s")
             time.sleep(3)  # the demo data loads right after readiness
             children = psutil.Process(process.pid).children(recursive=True)
-            assert len(children) >= 12 + 1, [c.name() for c in children]
+            # 12 service processes, the web, the SMTP sink, NATS and the postmaster.
+            assert len(children) >= 12 + 2 + 1, [c.name() for c in children]
         finally:
             output = stop(process)
         assert process.returncode == 0, output

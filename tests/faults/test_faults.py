@@ -197,6 +197,21 @@ async def quiesced(h: Harness, timeout: float = 120) -> None:
         await asyncio.sleep(0.5)
 
 
+def audit(h: Harness) -> int:
+    """`kaiku audit` over the harness's namespace; the number of differences."""
+    import os
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "kaiku_shared.cli", "audit"],
+                            env={**os.environ, **h.ns.env()}, capture_output=True, text=True,
+                            timeout=300)
+    print(result.stdout[-3000:], result.stderr[-3000:])
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.endswith("difference(s)"), result.stdout + result.stderr
+    return int(last.split()[0])
+
+
 async def rows(h: Harness, service: str, query: str, *args) -> list[asyncpg.Record]:
     conn = await asyncpg.connect(h.ns.settings.service_database_url(service))
     try:
@@ -277,6 +292,12 @@ async def test_nothing_acknowledged_is_lost_or_doubled_through_faults(harness):
 
     ids = [json.loads(b)["event_id"] for _, b in bodies]
     assert len(ids) == len(set(ids)), "an event was published twice into the stream"
+    differences = audit(h)
+    assert differences == 0, "kaiku audit found differences after the faults"
+    # The audit itself is shown to see a loss: forget one applied event.
+    await rows(h, "omakaiku", "DELETE FROM processed_events WHERE event_id = (SELECT event_id "
+                              "FROM processed_events WHERE consumer = 'omakaiku-history' LIMIT 1)")
+    assert audit(h) == 1, "the audit did not notice a missing application"
     print(f"verified: {len(acknowledged)} acknowledged registrations, "
           f"{len(outcomes.cancelled)} cancellations, {len(extra)} unanswered-but-done, "
           f"{len(outcomes.unknown_registrations)} unanswered requests in all; each present "

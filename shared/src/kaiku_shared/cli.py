@@ -125,7 +125,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .demo import load_demo_data
     from .embedded import EmbeddedServers
-    from .supervisor import Supervisor, service_specs
+    from .supervisor import Supervisor, mail_sink, service_specs, web_spec
 
     started = time.monotonic()
     data_dir = DATA_DIR.resolve()
@@ -136,17 +136,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         nats_url, database_url = servers.start()
     env = {"KAIKU_NATS_URL": nats_url, "KAIKU_DATABASE_URL": database_url,
            "KAIKU_JWT_SECRET": secret or ""}
-    supervisor = Supervisor(env, data_dir / "logs")
     ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
+    # Holders' e-mail (sign-in codes, welcome links) goes to a local sink.
+    sink, mail_env = mail_sink(data_dir / "mail", args.smtp_port, ports["omakaiku"])
+    # Sign-in links in holders' e-mail open the web interface.
+    mail_env["KAIKU_OMAKAIKU_PUBLIC_URL"] = f"http://127.0.0.1:{args.web_port}/oma"
+    supervisor = Supervisor({**env, **mail_env}, data_dir / "logs")
+    supervisor.add(sink)
     for spec in service_specs(ports):
         supervisor.add(spec)
+    supervisor.add(web_spec(args.web_port, ports, dev_token_signin=True))
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        with console.status("Starting the 12 service processes…"):
+        with console.status("Starting the service processes and the web interface…"):
             supervisor.start_all()
             supervisor.wait_ready(timeout=90)
         ready_after = time.monotonic() - started
@@ -157,7 +163,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.no_demo:
             with console.status("Loading demo data…"):
                 demo = load_demo_data(settings, urls)
+        console.print(f"\n[bold]Web: http://127.0.0.1:{args.web_port}/[/bold]  (staff: "
+                      f"/staff, holders: /oma)")
         print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir)
+        console.print(f"E-mail to holders (sign-in codes): {data_dir / 'mail'}/*.eml "
+                      f"(SMTP sink on 127.0.0.1:{args.smtp_port})")
         while True:
             time.sleep(1)
     except KeyboardInterrupt:
@@ -186,6 +196,8 @@ def print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir) -> 
             f"  ticket agent              {demo.ticket_agent_id}\n"
             f"  demo card                 {demo.card_number}  (OmaKaiku account "
             f"{demo.account_id})\n"
+            f"\nStaff sign-in (POST /auth/login on cards): {', '.join(demo.usernames)} — "
+            f"password {demo.password}\n"
             "\nTokens:\n"
             "  .venv/bin/kaiku token --role kaikukeskus\n"
             f"  .venv/bin/kaiku token --role distributor --org {demo.distributor_id}\n"
@@ -206,6 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(func=cmd_token)
     run = sub.add_parser("run", help="start NATS, Postgres, every service and demo data")
     run.add_argument("--no-demo", action="store_true", help="skip the demo data")
+    run.add_argument("--web-port", type=int, default=8100,
+                     help="port of the web interfaces (default 8100)")
+    run.add_argument("--smtp-port", type=int, default=8025,
+                     help="port of the local SMTP sink for holders' e-mail (default 8025)")
     run.add_argument("--port-base", type=int, default=DEFAULT_PORTS["cards"],
                      help="first api port; the services take four in a row (default 8101)")
     run.set_defaults(func=cmd_run)

@@ -25,6 +25,16 @@ class DemoData:
     offering_ids: list[str]
     card_number: str
     account_id: str | None
+    password: str = ""
+    usernames: tuple[str, ...] = ()
+
+
+def demo_password(settings: KaikuSettings) -> str:
+    """Stable per installation (a rerun must send the same body with its key),
+    different between installations (it derives from the local signing key)."""
+    import hashlib
+
+    return "demo-" + hashlib.sha256((settings.jwt_secret or "").encode()).hexdigest()[:12]
 
 
 def _post(client: httpx.Client, url: str, token: str, key: str, body: dict[str, Any]
@@ -50,6 +60,14 @@ def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
                                f"demo-org-{kind}", {"kind": kind, "name": name,
                                                     "municipality": municipality}
                                )["organisation_id"]
+        password = demo_password(settings)
+        users = (("demo.keskus", None), ("demo.jakaja", orgs["distributor"]),
+                 ("demo.kohde", orgs["venue"]), ("demo.lipunvalitys", orgs["ticket_agent"]))
+        for username, organisation_id in users:
+            body = {"username": username, "password": password, "admin": True}
+            if organisation_id:
+                body["organisation_id"] = organisation_id
+            _post(client, f"{urls['cards']}/users", centre, f"demo-user-{username}", body)
         venue_staff = issue_token(settings, role="venue", organisation_id=orgs["venue"])
         venue_id = _post(client, f"{urls['venues']}/venues", venue_staff, "demo-venue", {
             "organisation_id": orgs["venue"], "name": "Imatran Teatteri",
@@ -84,4 +102,5 @@ def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
             "email": "demo.haltija@example.org", "municipality": "Imatra", "language": "fi",
         })
     return DemoData(orgs["distributor"], orgs["venue"], orgs["ticket_agent"], venue_id,
-                    offerings, card["card_number"], account.get("account_id"))
+                    offerings, card["card_number"], account.get("account_id"), password,
+                    tuple(u for u, _ in users))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextvars
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -202,34 +201,6 @@ def retry_on_conflict(attempts: int = 1000, budget_seconds: float = 10.0
         return wrapper
 
     return decorate
-
-
-class KeyedLocks:
-    """One lock per aggregate id, within a process.
-
-    Many box offices booking the same performance would otherwise all load the
-    same version and all but one lose the optimistic-concurrency race, again
-    and again. Queueing them per aggregate inside a process removes those
-    conflicts; between processes, optimistic concurrency still decides.
-    """
-
-    def __init__(self) -> None:
-        self._guard = threading.Lock()
-        self._locks: dict[Any, list] = {}  # key → [lock, users]
-
-    @contextmanager
-    def hold(self, key: Any) -> Iterator[None]:
-        with self._guard:
-            entry = self._locks.setdefault(key, [threading.Lock(), 0])
-            entry[1] += 1
-        try:
-            with entry[0]:
-                yield
-        finally:
-            with self._guard:
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del self._locks[key]
 
 
 def decode_meta(raw_state: bytes) -> dict[str, str]:

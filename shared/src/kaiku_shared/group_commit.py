@@ -33,7 +33,9 @@ class _Pending:
 
 
 class GroupCommitter:
-    def __init__(self, put: Callable[[Sequence[Any]], list[Any]], max_batch: int = 256) -> None:
+    # Bounded: one huge multi-statement transaction can stall the driver's
+    # pipeline; 64 saves already give most of the gain (bench/write_path.py).
+    def __init__(self, put: Callable[[Sequence[Any]], list[Any]], max_batch: int = 64) -> None:
         self._put = put
         self._max_batch = max_batch
         self._lock = threading.Lock()

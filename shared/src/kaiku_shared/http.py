@@ -103,6 +103,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: _problem_response("Refused by a business rule (the type names the rule)"),
     413: _problem_response("Request body too large"),
     422: _problem_response("Invalid input (field-level errors listed)"),
+    429: _problem_response("Too many attempts; Retry-After says when to try again"),
     503: _problem_response("Busy or a dependency unavailable; retry shortly"),
 }
 
@@ -172,6 +173,11 @@ def install_error_handlers(app: FastAPI) -> None:
             "unless a later read shows it. Try again, and if it persists, tell support.",
             kind="internal",
         ).response(request.url.path)
+
+
+async def _nul_refused(scope: dict, receive: Callable, send: Callable) -> None:
+    await Problem(422, "Invalid request", "Text may not contain NUL (\\u0000) characters.",
+                  kind="nul-character").response(scope.get("path"))(scope, receive, send)
 
 
 def _failpoints(scope: dict) -> set[str]:
@@ -248,6 +254,21 @@ class RequestMiddleware:
                           f"Bodies are limited to {MAX_BODY_BYTES} bytes.",
                           kind="too-large").response()(scope, receive, send)
             return
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+            await _nul_refused(scope, receive, send)
+            return
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            # Postgres text cannot hold NUL; say so instead of failing deep inside.
+            body = await _read_body(receive)
+            if len(body) > MAX_BODY_BYTES:  # chunked, without a Content-Length
+                await Problem(413, "Request too large",
+                              f"Bodies are limited to {MAX_BODY_BYTES} bytes.",
+                              kind="too-large").response()(scope, receive, send)
+                return
+            if b"\\u0000" in body or b"\x00" in body:
+                await _nul_refused(scope, receive, send)
+                return
+            receive = _replay(body)
         method = scope["method"]
         path = scope["path"]
         correlation_id = headers.get("x-correlation-id") or str(uuid.uuid4())
@@ -369,37 +390,38 @@ class IdempotencyMiddleware:
                 # The first attempt died mid-way; its use case derives ids from the
                 # key, so running again finds what it already did.
 
-        captured: dict[str, Any] = {"body": b""}
+        # The answer is stored before it is sent: a retry arriving the moment the
+        # client sees it must get the stored answer, not "in progress".
+        messages: list[dict] = []
 
         async def capture(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                captured["status"] = message["status"]
-                captured["content_type"] = next(
-                    (v.decode() for k, v in message.get("headers", []) if k == b"content-type"),
-                    "application/json",
-                )
-            elif message["type"] == "http.response.body":
-                captured["body"] += message.get("body", b"")
-            await send(message)
+            messages.append(message)
 
         try:
             await self.app(scope, replay_receive, capture)
         finally:
+            start = next((m for m in messages if m["type"] == "http.response.start"), None)
+            status = start["status"] if start else None
+            body = b"".join(m.get("body", b"") for m in messages
+                            if m["type"] == "http.response.body")
             async with pool.acquire() as conn:
-                status = captured.get("status")
                 if status is None or status >= 500 or status == 409 and (
-                    b"idempotency-in-progress" in captured["body"]
+                    b"idempotency-in-progress" in body
                 ):
                     await conn.execute(
                         "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2",
                         principal_key, key,
                     )
                 else:
+                    content_type = next((v.decode() for k, v in start.get("headers", [])
+                                         if k == b"content-type"), "application/json")
                     await conn.execute(
                         "UPDATE idempotency_keys SET status_code = $3, response_body = $4, "
                         "content_type = $5 WHERE principal = $1 AND key = $2",
-                        principal_key, key, status, captured["body"], captured["content_type"],
+                        principal_key, key, status, body, content_type,
                     )
+        for message in messages:
+            await send(message)
 
 
 async def _read_body(receive: Callable) -> bytes:

@@ -16,8 +16,8 @@ delays a scrape:
 ``/readyz``   200 when ``ready()`` is true, else 503 (readiness).
 ``/metrics``  the Prometheus text format of the default registry.
 
-Not wired in yet: run_worker / run_relay (service.py) would call it when a
-``KAIKU_METRICS_PORT`` setting is set (deploy/k8s uses 9464). Nothing here reads
+run_worker / run_relay (service.py) start it when ``KAIKU_METRICS_PORT`` is set
+(deploy/k8s uses 9464). Nothing here reads
 personal data; the metric labels never carry any (metrics.py).
 """
 

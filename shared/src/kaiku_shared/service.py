@@ -289,6 +289,9 @@ async def run_audit(
     from .audit import audit_service
 
     await ensure_database(settings, service)
+    pool = await create_pool(settings, service, size=1)
+    await apply_schema(pool)  # an audit of a service that never ran still answers
+    await pool.close()
     application = await asyncio.to_thread(build_application)
     report = await audit_service(settings, service, application, translate, consumers)
     print(json.dumps(report.as_dict()))

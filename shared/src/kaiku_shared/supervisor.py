@@ -145,3 +145,25 @@ def service_specs(ports: dict[str, int] | None = None,
             specs.append(ProcessSpec(f"{service}-{role}", [python, "-m", service, role], env,
                                      port))
     return specs
+
+
+def mail_sink(mail_dir: Path, port: int, omakaiku_port: int,
+              python: str = sys.executable) -> tuple[ProcessSpec, dict[str, str]]:
+    """The local SMTP sink (messages land as .eml files in ``mail_dir``) and the
+    settings that point omakaiku's e-mail at it. Add the spec before the services."""
+    spec = ProcessSpec("omakaiku-smtp-sink", [python, "-m", "omakaiku", "smtp-sink", "--dir",
+                                              str(mail_dir), "--port", str(port)], {})
+    env = {"KAIKU_OMAKAIKU_SMTP_HOST": "127.0.0.1", "KAIKU_OMAKAIKU_SMTP_PORT": str(port),
+           "KAIKU_OMAKAIKU_PUBLIC_URL": f"http://127.0.0.1:{omakaiku_port}"}
+    return spec, env
+
+
+def web_spec(port: int, service_ports: dict[str, int], *, dev_token_signin: bool = False,
+             python: str = sys.executable) -> ProcessSpec:
+    """The staff and holder web interfaces (services/web), calling the four APIs."""
+    env = {"KAIKU_HTTP_PORT": str(port),
+           **{f"KAIKU_WEB_{service.upper()}_URL": f"http://127.0.0.1:{service_port}"
+              for service, service_port in service_ports.items()}}
+    if dev_token_signin:
+        env["KAIKU_WEB_DEV_TOKEN_SIGNIN"] = "true"
+    return ProcessSpec("web-api", [python, "-m", "web", "api"], env, port)

@@ -30,7 +30,7 @@ import pytest
 
 from .auth import issue_token
 from .settings import SERVICES, KaikuSettings
-from .supervisor import Supervisor, service_specs
+from .supervisor import Supervisor, mail_sink, service_specs
 
 
 @dataclass
@@ -132,6 +132,7 @@ class System:
     ports: dict[str, int]
     spans_file: Path
     log_dir: Path
+    mail_dir: Path
 
     def url(self, service: str, path: str = "") -> str:
         return f"http://127.0.0.1:{self.ports[service]}{path}"
@@ -160,14 +161,17 @@ def system(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> It
     work = tmp_path_factory.mktemp("system")
     ports = {service: free_port() for service in SERVICES}
     spans_file = work / "spans.jsonl"
-    env = {**namespace.env(), "KAIKU_OTEL_EXPORTER": "file", "KAIKU_OTEL_FILE": str(spans_file)}
+    sink, mail_env = mail_sink(work / "mail", free_port(), ports["omakaiku"])
+    env = {**namespace.env(), **mail_env, "KAIKU_OTEL_EXPORTER": "file",
+           "KAIKU_OTEL_FILE": str(spans_file)}
     supervisor = Supervisor(env, work / "logs")
+    supervisor.add(sink)
     for spec in service_specs(ports):
         supervisor.add(spec)
     supervisor.start_all()
     try:
         supervisor.wait_ready(timeout=90)
-        yield System(namespace, supervisor, ports, spans_file, work / "logs")
+        yield System(namespace, supervisor, ports, spans_file, work / "logs", work / "mail")
     finally:
         supervisor.stop_all()
 

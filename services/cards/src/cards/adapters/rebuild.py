@@ -78,7 +78,7 @@ async def venue_contracts(settings: KaikuSettings) -> AsyncIterator[IntegrationE
     from nats.js.api import DeliverPolicy
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(settings.nats_url, name="cards-rebuild",
+    nc = await nats.connect(settings.nats_servers, name="cards-rebuild",
                             inbox_prefix=settings.inbox_prefix("cards").encode())
     try:
         js = nc.jetstream()

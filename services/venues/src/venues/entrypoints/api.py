@@ -524,6 +524,12 @@ async def _venue_today(app: VenuesApplication, venue_id: UUID) -> tuple[object, 
     return venue, now().astimezone(ZoneInfo(venue.timezone)).date()
 
 
+def _may_register(venue, principal: Principal) -> None:
+    if not venue.may_register_for(principal.organisation_id, principal.role):
+        raise Problem(403, "Forbidden", "Only the venue's own staff or its ticket agents may "
+                      "do this for the venue.", kind="not-yours")
+
+
 @router.post("/venues/{venue_id}/swimming-visits", status_code=201,
              response_model=SwimmingVisitRegistered, tags=["swimming halls"])
 async def register_swimming_visit(venue_id: UUID, body: SwimmingVisitCreate,
@@ -531,7 +537,8 @@ async def register_swimming_visit(venue_id: UUID, body: SwimmingVisitCreate,
                                   principal: Registrar) -> SwimmingVisitRegistered:
     """One visit on the card's yearly series; children along use visits too."""
     card_number = normalise_card_number(body.card_number)
-    _, today = await _venue_today(app, venue_id)
+    venue, today = await _venue_today(app, venue_id)
+    _may_register(venue, principal)  # who asks comes before what the card is
     await valid_card(request, card_number, today, body.children)
     series = await run(
         app.register_swimming_visit, visit_id=derived_id(request, principal, "visits"),
@@ -549,7 +556,8 @@ async def cover_library_fee(venue_id: UUID, body: LibraryFeeCreate, request: Req
                             app: App, principal: Registrar) -> LibraryFeeCovered:
     """A fee the card covers (interlibrary loan, late fee, copying), within the cap."""
     card_number = normalise_card_number(body.card_number)
-    _, today = await _venue_today(app, venue_id)
+    venue, today = await _venue_today(app, venue_id)
+    _may_register(venue, principal)  # who asks comes before what the card is
     await valid_card(request, card_number, today, 0)
     fees = await run(
         app.cover_library_fee, fee_id=derived_id(request, principal, "library-fees"),
