@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import TicketRegisteredV1
 from kaiku_shared.testing import eventually
@@ -33,7 +33,8 @@ async def stream_messages(system, service: str, subject_suffix: str = ">") -> li
         subject = f"{settings.subject_root(service)}.{subject_suffix}"
         sub = await js.pull_subscribe(
             subject, stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))  # read-only: never stall on acks
         messages = []
         remaining = info.state.messages
         while remaining > 0:

@@ -13,7 +13,7 @@ import uuid
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.settings import SERVICES
 from kaiku_shared.testing import eventually
@@ -51,7 +51,8 @@ async def every_stream_message(system) -> str:
                 continue
             sub = await js.pull_subscribe(
                 f"{settings.subject_root(service)}.>", stream=stream,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))  # read-only: never stall on acks
             remaining, idle = info.state.messages, 0
             while remaining > 0 and idle < 5:
                 try:

@@ -19,7 +19,7 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import GenreSubscriptionsChangedV1, OfferingPublishedV1
 from kaiku_shared.db import apply_schema
@@ -94,7 +94,8 @@ async def stream_bodies(system, service: str, subject_suffix: str) -> list[dict]
         sub = await js.pull_subscribe(
             f"{settings.subject_root(service)}.{subject_suffix}",
             stream=settings.stream_name(service),
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))
         out = []
         while True:
             try:

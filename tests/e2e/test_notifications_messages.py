@@ -12,7 +12,7 @@ import uuid
 
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.testing import eventually
 
@@ -301,7 +301,8 @@ async def test_bulletin_reaches_every_organisation_and_every_holder(world):
             sub = await js.pull_subscribe(
                 f"{settings.subject_root('notifications')}.notification_batch_issued.v1",
                 stream=settings.stream_name("notifications"),
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))
             try:
                 batch = await sub.fetch(500, timeout=1)
             except (TimeoutError, nats.errors.TimeoutError):

@@ -17,7 +17,7 @@ import uuid
 import httpx
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.eventstore import events_table
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
@@ -38,7 +38,8 @@ async def stream_messages(system, service: str, subject_suffix: str = ">") -> li
         stream = settings.stream_name(service)
         sub = await js.pull_subscribe(
             f"{settings.subject_root(service)}.{subject_suffix}", stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))
         messages = []
         # Only the messages on this subject, not the whole stream's count.
         remaining = (await sub.consumer_info()).num_pending

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import nats
 import pytest
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import FeedbackGivenV1, TicketCancellationRequestedV1
 from kaiku_shared.testing import eventually
@@ -112,7 +112,8 @@ async def stream_bodies(system, service: str, subject_suffix: str) -> list[dict]
         stream = settings.stream_name(service)
         sub = await js.pull_subscribe(
             f"{settings.subject_root(service)}.{subject_suffix}", stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30))
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))
         # Only the messages on this subject, not the whole stream's count.
         bodies, remaining = [], (await sub.consumer_info()).num_pending
         while remaining > 0:

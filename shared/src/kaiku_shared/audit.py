@@ -26,7 +26,7 @@ from uuid import UUID
 import asyncpg
 import nats
 from eventsourcing.persistence import StoredEvent
-from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from .consumer import Consumer
@@ -78,7 +78,7 @@ async def stream_bodies(js: Any, settings: KaikuSettings, service: str
         return []
     subject = f"{settings.namespace}.{service}.>"
     sub = await js.pull_subscribe(subject, stream=stream, config=ConsumerConfig(
-        deliver_policy=DeliverPolicy.ALL, inactive_threshold=60, max_ack_pending=-1))
+        deliver_policy=DeliverPolicy.ALL, inactive_threshold=60, ack_policy=AckPolicy.NONE))
     out: list[tuple[str, bytes]] = []
     remaining = info.state.messages
     try:

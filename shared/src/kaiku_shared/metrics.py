@@ -20,3 +20,8 @@ CONSUMED = Counter(
 DEAD_LETTERS = Counter(
     "kaiku_dead_letters_total", "Messages sent to the dead-letter subject", ["consumer"]
 )
+CONSUMER_LAG = Gauge(
+    "kaiku_consumer_lag_messages",
+    "Messages a durable consumer has not yet acknowledged (pending + in flight)",
+    ["consumer"],
+)

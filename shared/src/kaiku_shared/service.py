@@ -184,11 +184,13 @@ async def run_worker(
     stop = stop or _stop_on_signals()
     await broker.start()
     metrics = _serve_metrics(settings, ready=lambda: runtime.nc.is_connected)
+    lag_reporter = asyncio.create_task(_report_consumer_lag(js, settings, chosen))
     log.info("worker consuming", extra={"service": service,
                                          "consumers": ",".join(c.name for c in chosen)})
     try:
         await stop.wait()
     finally:
+        lag_reporter.cancel()
         if metrics:
             metrics.stop()
         await broker.stop()
@@ -239,6 +241,20 @@ async def run_relay(
         if metrics:
             metrics.stop()
         shutdown_telemetry()
+
+
+async def _report_consumer_lag(js: Any, settings: KaikuSettings, consumers: list[Consumer],
+                               every: float = 5.0) -> None:
+    """Consumer lag as a gauge: what JetStream says each durable still has to deliver."""
+    from .metrics import CONSUMER_LAG
+
+    while True:
+        for consumer in consumers:
+            with contextlib.suppress(Exception):  # NATS may be reconnecting
+                info = await js.consumer_info(settings.stream_name(consumer.source),
+                                              consumer.name)
+                CONSUMER_LAG.labels(consumer.name).set(info.num_pending + info.num_ack_pending)
+        await asyncio.sleep(every)
 
 
 def _serve_metrics(settings: KaikuSettings, ready: Callable[[], bool]) -> Any:

@@ -21,7 +21,7 @@ from .adapters.reference import load_network
 from .adapters.translate import translate
 from .application.app import CardsApplication
 from .config import SERVICE, KaikuSettings, load_cards_settings
-from .entrypoints.api import router
+from .entrypoints.api import LOGIN_SCHEMA, router
 
 
 def build_application(settings: KaikuSettings) -> CardsApplication:
@@ -40,7 +40,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
     return create_api(
         service=SERVICE, settings=settings, title="Kaikukanta — the Kaikukortti registry",
         description="The national card registry. It never identifies a person.",
-        schema=statistics.SCHEMA, setup=setup, routers=[router],
+        schema=(*statistics.SCHEMA, *LOGIN_SCHEMA), setup=setup, routers=[router],
         readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
                              ("venues", statistics.USAGE_CONSUMER)),
     )

@@ -256,15 +256,47 @@ def organisation_public(organisation) -> OrganisationPublic:
 # --- sign-in and staff users ----------------------------------------------------------
 
 
+# Failed sign-ins per username (hashed), for rate limiting password guessing.
+LOGIN_SCHEMA = ("""
+    CREATE TABLE IF NOT EXISTS login_failures (
+        username_hash text NOT NULL,
+        failed_at     timestamptz NOT NULL DEFAULT now()
+    )""", "CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures "
+          "(username_hash, failed_at)")
+LOGIN_ATTEMPTS = 5
+LOGIN_WINDOW_MINUTES = 15
+
+
 @router.post("/auth/login", response_model=LoginAnswer, tags=["auth"],
              responses={401: {"description": "wrong username or password"}})
 async def login(body: Login, request: Request, app: App, settings: Settings) -> LoginAnswer:
-    """A staff member signs in; the token carries their role and organisation."""
+    """A staff member signs in; the token carries their role and organisation.
+
+    After five failures for a username within 15 minutes, further attempts are
+    refused with 429 until the window has passed (the right password too)."""
+    import hashlib
+
+    pool = request.app.state.pool
+    username_hash = hashlib.sha256(body.username.strip().lower().encode()).hexdigest()
+    async with pool.acquire() as conn:
+        recent = await conn.fetchval(
+            "SELECT count(*) FROM login_failures WHERE username_hash = $1 AND failed_at > "
+            f"now() - interval '{LOGIN_WINDOW_MINUTES} minutes'", username_hash)
+    if recent >= LOGIN_ATTEMPTS:
+        raise Problem(429, "Too many attempts",
+                      f"Too many failed sign-ins for this user; try again in "
+                      f"{LOGIN_WINDOW_MINUTES} minutes or ask an admin to reset the password.",
+                      kind="rate-limited", headers={"Retry-After": str(LOGIN_WINDOW_MINUTES * 60)})
     try:
         user = await asyncio.to_thread(app.authenticate, body.username, body.password)
     except AuthenticationFailed:
+        async with pool.acquire() as conn:
+            await conn.execute("INSERT INTO login_failures (username_hash) VALUES ($1)",
+                               username_hash)
         raise Problem(401, "Not signed in", "The username or password is wrong, or the "
                       "user is deactivated.", kind="login-failed") from None
+    async with pool.acquire() as conn:
+        await conn.execute("DELETE FROM login_failures WHERE username_hash = $1", username_hash)
     token = issue_token(request.app.state.settings, role=user.role,
                         organisation_id=user.organisation_id, subject=str(user.id),
                         ttl_seconds=settings.login_token_seconds)
