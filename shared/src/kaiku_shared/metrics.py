@@ -25,3 +25,8 @@ CONSUMER_LAG = Gauge(
     "Messages a durable consumer has not yet acknowledged (pending + in flight)",
     ["consumer"],
 )
+FANOUT_PENDING = Gauge(
+    "kaiku_fanout_pending_notifications",
+    "In-app notifications not yet handed over for e-mail (fan-out progress)",
+    ["service"],
+)

@@ -40,6 +40,8 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from kaiku_shared.metrics import FANOUT_PENDING
+
 from .read_models import template_key
 
 log = logging.getLogger("notifications.handover")
@@ -192,7 +194,16 @@ async def _issue(conn: asyncpg.Connection, application: Any, row: asyncpg.Record
 async def run_handover(pool: asyncpg.Pool, application: Any, stop: asyncio.Event, *,
                        poll: float = 0.2, clock: Callable[[], datetime] | None = None) -> None:
     clock = clock or (lambda: datetime.now(DIGEST_ZONE))
+    reported = 0.0
     while not stop.is_set():
+        now = asyncio.get_running_loop().time()
+        if now - reported > 2.0:  # fan-out progress for the dashboard
+            reported = now
+            with contextlib.suppress(Exception):
+                async with pool.acquire() as conn:
+                    FANOUT_PENDING.labels("notifications").set(await conn.fetchval(
+                        "SELECT count(*) FROM notification WHERE batch_id IS NULL "
+                        "AND delivery = 'immediate'"))
         try:
             while await claim_batches(pool):
                 await issue_due(pool, application)
