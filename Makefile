@@ -32,7 +32,8 @@ browser:
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
 test: install browser
-	@$(BIN)/python -m pytest; status=$$?; \
+	@# Its own temp root: pytest prunes other sessions' numbered temp dirs.
+	@$(BIN)/python -m pytest --basetemp="$$(mktemp -d /tmp/kaiku-pytest-XXXXXX)"; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
 
