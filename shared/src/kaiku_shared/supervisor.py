@@ -24,6 +24,22 @@ from .settings import DEFAULT_PORTS, SERVICES
 ROLES = ("api", "worker", "relay")
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM when the supervisor dies, even by SIGKILL.
+
+    The children have their own sessions (so a Ctrl-C reaches only the
+    supervisor, which stops them in order); without this, a supervisor killed
+    outright would leave them running.
+    """
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: the supervisor's own stop_all is all there is
+
+
 @dataclass
 class ProcessSpec:
     name: str
@@ -55,7 +71,8 @@ class Supervisor:
                "KAIKU_LOG_FILE": str(self.log_dir / f"{name}.log")}
         out = open(self.log_dir / f"{name}.out", "ab")  # noqa: SIM115 - owned by the child
         process = subprocess.Popen(spec.argv, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL, start_new_session=True)
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   preexec_fn=_die_with_parent)
         out.close()
         with self._lock:
             self.processes[name] = process
