@@ -14,40 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import TicketRegisteredV1
-from kaiku_shared.testing import eventually
+from kaiku_shared.testing import eventually, stream_messages
 
 pytestmark = pytest.mark.e2e
-
-
-async def stream_messages(system, service: str, subject_suffix: str = ">") -> list:
-    """Every message now in ``service``'s stream on the given subject filter."""
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        stream = settings.stream_name(service)
-        info = await js.stream_info(stream)
-        subject = f"{settings.subject_root(service)}.{subject_suffix}"
-        sub = await js.pull_subscribe(
-            subject, stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
-                                  ack_policy=AckPolicy.NONE))  # read-only: never stall on acks
-        messages = []
-        remaining = info.state.messages
-        while remaining > 0:
-            try:
-                batch = await sub.fetch(min(remaining, 500), timeout=1)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            messages.extend(batch)
-            remaining -= len(batch)
-        await sub.unsubscribe()
-        return messages
-    finally:
-        await nc.close()
 
 
 async def consumer_drained(system, source: str, durable: str) -> bool:

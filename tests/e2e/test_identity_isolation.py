@@ -11,65 +11,11 @@ from __future__ import annotations
 
 import uuid
 
-import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from kaiku_shared.settings import SERVICES
-from kaiku_shared.testing import eventually
+from kaiku_shared.testing import database_dump, eventually, every_stream_message
 
 pytestmark = pytest.mark.e2e
-
-
-async def database_dump(system, service: str) -> str:
-    """Every row of every table of a service's database, as text."""
-    conn = await system.database(service)
-    try:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-        parts = []
-        for table in tables:
-            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table["table_name"]}" t')
-            parts.extend(row["row"] for row in rows)
-        return "\n".join(parts)
-    finally:
-        await conn.close()
-
-
-async def every_stream_message(system) -> str:
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    parts = []
-    try:
-        js = nc.jetstream()
-        for service in (*SERVICES, "dlq"):
-            stream = settings.stream_name(service)
-            try:
-                info = await js.stream_info(stream)
-            except nats.js.errors.NotFoundError:
-                continue
-            sub = await js.pull_subscribe(
-                f"{settings.subject_root(service)}.>", stream=stream,
-                config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
-                                  ack_policy=AckPolicy.NONE))  # read-only: never stall on acks
-            remaining, idle = info.state.messages, 0
-            while remaining > 0 and idle < 5:
-                try:
-                    batch = await sub.fetch(min(remaining, 500), timeout=5)
-                except (TimeoutError, nats.errors.TimeoutError):
-                    idle += 1  # a busy machine: ask again, a few times
-                    continue
-                for message in batch:
-                    parts.append(message.subject)
-                    parts.append(repr(message.headers))
-                    parts.append(message.data.decode("utf-8", "replace"))
-                remaining -= len(batch)
-            assert remaining == 0, f"could read only part of {stream}"
-            await sub.unsubscribe()
-    finally:
-        await nc.close()
-    return "\n".join(parts)
 
 
 async def test_personal_data_never_leaves_omakaiku(world):

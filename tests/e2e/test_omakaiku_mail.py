@@ -23,9 +23,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from kaiku_shared.settings import SERVICES
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, free_port
+from kaiku_shared.testing import database_dump, eventually, every_stream_message, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -290,46 +289,6 @@ def _sink_port(mail: Mail) -> int:
 
 
 # --- privacy ----------------------------------------------------------------------
-
-
-async def database_dump(system, service: str) -> str:
-    conn = await system.database(service)
-    try:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables "
-            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
-        parts = []
-        for table in tables:
-            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table["table_name"]}" t')
-            parts.extend(row["row"] for row in rows)
-        return "\n".join(parts)
-    finally:
-        await conn.close()
-
-
-async def every_stream_message(system) -> str:
-    import nats
-
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    parts = []
-    try:
-        js = nc.jetstream()
-        for service in (*SERVICES, "dlq"):
-            try:
-                info = await js.stream_info(settings.stream_name(service))
-            except nats.js.errors.NotFoundError:
-                continue
-            for seq in range(info.state.first_seq, info.state.last_seq + 1):
-                try:
-                    message = await js.get_msg(settings.stream_name(service), seq)
-                except Exception:  # noqa: BLE001 - a deleted sequence
-                    continue
-                parts.extend([message.subject, repr(message.headers),
-                              message.data.decode("utf-8", "replace")])
-    finally:
-        await nc.close()
-    return "\n".join(parts)
 
 
 def canaries_for(tag: str) -> dict[str, str]:

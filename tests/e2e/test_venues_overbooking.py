@@ -15,45 +15,16 @@ import sys
 import uuid
 
 import httpx
-import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.eventstore import events_table
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, free_port
+from kaiku_shared.testing import eventually, free_port, stream_messages
 
 pytestmark = pytest.mark.e2e
 
 CARDS = 200
 CARD_CAP = 10
-
-
-async def stream_messages(system, service: str, subject_suffix: str = ">") -> list:
-    """Every message now in ``service``'s stream on the given subject filter."""
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        stream = settings.stream_name(service)
-        sub = await js.pull_subscribe(
-            f"{settings.subject_root(service)}.{subject_suffix}", stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
-                                  ack_policy=AckPolicy.NONE))
-        messages = []
-        # Only the messages on this subject, not the whole stream's count.
-        remaining = (await sub.consumer_info()).num_pending
-        while remaining > 0:
-            try:
-                batch = await sub.fetch(min(remaining, 500), timeout=5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            messages.extend(batch)
-            remaining -= len(batch)
-        await sub.unsubscribe()
-        return messages
-    finally:
-        await nc.close()
 
 
 async def issue_cards(world, count: int) -> list[str]:

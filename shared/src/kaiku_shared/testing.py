@@ -187,3 +187,70 @@ async def eventually(check, *, timeout: float = 15.0, interval: float = 0.05,
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{message} within {timeout}s (last: {last!r})")
+
+
+# --- reading what the system wrote (read-only helpers for assertions) --------------
+
+
+async def stream_messages(system: System, service: str, subject_suffix: str = ">") -> list:
+    """Every message now in ``service``'s stream on the subject filter, oldest first.
+
+    A read-only ephemeral consumer (no acks, so a large stream never stalls it)."""
+    from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+
+    settings = system.ns.settings
+    nc = await nats.connect(settings.nats_servers)
+    try:
+        js = nc.jetstream()
+        sub = await js.pull_subscribe(
+            f"{settings.subject_root(service)}.{subject_suffix}",
+            stream=settings.stream_name(service),
+            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
+                                  ack_policy=AckPolicy.NONE))
+        messages: list = []
+        remaining = (await sub.consumer_info()).num_pending  # this subject's, not the stream's
+        idle = 0
+        while remaining > 0 and idle < 5:
+            try:
+                batch = await sub.fetch(min(remaining, 500), timeout=5)
+            except (TimeoutError, nats.errors.TimeoutError):
+                idle += 1  # a busy machine: ask again, a few times
+                continue
+            messages.extend(batch)
+            remaining -= len(batch)
+        await sub.unsubscribe()
+        return messages
+    finally:
+        await nc.close()
+
+
+async def every_stream_message(system: System) -> str:
+    """Subjects, headers and bodies of every message of every stream, as text."""
+    from nats.js.errors import NotFoundError
+
+    parts = []
+    for service in (*SERVICES, "dlq"):
+        try:
+            messages = await stream_messages(system, service)
+        except NotFoundError:
+            continue
+        for message in messages:
+            parts += [message.subject, repr(message.headers),
+                      message.data.decode("utf-8", "replace")]
+    return "\n".join(parts)
+
+
+async def database_dump(system: System, service: str) -> str:
+    """Every row of every table of a service's database, as text."""
+    conn = await system.database(service)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = 'public' AND table_type = 'BASE TABLE'")
+        parts = []
+        for table in tables:
+            rows = await conn.fetch(f'SELECT t::text AS row FROM "{table["table_name"]}" t')
+            parts.extend(row["row"] for row in rows)
+        return "\n".join(parts)
+    finally:
+        await conn.close()
