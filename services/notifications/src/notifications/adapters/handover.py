@@ -147,7 +147,9 @@ async def issue_due(pool: asyncpg.Pool, application: Any, limit: int = 50) -> in
                     failed = attempts >= MAX_ATTEMPTS
                     await conn.execute(
                         "UPDATE handover SET attempts = $2, last_error = $3, state = $4, "
-                        "next_attempt_at = now() + make_interval(secs => $5) "
+                        # clock_timestamp, not now() (the transaction's start): the
+                        # failed save may itself have taken longer than the backoff.
+                        "next_attempt_at = clock_timestamp() + make_interval(secs => $5) "
                         "WHERE handover_id = $1",
                         row["handover_id"], attempts, f"{type(error).__name__}: {error}"[:1000],
                         "failed" if failed else "claimed", backoff(attempts))
