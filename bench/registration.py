@@ -64,6 +64,28 @@ class Memory:
         self._task.cancel()
 
 
+def cpu_seconds(supervisor: Supervisor) -> dict[str, float]:
+    """CPU time used so far by each service process, and by the servers'
+    processes (every postgres backend, nats-server) — where the cores go."""
+    used: dict[str, float] = {}
+    for name, process in supervisor.processes.items():
+        try:
+            times = psutil.Process(process.pid).cpu_times()
+        except psutil.Error:
+            continue
+        used[name] = times.user + times.system
+    for process in psutil.process_iter(["name", "cpu_times", "username"]):
+        label = process.info["name"] or ""
+        if label.startswith("postgres") or label == "nats-server":
+            times = process.info["cpu_times"]
+            if times is not None:
+                # Embedded servers run as their own user: tell them from the machine's.
+                key = f"{'postgres' if label.startswith('postgres') else label} " \
+                      f"({process.info['username']})"
+                used[key] = used.get(key, 0.0) + times.user + times.system
+    return used
+
+
 async def post(client: httpx.AsyncClient, url: str, token: str, body: dict) -> dict:
     response = await client.post(url, json=body, headers={"Authorization": f"Bearer {token}"})
     response.raise_for_status()
@@ -235,11 +257,19 @@ async def run(ns: Namespace, supervisor: Supervisor, urls: dict[str, str]) -> Be
     used: set = set()
     with Memory(supervisor) as memory:
         raw, rates, p50s, p99s = [], [], [], []
+        cpu_per_registration: dict[str, list[float]] = {}
         for _ in range(RUNS):
             raw.append(await raw_baseline(ns, CLIENTS, MAX_LOAD_REQUESTS))
+            cpu_before = cpu_seconds(supervisor)
             elapsed, latencies, tickets, refused = await load(
                 urls["venues"], venue_token, make_pairs(cards, offerings, MAX_LOAD_REQUESTS, used),
                 CLIENTS, None)
+            await propagation_lags(ns, tickets)  # the consumers' work counts too
+            cpu_after = cpu_seconds(supervisor)
+            for name, seconds in cpu_after.items():
+                spent = seconds - cpu_before.get(name, 0.0)
+                cpu_per_registration.setdefault(name, []).append(
+                    spent * 1000 / max(1, len(tickets)))
             rates.append(len(tickets) / elapsed)
             p50s.append(percentile(latencies, 50) * 1000)
             p99s.append(percentile(latencies, 99) * 1000)
@@ -250,6 +280,9 @@ async def run(ns: Namespace, supervisor: Supervisor, urls: dict[str, str]) -> Be
                   baseline="raw single-row insert transactions")
         bench.add("HTTP p50 at max load", "ms", p50s)
         bench.add("HTTP p99 at max load", "ms", p99s)
+        for name, runs in sorted(cpu_per_registration.items(), key=lambda kv: -max(kv[1])):
+            bench.add(f"CPU per registration: {name}", "ms", runs,
+                      note="max load, until omakaiku's history has it")
         half = statistics_median(rates) / 2
         hp50, hp99, lag50, lag99, half_rates = [], [], [], [], []
         for _ in range(RUNS):

@@ -3,7 +3,7 @@ open-reservation limit, companions, holder refusals, swimming series, library fe
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -13,7 +13,7 @@ from kaiku_shared.contracts import event_id_for
 from kaiku_shared.eventstore import MetaMapper
 from venues.adapters.translate import translate
 from venues.application.app import VenuesApplication
-from venues.domain.model import RuleViolation
+from venues.domain.model import CardStanding, RuleViolation
 
 NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 STARTS = NOW + timedelta(days=30)  # a Monday
@@ -62,6 +62,9 @@ def offering(app, venue_id, *, capacity=100, card_cap=5, starts_at=STARTS, **ext
 
 def register(app, offering_id, card="KXA-12345", *, now=NOW, **extra):
     return app.register_ticket(ticket_id=uuid4(), offering_id=offering_id, card_number=card,
+                               card=CardStanding(card_number=card, status="open",
+                                                 valid_from=date(2000, 1, 1),
+                                                 valid_until=date(2100, 1, 1), children=30),
                                children=extra.pop("children", 0), channel="box_office",
                                organisation_id=ORG, role="venue", now=now, **extra)
 

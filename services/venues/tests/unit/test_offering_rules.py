@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -19,7 +19,7 @@ from kaiku_shared.contracts import (
 from kaiku_shared.eventstore import MetaMapper
 from venues.adapters.translate import translate
 from venues.application.app import Forbidden, NotFound, VenuesApplication
-from venues.domain.model import RuleViolation, minimum_card_cap
+from venues.domain.model import CardStanding, RuleViolation, minimum_card_cap
 
 STARTS = datetime(2025, 4, 12, 16, 0, tzinfo=UTC)
 BEFORE = STARTS - timedelta(days=10)
@@ -79,8 +79,15 @@ def register(app: VenuesApplication, offering_id: UUID, card: str = "KXA-12345",
              children: int = 0, ticket_id: UUID | None = None, now: datetime = BEFORE,
              organisation_id: UUID = VENUE_ORG, role: str = "venue"):
     return app.register_ticket(ticket_id=ticket_id or uuid4(), offering_id=offering_id,
-                               card_number=card, children=children, channel="box_office",
-                               organisation_id=organisation_id, role=role, now=now)
+                               card_number=card, card=open_card(card), children=children,
+                               channel="box_office", organisation_id=organisation_id,
+                               role=role, now=now)
+
+
+def open_card(number: str) -> CardStanding:
+    """A card valid for decades, covering many children: only the offering's rules speak."""
+    return CardStanding(card_number=number, status="open", valid_from=date(2000, 1, 1),
+                        valid_until=date(2100, 1, 1), children=30)
 
 
 # --- the guideline's minimum card cap -------------------------------------------------

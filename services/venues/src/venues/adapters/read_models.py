@@ -27,6 +27,8 @@ from kaiku_shared.contracts import (
     OfferingTermsPublishedV1,
 )
 
+from ..domain.model import CardStanding
+
 SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS card_validity_view (
@@ -239,13 +241,18 @@ async def _apply_card_state(conn: asyncpg.Connection, card_number: str, version:
     )
 
 
-async def card_validity(pool: asyncpg.Pool, card_number: str) -> asyncpg.Record | None:
-    async with pool.acquire() as conn:
-        return await conn.fetchrow(
-            "SELECT card_number, valid_from, valid_until, children, status "
-            "FROM card_validity_view WHERE card_number = $1 AND valid_from IS NOT NULL",
-            card_number,
-        )
+async def card_standing(pool: asyncpg.Pool, card_number: str) -> CardStanding | None:
+    """The card as Kaikukanta's events described it; None until its issue arrives."""
+    row = await pool.fetchrow(
+        "SELECT card_number, valid_from, valid_until, children, status "
+        "FROM card_validity_view WHERE card_number = $1 AND valid_from IS NOT NULL",
+        card_number,
+    )
+    if row is None:
+        return None
+    return CardStanding(card_number=row["card_number"], status=row["status"],
+                        valid_from=row["valid_from"], valid_until=row["valid_until"],
+                        children=row["children"] or 0)
 
 
 async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str | None,

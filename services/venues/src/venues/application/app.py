@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import copy
+import threading
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.domain import Aggregate
 
 from kaiku_shared.eventstore import KaikuApplication, retry_on_conflict
 
 from ..domain.model import (
     DEFAULT_TIMEZONE,
     CardReservations,
+    CardStanding,
     LibraryFees,
     Offering,
     RuleViolation,
@@ -31,6 +36,53 @@ class NotFound(Exception):
 
 class Forbidden(Exception):
     pass
+
+
+class CardNotKnownYet(Exception):
+    """The card is not in venues' copy of Kaikukanta (perhaps not *yet*)."""
+
+
+class LatestAggregates:
+    """The last saved state of the aggregates a registration decides on.
+
+    A box office must not wait for its offering's whole history to be read
+    again for every ticket. Each command decides on a *copy* of the state this
+    process last saved or loaded. The copy may be stale — another process may
+    have written since — but then the event store's version check turns the
+    save into a conflict, the entry is dropped, and ``retry_on_conflict``
+    decides again on state read afresh: a stale copy costs a retry, never a
+    wrong ticket. Bounded (least recently used out first).
+    """
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self._entries: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._lock = threading.Lock()
+        self._maxsize = maxsize
+
+    def copy_of(self, aggregate_id: UUID) -> Any | None:
+        with self._lock:
+            entry = self._entries.get(aggregate_id)
+            if entry is None:
+                return None
+            self._entries.move_to_end(aggregate_id)
+        return copy.deepcopy(entry)
+
+    def remember(self, aggregate: Aggregate) -> None:
+        """Keep ``aggregate`` as saved; the caller must not change it afterwards."""
+        with self._lock:
+            self._entries[aggregate.id] = aggregate
+            self._entries.move_to_end(aggregate.id)
+            while len(self._entries) > self._maxsize:
+                self._entries.popitem(last=False)
+
+    def shared(self, aggregate_id: UUID) -> Any | None:
+        """The entry itself, not a copy: only to read, never to decide on and save."""
+        with self._lock:
+            return self._entries.get(aggregate_id)
+
+    def forget(self, aggregate_id: UUID) -> None:
+        with self._lock:
+            self._entries.pop(aggregate_id, None)
 
 
 def _utcnow() -> datetime:
@@ -54,6 +106,51 @@ class VenuesApplication(KaikuApplication):
 
     def _exists(self, aggregate_id: UUID) -> bool:
         return bool(self.recorder.select_events(aggregate_id, limit=1))
+
+    # --- deciding on the latest known state --------------------------------------
+
+    @property
+    def latest(self) -> LatestAggregates:
+        if not hasattr(self, "_latest"):
+            self._latest = LatestAggregates()
+        return self._latest
+
+    def _for_decision(self, aggregate_id: UUID, what: str) -> Any:
+        """A private copy of the aggregate to decide on (see LatestAggregates)."""
+        aggregate = self.latest.copy_of(aggregate_id)
+        if aggregate is None:
+            aggregate = self._get(aggregate_id, what)
+            self.latest.remember(copy.deepcopy(aggregate))
+        return aggregate
+
+    def _for_decision_or_none(self, aggregate_id: UUID) -> Any | None:
+        try:
+            return self._for_decision(aggregate_id, "aggregate")
+        except NotFound:
+            return None
+
+    def _venue(self, venue_id: UUID) -> Venue:
+        # Venues never change once registered: the cached one is shared, not copied.
+        venue = self.latest.shared(venue_id)
+        if venue is None:
+            venue = self.get_venue(venue_id)
+            self.latest.remember(venue)
+        return venue
+
+    def save(self, *objs: Any, **kwargs: Any) -> Any:
+        """Save; then remember what was saved for the next decision — or, when
+        the save failed (a conflict), forget it so the retry reads afresh."""
+        try:
+            recordings = super().save(*objs, **kwargs)
+        except BaseException:
+            for obj in objs:
+                if isinstance(obj, Aggregate):
+                    self.latest.forget(obj.id)
+            raise
+        for obj in objs:
+            if isinstance(obj, (Offering, CardReservations)):
+                self.latest.remember(copy.deepcopy(obj))
+        return recordings
 
     # --- venues and offering -------------------------------------------------
 
@@ -151,17 +248,50 @@ class VenuesApplication(KaikuApplication):
 
     @retry_on_conflict()
     def register_ticket(self, *, ticket_id: UUID, offering_id: UUID, card_number: str,
-                        children: int, channel: str, organisation_id: UUID, role: str,
-                        now: datetime, companion: str | None = None) -> Ticket:
+                        card: CardStanding | None, children: int, channel: str,
+                        organisation_id: UUID, role: str, now: datetime,
+                        companion: str | None = None, may_be_retry: bool = True) -> Ticket:
         """Take places on the offering, count the card's open reservations at the
-        venue (when it limits them) and create the ticket: one transaction."""
-        if self._exists(ticket_id):
+        venue (when it limits them) and create the ticket: one transaction.
+
+        Checked in this order: who registers (another venue learns nothing about
+        the card), the card on the event date, then the offering's rules.
+        ``may_be_retry`` is false when the ticket id is new (no Idempotency-Key),
+        which saves looking for an earlier answer that cannot exist.
+        """
+        if may_be_retry and self._exists(ticket_id):
             return self.repository.get(ticket_id)  # the same request, retried
-        offering = self.get_offering(offering_id)
-        venue = self.get_venue(offering.venue_id)
+        # A refusal must come from the current state, not from a copy that another
+        # process has overtaken (a place freed there): refused on a cached copy,
+        # decide once more on state read afresh.
+        cached = self.latest.shared(offering_id)
+        try:
+            return self._take_places_and_save(
+                ticket_id=ticket_id, offering_id=offering_id, card_number=card_number,
+                card=card, children=children, channel=channel,
+                organisation_id=organisation_id, role=role, now=now, companion=companion)
+        except RuleViolation:
+            if cached is None:
+                raise
+        self.latest.forget(offering_id)
+        self.latest.forget(CardReservations.id_for(cached.venue_id, card_number))
+        return self._take_places_and_save(
+            ticket_id=ticket_id, offering_id=offering_id, card_number=card_number, card=card,
+            children=children, channel=channel, organisation_id=organisation_id, role=role,
+            now=now, companion=companion)
+
+    def _take_places_and_save(self, *, ticket_id: UUID, offering_id: UUID, card_number: str,
+                              card: CardStanding | None, children: int, channel: str,
+                              organisation_id: UUID, role: str, now: datetime,
+                              companion: str | None) -> Ticket:
+        offering: Offering = self._for_decision(offering_id, "offering")
+        venue = self._venue(offering.venue_id)
         if not venue.may_register_for(organisation_id, role):
             raise Forbidden("Only the venue's own staff or its ticket agents may register "
                             "tickets for this offering.")
+        if card is None:
+            raise CardNotKnownYet(card_number)
+        card.check(offering.event_day, children)
         offering.take_places(ticket_id=ticket_id, card_number=card_number,
                              children=children, now=now, companion=companion)
         changed: list[Any] = [offering]
@@ -169,7 +299,7 @@ class VenuesApplication(KaikuApplication):
         # fixed when the venue registers; a future "change limits" must count from then).
         if venue.max_open_reservations is not None:
             reservations_id = CardReservations.id_for(venue.id, card_number)
-            reservations = self._get_or_none(reservations_id) or CardReservations(
+            reservations = self._for_decision_or_none(reservations_id) or CardReservations(
                 id=reservations_id, venue_id=venue.id, card_number=card_number)
             reservations.reserve(ticket_id=ticket_id, starts_at=offering.starts_at,
                                  limit=venue.max_open_reservations, now=now)
@@ -274,4 +404,5 @@ class VenuesApplication(KaikuApplication):
         return fees
 
 
-__all__ = ["Forbidden", "NotFound", "RuleViolation", "VenuesApplication"]
+__all__ = ["CardNotKnownYet", "Forbidden", "LatestAggregates", "NotFound", "RuleViolation",
+           "VenuesApplication"]

@@ -16,7 +16,9 @@ change state, so replaying old events never re-checks today's rules.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import copy
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -53,6 +55,33 @@ class RuleViolation(Exception):
         self.rule = rule
         self.status = status
         self.field = field
+
+
+@dataclass(frozen=True)
+class CardStanding:
+    """A card as venues knows it from Kaikukanta's events (no person in it)."""
+
+    card_number: str
+    status: str
+    valid_from: date
+    valid_until: date
+    children: int
+
+    def check(self, day: date, children: int) -> None:
+        """Open, valid on ``day`` and covering the children along: else a 422."""
+        if self.status == "closed":
+            raise RuleViolation("card-closed", f"Card {self.card_number} is closed.",
+                                status=422, field="card_number")
+        if not self.valid_from <= day <= self.valid_until:
+            raise RuleViolation(
+                "card-not-valid-on-event-date",
+                f"Card {self.card_number} is valid {self.valid_from} – {self.valid_until}, "
+                f"not on the event date {day}.", status=422, field="card_number")
+        if children > self.children:
+            raise RuleViolation(
+                "too-many-children",
+                f"Card {self.card_number} covers at most {self.children} children.",
+                status=422, field="children")
 
 
 def minimum_card_cap(capacity: int, kind: str) -> int:
@@ -303,6 +332,22 @@ class Offering(Aggregate):
         self.limits = dict(limits)
         self.card_tickets_excluded = card_tickets_excluded
         self.timezone = timezone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Offering:
+        # The application decides on a copy of its cached offering (see
+        # application.LatestAggregates). Ticket entries are immutable tuples, so
+        # one dict copy replaces a deep copy of thousands of them.
+        clone = object.__new__(type(self))
+        memo[id(self)] = clone
+        for name, value in self.__dict__.items():
+            clone.__dict__[name] = dict(value) if name == "tickets" else \
+                copy.deepcopy(value, memo)
+        return clone
+
+    @property
+    def event_day(self) -> date:
+        """The event's date where it happens: what a card must be valid on."""
+        return self.starts_at.astimezone(_zone(self.timezone)).date()
 
     # --- tickets --------------------------------------------------------------
 

@@ -22,7 +22,13 @@ from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, req
     unprocessable
 
 from ..adapters import read_models
-from ..application.app import Forbidden, NotFound, RuleViolation, VenuesApplication
+from ..application.app import (
+    CardNotKnownYet,
+    Forbidden,
+    NotFound,
+    RuleViolation,
+    VenuesApplication,
+)
 from ..domain.model import (
     CHANNELS,
     COMPANIONS,
@@ -32,6 +38,8 @@ from ..domain.model import (
     OFFERING_KINDS,
     PRODUCTIONS,
     VENUE_KINDS,
+    CardStanding,
+    Ticket,
 )
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -452,39 +460,35 @@ def _json(value) -> dict:
 async def register_ticket(body: TicketCreate, request: Request, app: App,
                           principal: Registrar) -> TicketPublic:
     card_number = normalise_card_number(body.card_number)
-    offering = await run(app.get_offering, body.offering_id)
-    # Who may register comes first: another venue learns nothing about the card.
-    venue = await run(app.get_venue, offering.venue_id)
-    if not venue.may_register_for(principal.organisation_id, principal.role):
-        raise Problem(403, "Forbidden", "Only the venue's own staff or its ticket agents may "
-                      "register tickets for this offering.", kind="not-yours")
-    event_day = offering.starts_at.astimezone(ZoneInfo(offering.timezone)).date()
-    await valid_card(request, card_number, event_day, body.children)
-    async with offering_writers.one_at_a_time(body.offering_id):
-        ticket = await run(
-            app.register_ticket, ticket_id=derived_id(request, principal, "tickets"),
-            offering_id=body.offering_id, card_number=card_number, children=body.children,
-            channel="ticket_agent" if principal.role == "ticket_agent" else body.channel,
-            organisation_id=principal.organisation_id, role=principal.role, now=now(),
-            companion=body.companion,
-        )
+    pool = request.app.state.pool
+    card = await read_models.card_standing(pool, card_number)
+    ticket_id = derived_id(request, principal, "tickets")
+
+    async def register(card: CardStanding | None) -> Ticket:
+        async with offering_writers.one_at_a_time(body.offering_id):
+            return await run(
+                app.register_ticket, ticket_id=ticket_id, offering_id=body.offering_id,
+                card_number=card_number, card=card, children=body.children,
+                channel="ticket_agent" if principal.role == "ticket_agent" else body.channel,
+                organisation_id=principal.organisation_id, role=principal.role, now=now(),
+                companion=body.companion, may_be_retry=idempotency_key(request) is not None)
+
+    try:
+        ticket = await register(card)
+    except CardNotKnownYet:
+        # Issued a moment ago, perhaps: wait briefly for Kaikukanta's event.
+        ticket = await register(await known_card(request, card_number))
     return ticket_public(ticket)
 
 
-async def valid_card(request: Request, card_number: str, day: date, children: int):
+async def valid_card(request: Request, card_number: str, day: date,
+                     children: int) -> CardStanding:
     """The card is known, open, valid on ``day`` and covers the children: else 422."""
     card = await known_card(request, card_number)
-    if card["status"] == "closed":
-        raise unprocessable("card-closed", f"Card {card_number} is closed.", "card_number")
-    if not card["valid_from"] <= day <= card["valid_until"]:
-        raise unprocessable(
-            "card-not-valid-on-event-date",
-            f"Card {card_number} is valid {card['valid_from']} – {card['valid_until']}, "
-            f"not on the event date {day}.", "card_number")
-    if children > card["children"]:
-        raise unprocessable(
-            "too-many-children",
-            f"Card {card_number} covers at most {card['children']} children.", "children")
+    try:
+        card.check(day, children)
+    except RuleViolation as error:
+        raise unprocessable(error.rule, str(error), error.field) from None
     return card
 
 
@@ -591,12 +595,12 @@ def normalise_card_number(raw: str) -> str:
     return f"{compact[:3]}-{compact[3:]}"
 
 
-async def known_card(request: Request, card_number: str):
+async def known_card(request: Request, card_number: str) -> CardStanding:
     """The card as venues knows it from Kaikukanta's events; 422 if unknown."""
     pool = request.app.state.pool
     deadline = asyncio.get_running_loop().time() + CARD_ARRIVAL_GRACE_SECONDS
     while True:
-        card = await read_models.card_validity(pool, card_number)
+        card = await read_models.card_standing(pool, card_number)
         if card is not None or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
