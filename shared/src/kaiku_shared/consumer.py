@@ -159,6 +159,10 @@ def build_broker(
         max_reconnect_attempts=-1,
         name=f"{service}-worker",
         logger=log,
+        # faststream logs every message twice ("Received", "Processed"): at
+        # national volume that is most of a worker's log and much of its CPU.
+        # Per-message detail is at debug; failures and dead letters stay warnings.
+        log_level=logging.DEBUG,
         inbox_prefix=settings.inbox_prefix(service),
     )
     for consumer in consumers:
