@@ -301,11 +301,40 @@ def test_the_personal_data_check_would_catch_personal_fields() -> None:
         assert not PERSONAL.search(name), name
 
 
+# omakaiku contracts that refer to no holder at all, and why:
+# - feedback_given: ratings must not be linkable to the holder who gave them;
+# - mobile_card_key_published: a public signing key, about no holder.
+NOT_ABOUT_A_HOLDER = {"feedback_given", "mobile_card_key_published"}
+
+
 def test_holder_contracts_refer_to_holders_only_by_card_or_account() -> None:
     for contract in CONTRACTS:
         if contract.PRODUCER != "omakaiku":
             continue
         own = set(contract.model_fields) - set(IntegrationEvent.model_fields)
         holder_refs = own & {"card_number", "account_id"}
-        assert holder_refs or contract.EVENT_TYPE == "feedback_given", contract.__name__
+        if contract.EVENT_TYPE in NOT_ABOUT_A_HOLDER:
+            assert not holder_refs, contract.__name__
+        else:
+            assert holder_refs, contract.__name__
         assert not {"municipality", "language", "postal_code"} & own, contract.__name__
+
+
+def test_the_mobile_card_key_is_public_key_material_only() -> None:
+    from kaiku_shared.contracts import MobileCardKeyPublishedV1
+
+    raw = load_fixture(MobileCardKeyPublishedV1)
+    own = set(MobileCardKeyPublishedV1.model_fields) - set(IntegrationEvent.model_fields)
+    # The public JWK's members and when; never a private member ("d") or a token.
+    assert own == {"kid", "algorithm", "kty", "crv", "x", "published_at"}
+    assert (raw["algorithm"], raw["kty"], raw["crv"]) == ("EdDSA", "OKP", "Ed25519")
+    assert len(jwt_b64decode(raw["x"])) == 32  # an Ed25519 public key
+    assert MobileCardKeyPublishedV1.subject() == "kaiku.omakaiku.mobile_card_key_published.v1"
+    with pytest.raises(ValidationError):
+        MobileCardKeyPublishedV1.model_validate({**raw, "kid": ""})
+
+
+def jwt_b64decode(value: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))

@@ -198,9 +198,13 @@ async def test_venue_publishes_an_offering_and_registers_a_ticket(web, staff_pag
 
         qr_token = await eventually(mobile_card, message="the holder's mobile card")
         await web.wait_for_card_in_venues(scanned)
+        # Venues verifies the token and names the rule; the desk says what to do.
         await card_field.fill(qr_token[:-4] + ("AAAA" if not qr_token.endswith("AAAA") else "BBBB"))
         await page.keyboard.press("Enter")
         await expect(result).to_contain_text(text(lang, "register.qr_invalid"))
+        await card_field.fill(expired_mobile_card(web, scanned))
+        await page.keyboard.press("Enter")
+        await expect(result).to_contain_text(text(lang, "register.qr_expired"))
         await card_field.fill(qr_token)
         await page.keyboard.press("Enter")
         await expect(result).to_contain_text(text(lang, "register.done", card=scanned,
@@ -212,6 +216,19 @@ async def test_venue_publishes_an_offering_and_registers_a_ticket(web, staff_pag
             f"/offerings/{await option.get_attribute('value')}")).json()
     # The holder and one child, and the scanned card's holder in the English run.
     assert offering["card_places_left"] == 25 - 2 - (1 if lang == "en" else 0)
+
+
+def expired_mobile_card(web, card_number: str) -> str:
+    """A mobile card omakaiku signed ten minutes ago (its development key of this run)."""
+    from omakaiku.adapters.mobile_card import CardSigner
+    from omakaiku.config import OmaKaikuSettings
+
+    seed = OmaKaikuSettings(card_signing_key=None).key_bytes(web.system.ns.settings,
+                                                             "card-signing")
+    token, _ = CardSigner(seed).issue(card_number=card_number, valid_until=None, children=0,
+                                      now=datetime.now(UTC) - timedelta(minutes=10),
+                                      ttl_seconds=300)
+    return token
 
 
 # --- OmaKaiku: the holder -------------------------------------------------------------

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
+from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
@@ -28,6 +30,7 @@ from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 
 SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA
+log = logging.getLogger("omakaiku.bootstrap")
 
 
 def build_application(settings: KaikuSettings,
@@ -50,6 +53,11 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
     async def setup(app: FastAPI, runtime: Runtime) -> None:
         app.state.omakaiku = omakaiku
         app.state.application = await asyncio.to_thread(build_application, settings, omakaiku)
+        # Before the first card is signed: venues learn the key from its event.
+        # Recorded once per kid, so a restart publishes nothing new.
+        if await asyncio.to_thread(app.state.application.publish_mobile_card_key,
+                                   **signer.published_key(), now=datetime.now(UTC)):
+            log.info("mobile-card key recorded for publishing", extra={"kid": signer.kid})
         app.state.mailer = Mailer(omakaiku)
         app.state.card_signer = signer
         app.state.signin = SignIn(

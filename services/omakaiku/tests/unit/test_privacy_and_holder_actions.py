@@ -15,6 +15,7 @@ from kaiku_shared.contracts import (
     AccountErasedV1,
     FeedbackGivenV1,
     GenreSubscriptionsChangedV1,
+    MobileCardKeyPublishedV1,
     event_id_for,
 )
 from kaiku_shared.eventstore import MetaMapper
@@ -24,7 +25,7 @@ from omakaiku.adapters.mobile_card import AUDIENCE, CardSigner, qr_svg
 from omakaiku.adapters.translate import translate
 from omakaiku.adapters.vault import KeyErased, MemoryKeyStore, Vault
 from omakaiku.application.app import NotFound, OmaKaikuApplication, PersonalData
-from omakaiku.domain.model import CardAccount, Feedback, RuleViolation
+from omakaiku.domain.model import CardAccount, Feedback, MobileCardKey, RuleViolation
 
 DISTRIBUTOR = UUID("3f6c2a1e-8d4b-4c7a-9e21-5b0d7f3a9c14")
 CANARIES = PersonalData("Kanarialintu", "Sukunimikanaria", "kanaria@example.invalid",
@@ -181,6 +182,35 @@ def test_the_mobile_card_verifies_with_the_public_key_and_expires() -> None:
         jwt.decode(token, Ed25519PublicKey.from_public_bytes(
             jwt.utils.base64url_decode(other["x"])), algorithms=["EdDSA"], audience=AUDIENCE)
     assert qr_svg(token).lstrip().startswith("<svg")
+
+
+def test_the_mobile_card_key_is_recorded_once_per_kid_and_published_public_only() -> None:
+    app = OmaKaikuApplication(env={"PERSISTENCE_MODULE": "eventsourcing.popo",
+                                   "MAPPER_TOPIC": get_topic(MetaMapper)})
+    signer = CardSigner(b"s" * 32)
+    now = datetime(2026, 1, 12, 7, 0, tzinfo=UTC)
+    assert app.publish_mobile_card_key(**signer.published_key(), now=now) is True
+    # A restart (or a second replica) with the same key records nothing new.
+    assert app.publish_mobile_card_key(**signer.published_key(), now=now) is False
+    key_id = MobileCardKey.create_id(signer.kid)
+    assert len(list(app.recorder.select_events(key_id))) == 1
+    (published,) = contracts_of(app, key_id)
+    assert isinstance(published, MobileCardKeyPublishedV1)
+    jwk = signer.public_jwk()
+    assert (published.kid, published.algorithm, published.kty, published.crv, published.x) == (
+        jwk["kid"], "EdDSA", "OKP", "Ed25519", jwk["x"])
+    assert published.published_at == now and published.aggregate_version == 1
+    # The seed (private key) is nowhere in what is stored.
+    import base64
+
+    seed = base64.urlsafe_b64encode(b"s" * 32).rstrip(b"=").decode()
+    assert seed not in stored_text(app, key_id)
+    # A rotated key is a second kid: both are recorded, the first stays.
+    rotated = CardSigner(b"r" * 32)
+    assert app.publish_mobile_card_key(**rotated.published_key(), now=now) is True
+    assert app.mobile_card_key(signer.kid).x == jwk["x"]
+    assert app.mobile_card_key(rotated.kid).kid == rotated.kid != signer.kid
+    assert app.mobile_card_key("no-such-kid") is None
 
 
 def test_holder_texts_exist_in_three_languages() -> None:

@@ -18,6 +18,7 @@ from kaiku_shared.service import (
 )
 
 from .adapters import holder_requests, read_models
+from .adapters.mobile_card import MobileCardKeys
 from .adapters.translate import translate
 from .application.app import VenuesApplication
 from .config import SERVICE, KaikuSettings
@@ -31,6 +32,8 @@ def build_application(settings: KaikuSettings) -> VenuesApplication:
 def build_api(settings: KaikuSettings) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> None:
         app.state.application = await asyncio.to_thread(build_application, settings)
+        app.state.mobile_card_keys = MobileCardKeys(
+            lambda: read_models.mobile_card_keys(runtime.pool))
 
     return create_api(
         service=SERVICE, settings=settings, title="Kaikukortti venues",
@@ -39,7 +42,8 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         readiness_consumers=(("cards", read_models.CARD_CONSUMER),
                              ("venues", read_models.OFFERING_CONSUMER),
                              ("omakaiku", holder_requests.CONSUMER),
-                             ("omakaiku", read_models.FEEDBACK_CONSUMER)),
+                             ("omakaiku", read_models.FEEDBACK_CONSUMER),
+                             ("omakaiku", read_models.MOBILE_CARD_KEY_CONSUMER)),
     )
 
 

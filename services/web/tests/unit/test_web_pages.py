@@ -13,7 +13,13 @@ from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import create_app, minimum_card_cap  # noqa: E402
+from web.app import (  # noqa: E402
+    create_app,
+    looks_like_mobile_card,
+    minimum_card_cap,
+    refusal_key,
+)
+from web.client import Answer  # noqa: E402
 from web.config import WebSettings  # noqa: E402
 from web.i18n import LANGUAGES, catalogue  # noqa: E402
 
@@ -116,3 +122,21 @@ def test_security_headers(client):
     assert response.headers["X-Frame-Options"] == "DENY"
     assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
     assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_the_desk_tells_a_scanned_mobile_card_from_a_number_and_names_venues_refusals():
+    token = "eyJhbGciOiJFZERTQSIsImtpZCI6ImFiYyJ9.eyJjYXJkX251bWJlciI6IktYQS0xMjM0NSJ9.c2ln"
+    assert looks_like_mobile_card(token)
+    for typed in ("KXA-12345", "kxa12345", "KXA.12345", ""):
+        assert not looks_like_mobile_card(typed)
+
+    def problem(status: int, kind: str) -> Answer:
+        return Answer(status, {"type": f"https://kaikukortti.fi/problems/{kind}",
+                               "detail": "…"})
+
+    assert refusal_key(problem(422, "mobile-card-invalid"), True) == "register.qr_invalid"
+    assert refusal_key(problem(422, "mobile-card-expired"), True) == "register.qr_expired"
+    assert refusal_key(problem(422, "card-closed"), True) == "register.refused_mobile"
+    # A typed number keeps the generic message, which names the number.
+    assert refusal_key(problem(422, "card-closed"), False) is None
+    assert refusal_key(Answer(201, {"ticket_id": "t"}), True) is None

@@ -333,6 +333,28 @@ class AccountErasedV1(IntegrationEvent):
     account_id: UUID
 
 
+@contract
+class MobileCardKeyPublishedV1(IntegrationEvent):
+    """The public half of a key omakaiku signs mobile cards with, published once
+    per key id (``kid``) so that venues verify mobile-card tokens offline.
+
+    The key is given as JWK fields (RFC 7517/8037): today ``kty`` OKP, ``crv``
+    Ed25519, ``x`` the raw public key in base64url, for ``algorithm`` EdDSA.
+    Several keys may be valid at once (rotation): a token names its key by the
+    ``kid`` in its header. The aggregate is the key itself (id derived from the
+    kid), so it is always version 1. Names no holder.
+    """
+
+    PRODUCER = "omakaiku"
+    EVENT_TYPE = "mobile_card_key_published"
+    kid: str = Field(min_length=1, max_length=200)
+    algorithm: str
+    kty: str
+    crv: str
+    x: str = Field(min_length=1, max_length=1000)
+    published_at: datetime
+
+
 # --- notifications (decides who gets what; never learns who they are) ---------
 
 

@@ -1,7 +1,11 @@
 """The mobile card: a short-lived Ed25519-signed token (JWT, alg EdDSA) with the
-card number, validity and children, and its QR code. Venues verify it offline
-with the public key from ``GET /mobile-card/public-key``; a copied token stops
+card number, validity and children, and its QR code. A copied token stops
 working when it expires. The token names no person and no account.
+
+Venues verify it offline: the api records the public key (``MobileCardKey``)
+at start-up when its kid was never recorded, and the relay publishes it as
+``MobileCardKeyPublishedV1``. ``GET /mobile-card/public-key`` shows the same key
+to anyone else.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ class CardSigner:
     def public_jwk(self) -> dict[str, str]:
         return {"kty": "OKP", "crv": "Ed25519", "x": _b64url(self.public_raw),
                 "kid": self.kid, "use": "sig", "alg": "EdDSA"}
+
+    def published_key(self) -> dict[str, str]:
+        """The public key as MobileCardKeyPublishedV1 carries it (JWK members)."""
+        return {"kid": self.kid, "algorithm": "EdDSA", "kty": "OKP", "crv": "Ed25519",
+                "x": _b64url(self.public_raw)}
 
     def public_pem(self) -> str:
         return self._private.public_key().public_bytes(

@@ -1,5 +1,6 @@
 """Domain events → integration contracts. Personal fields are never copied out
-(and the account's sealed data is not even ciphertext on the wire)."""
+(and the account's sealed data is not even ciphertext on the wire). The mobile
+card's public key goes out so that venues verify mobile cards offline."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from kaiku_shared.contracts import (
     FeedbackGivenV1,
     GenreSubscriptionsChangedV1,
     IntegrationEvent,
+    MobileCardKeyPublishedV1,
     TicketCancellationRequestedV1,
 )
 
-from ..domain.model import Account, Feedback
+from ..domain.model import Account, Feedback, MobileCardKey
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
@@ -40,4 +42,10 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
                                      offering_id=event.offering_id, venue_id=event.venue_id,
                                      accessibility=event.accessibility, meaning=event.meaning,
                                      interest=event.interest)
+    if isinstance(event, MobileCardKey.Published):
+        # Public key material only: the private seed never enters an event.
+        return MobileCardKeyPublishedV1.build(**envelope, kid=event.kid,
+                                              algorithm=event.algorithm, kty=event.kty,
+                                              crv=event.crv, x=event.x,
+                                              published_at=event.published_at)
     return None

@@ -7,6 +7,7 @@ event records them, and opened again on read; ``erase_account`` shreds the key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
@@ -15,7 +16,14 @@ from eventsourcing.persistence import IntegrityError
 from kaiku_shared.eventstore import KaikuApplication, retry_on_conflict
 
 from ..adapters.vault import KeyErased, Vault
-from ..domain.model import PERSONAL_FIELDS, Account, CardAccount, Feedback, RuleViolation
+from ..domain.model import (
+    PERSONAL_FIELDS,
+    Account,
+    CardAccount,
+    Feedback,
+    MobileCardKey,
+    RuleViolation,
+)
 
 
 class NotFound(Exception):
@@ -194,6 +202,34 @@ class OmaKaikuApplication(KaikuApplication):
         except AggregateNotFoundError:
             return False
         return True
+
+    # --- the mobile card's signing key ---------------------------------------------
+
+    def publish_mobile_card_key(self, *, kid: str, algorithm: str, kty: str, crv: str,
+                                x: str, now: datetime) -> bool:
+        """Record the public key once per kid, for the relay to publish to venues.
+
+        False when it was recorded before (a restart, another api replica, or
+        both replicas starting at the same moment): nothing new is recorded."""
+        try:
+            self.repository.get(MobileCardKey.create_id(kid))
+            return False
+        except AggregateNotFoundError:
+            pass
+        key = MobileCardKey(kid=kid, algorithm=algorithm, kty=kty, crv=crv, x=x,
+                            published_at=now)
+        try:
+            self.save(key)
+        except IntegrityError:
+            return False  # another replica recorded the same kid a moment ago
+        return True
+
+    def mobile_card_key(self, kid: str) -> MobileCardKey | None:
+        try:
+            key = self.repository.get(MobileCardKey.create_id(kid))
+        except AggregateNotFoundError:
+            return None
+        return key if isinstance(key, MobileCardKey) else None
 
     def _vault(self) -> Vault:
         if self.vault is None:

@@ -5,11 +5,13 @@ the holder's own key before the account records them (``sealed``), so the event
 store holds only ciphertext, and erasing the key (crypto-shredding) makes every
 stored copy unreadable. Events of these aggregates stay in omakaiku's own event
 store; what leaves the service (adapters/translate.py) carries the opaque
-account id and the card number only.
+account id and the card number only. ``MobileCardKey`` is the one aggregate
+about no holder: the public key venues verify mobile cards with.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -169,3 +171,29 @@ class Feedback(Aggregate):
         self.accessibility = accessibility
         self.meaning = meaning
         self.interest = interest
+
+
+class MobileCardKey(Aggregate):
+    """The public half of a key the mobile cards are signed with.
+
+    Recorded once per key id (``kid``, derived from the public key), so the
+    relay publishes it exactly once and venues can verify mobile cards offline.
+    The id comes from the kid: a restart, or a second api replica with the same
+    key, finds it already recorded and records nothing. Rotating to a new key
+    records a new one; the older keys stay known, so tokens signed a moment
+    before the rotation still verify until they expire.
+    """
+
+    @staticmethod
+    def create_id(kid: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/kaikukortti/omakaiku/mobile-card-key/{kid}")
+
+    @event("Published")
+    def __init__(self, kid: str, algorithm: str, kty: str, crv: str, x: str,
+                 published_at: datetime) -> None:
+        self.kid = kid
+        self.algorithm = algorithm
+        self.kty = kty
+        self.crv = crv
+        self.x = x
+        self.published_at = published_at

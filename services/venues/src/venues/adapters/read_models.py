@@ -1,8 +1,10 @@
-"""Venues' read models: what venues knows of cards, the public offering list and
-feedback averages.
+"""Venues' read models: what venues knows of cards, the public offering list,
+feedback averages and omakaiku's mobile-card keys.
 
 ``card_validity_view`` is fed only by Kaikukanta's card events: venues never
 asks the registry synchronously, so a box office keeps working if it is down.
+``mobile_card_key_view`` is fed only by omakaiku's MobileCardKeyPublished: the
+mobile card is verified offline, without a call to omakaiku.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from kaiku_shared.contracts import (
     CardIssuedV1,
     CardRenewedV1,
     FeedbackGivenV1,
+    MobileCardKeyPublishedV1,
     OfferingCancelledV1,
     OfferingChangedV1,
     OfferingPublishedV1,
@@ -83,6 +86,17 @@ SCHEMA = (
     )
     """,
     "CREATE INDEX IF NOT EXISTS feedback_view_venue ON feedback_view (venue_id)",
+    # omakaiku's public keys for mobile cards, by kid; several at once (rotation).
+    """
+    CREATE TABLE IF NOT EXISTS mobile_card_key_view (
+        kid          text PRIMARY KEY,
+        algorithm    text NOT NULL,
+        kty          text NOT NULL,
+        crv          text NOT NULL,
+        x            text NOT NULL,
+        published_at timestamptz NOT NULL
+    )
+    """,
 )
 
 MIN_FEEDBACK_RESPONSES = 3
@@ -91,6 +105,7 @@ CATEGORIES = ("accessibility", "meaning", "interest")
 CARD_CONSUMER = "venues-card-validity"
 OFFERING_CONSUMER = "venues-offering-list"
 FEEDBACK_CONSUMER = "venues-feedback"
+MOBILE_CARD_KEY_CONSUMER = "venues-mobile-card-keys"
 
 
 class NotYetKnown(Exception):
@@ -102,6 +117,7 @@ def consumers(application: Any = None) -> list[Consumer]:
     cards = Consumer(CARD_CONSUMER, "cards")
     offerings = Consumer(OFFERING_CONSUMER, "venues")
     feedback = Consumer(FEEDBACK_CONSUMER, "omakaiku")
+    mobile_card_keys = Consumer(MOBILE_CARD_KEY_CONSUMER, "omakaiku")
 
     @cards.on(CardIssuedV1)
     async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
@@ -217,7 +233,19 @@ def consumers(application: Any = None) -> list[Consumer]:
             event.meaning, event.interest,
         )
 
-    return [cards, offerings, feedback]
+    @mobile_card_keys.on(MobileCardKeyPublishedV1)
+    async def on_mobile_card_key_published(event: MobileCardKeyPublishedV1,
+                                           conn: asyncpg.Connection) -> None:
+        # A kid names one key for good: the first row stays.
+        await conn.execute(
+            """
+            INSERT INTO mobile_card_key_view (kid, algorithm, kty, crv, x, published_at)
+            VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (kid) DO NOTHING
+            """,
+            event.kid, event.algorithm, event.kty, event.crv, event.x, event.published_at,
+        )
+
+    return [cards, offerings, feedback, mobile_card_keys]
 
 
 async def _offering_listed(conn: asyncpg.Connection, offering_id: object) -> bool:
@@ -253,6 +281,13 @@ async def card_standing(pool: asyncpg.Pool, card_number: str) -> CardStanding | 
     return CardStanding(card_number=row["card_number"], status=row["status"],
                         valid_from=row["valid_from"], valid_until=row["valid_until"],
                         children=row["children"] or 0)
+
+
+async def mobile_card_keys(pool: asyncpg.Pool) -> dict[str, dict[str, str]]:
+    """Every mobile-card key venues knows: kid → its JWK members."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT kid, algorithm, kty, crv, x FROM mobile_card_key_view")
+    return {row["kid"]: dict(row) for row in rows}
 
 
 async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str | None,

@@ -22,6 +22,7 @@ from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, req
     unprocessable
 
 from ..adapters import read_models
+from ..adapters.mobile_card import MobileCardKeys, MobileCardRefused, card_number_from
 from ..application.app import (
     CardNotKnownYet,
     Forbidden,
@@ -43,6 +44,8 @@ from ..domain.model import (
 )
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+# A mobile-card token is about 450 characters; anything far longer is not one.
+MAX_MOBILE_CARD_TOKEN = 4096
 # A card issued a moment ago may not have reached venues yet: wait this long.
 CARD_ARRIVAL_GRACE_SECONDS = 1.5
 
@@ -215,7 +218,18 @@ class OfferingDetail(OfferingPublic):
 
 
 class TicketCreate(Schema):
-    card_number: str = Field(min_length=8, max_length=12)
+    """The card is given as exactly one of ``card_number`` or ``mobile_card_token``."""
+
+    card_number: str | None = Field(
+        default=None, min_length=8, max_length=12,
+        description="The card number as typed, e.g. KXA-12345. Send this or "
+                    "mobile_card_token, not both.")
+    mobile_card_token: str | None = Field(
+        default=None, min_length=1, max_length=MAX_MOBILE_CARD_TOKEN,
+        description="The token in the holder's OmaKaiku mobile-card QR code (omakaiku "
+                    "`GET /me/card` → `token`), in place of card_number. Verified offline "
+                    "with omakaiku's published keys; then the card number inside is "
+                    "checked like a typed one and recorded. The token is never stored.")
     offering_id: UUID
     children: int = Field(default=0, ge=0, le=30)
     channel: Literal[CHANNELS] = "box_office"  # type: ignore[valid-type]
@@ -459,7 +473,7 @@ def _json(value) -> dict:
 @router.post("/tickets", status_code=201, response_model=TicketPublic, tags=["tickets"])
 async def register_ticket(body: TicketCreate, request: Request, app: App,
                           principal: Registrar) -> TicketPublic:
-    card_number = normalise_card_number(body.card_number)
+    card_number = await ticket_card_number(request, body)
     pool = request.app.state.pool
     card = await read_models.card_standing(pool, card_number)
     ticket_id = derived_id(request, principal, "tickets")
@@ -479,6 +493,24 @@ async def register_ticket(body: TicketCreate, request: Request, app: App,
         # Issued a moment ago, perhaps: wait briefly for Kaikukanta's event.
         ticket = await register(await known_card(request, card_number))
     return ticket_public(ticket)
+
+
+async def ticket_card_number(request: Request, body: TicketCreate) -> str:
+    """The card number typed, or the one inside a verified mobile-card token."""
+    if (body.card_number is None) == (body.mobile_card_token is None):
+        raise unprocessable(
+            "card-number-or-mobile-card",
+            "Send exactly one of card_number (the number typed) or mobile_card_token (the "
+            "scanned OmaKaiku mobile card), not both and not neither.",
+            "card_number" if body.card_number is None else "mobile_card_token")
+    if body.card_number is not None:
+        return normalise_card_number(body.card_number)
+    keys: MobileCardKeys = request.app.state.mobile_card_keys
+    try:
+        number = await card_number_from(body.mobile_card_token or "", keys)
+    except MobileCardRefused as refusal:
+        raise unprocessable(refusal.rule, str(refusal), "mobile_card_token") from None
+    return normalise_card_number(number)
 
 
 async def valid_card(request: Request, card_number: str, day: date,
