@@ -139,3 +139,7 @@ def setup_logging(settings: KaikuSettings, process_name: str) -> None:
     root.setLevel(settings.log_level.upper())
     # Access logs would print paths; ours print routes with the span instead.
     logging.getLogger("uvicorn.access").disabled = True
+    # httpx logs every request's URL at info: the web's calls to the services
+    # would put card numbers in paths into its log. Failures still surface as
+    # the caller's own warnings.
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -197,11 +197,11 @@ class RoundAnswer(Schema):
 # --- dependencies ------------------------------------------------------------------------
 
 
-def application(request: Request) -> CardsApplication:
+async def application(request: Request) -> CardsApplication:
     return request.app.state.application
 
 
-def cards_settings(request: Request) -> CardsSettings:
+async def cards_settings(request: Request) -> CardsSettings:
     return request.app.state.cards_settings
 
 

@@ -30,7 +30,7 @@ Staff = Annotated[Principal, Depends(require_role("kaikukeskus", "distributor", 
 Centre = Annotated[Principal, Depends(require_role("kaikukeskus"))]
 
 
-def application(request: Request) -> NotificationsApplication:
+async def application(request: Request) -> NotificationsApplication:
     return request.app.state.application
 
 

@@ -194,7 +194,7 @@ class OfferingPublic(BaseModel):
 # --- dependencies -------------------------------------------------------------------
 
 
-def application(request: Request) -> OmaKaikuApplication:
+async def application(request: Request) -> OmaKaikuApplication:
     return request.app.state.application
 
 

@@ -302,7 +302,7 @@ class TicketCancellation(Schema):
     reason: str | None = Field(default=None, max_length=500)
 
 
-def application(request: Request) -> VenuesApplication:
+async def application(request: Request) -> VenuesApplication:
     return request.app.state.application
 
 
