@@ -90,3 +90,14 @@ def test_data_is_immutable_and_hashable():
         g.names["fi"] = "x"  # type: ignore[index]
     assert hash(g) == hash(t.genre("dance"))
     assert len({*t.GENRES}) == len(t.GENRES)
+
+
+def test_a_choice_of_genres_and_subgenres_is_checked_in_one_place():
+    from kaiku_shared.taxonomy import check_choice
+
+    check_choice(["music"], ["jazz"])
+    check_choice(["music", "theatre"], [])
+    with pytest.raises(ValueError, match=r"unknown genre\(s\) \['jatsi'\]"):
+        check_choice(["jatsi"], [])
+    with pytest.raises(ValueError, match=r"subgenre\(s\) \['jazz'\] belong to none"):
+        check_choice(["theatre"], ["jazz"])

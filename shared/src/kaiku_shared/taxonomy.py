@@ -14,7 +14,7 @@ within their genre; a subgenre is always addressed together with its genre.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
@@ -192,6 +192,19 @@ def is_valid_subgenre(genre_code: object, subgenre_code: object) -> bool:
     if not is_valid_genre(genre_code):
         return False
     return any(s.code == subgenre_code for s in _BY_CODE[genre_code].subgenres)  # type: ignore[index]
+
+
+def check_choice(genres: Sequence[str], subgenres: Sequence[str] = ()) -> None:
+    """``ValueError`` naming what is wrong unless every genre is known and every
+    subgenre belongs to one of the chosen genres (offering, subscriptions)."""
+    unknown = [g for g in genres if not is_valid_genre(g)]
+    if unknown:
+        raise ValueError(f"unknown genre(s) {unknown}; use codes from the national "
+                         f"taxonomy: {', '.join(GENRE_CODES)}")
+    stray = [s for s in subgenres if not any(is_valid_subgenre(g, s) for g in genres)]
+    if stray:
+        raise ValueError(f"subgenre(s) {stray} belong to none of the chosen genres "
+                         f"{list(genres)}; choose the subgenre's genre too")
 
 
 def subgenre_codes(genre_code: str) -> tuple[str, ...]:

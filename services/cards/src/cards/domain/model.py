@@ -12,6 +12,8 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from kaiku_shared import card_numbers
+
 ORGANISATION_KINDS = ("kaikukeskus", "distributor", "venue", "ticket_agent")
 MIN_AGE = 16
 MAX_VALIDITY = timedelta(days=366)  # "up to one year", a leap day included
@@ -19,7 +21,6 @@ CARD_STATUSES = ("open", "closed")
 CLOSURE_REASONS = ("lost", "moved", "misuse", "expired", "holder_request", "other")
 
 # [0-9], not \d: \d also matches Arabic-Indic and full-width digits.
-_CARD_NUMBER = re.compile(r"^[A-Z]{3}-[0-9]{5}$")
 _POSTAL_CODE = re.compile(r"^[0-9]{5}$")
 
 
@@ -34,15 +35,10 @@ class RuleViolation(Exception):
 
 def normalise_card_number(raw: str) -> str:
     """'kxa 12345', 'KXA12345' and 'KXA-12345' are the same card."""
-    compact = re.sub(r"[\s-]", "", raw).upper()
-    number = f"{compact[:3]}-{compact[3:]}"
-    if not _CARD_NUMBER.match(number):
-        raise RuleViolation(
-            "card-number-format",
-            "A card number is three letters and five digits, e.g. KXA-12345.",
-            "card_number",
-        )
-    return number
+    try:
+        return card_numbers.normalise_card_number(raw)
+    except card_numbers.CardNumberFormatError as error:
+        raise RuleViolation("card-number-format", str(error), "card_number") from None
 
 
 def normalise_postal_code(raw: str) -> str:

@@ -10,9 +10,9 @@ from typing import Annotated, Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from kaiku_shared import taxonomy
+from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal, issue_token
 from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
     unprocessable
@@ -112,21 +112,9 @@ class Subscriptions(Schema):
         description="Subgenre codes; each must belong to one of `genres`, e.g. jazz with music.")
     only_my_region: bool = False
 
-    @field_validator("genres")
-    @classmethod
-    def _known_genres(cls, genres: list[str]) -> list[str]:
-        unknown = [g for g in genres if not taxonomy.is_valid_genre(g)]
-        if unknown:
-            raise ValueError(f"unknown genre(s) {unknown}; valid codes: "
-                             f"{', '.join(taxonomy.GENRE_CODES)}")
-        return genres
-
     @model_validator(mode="after")
-    def _subgenres_of_chosen_genres(self) -> Subscriptions:
-        for code in self.subgenres:
-            if not any(taxonomy.is_valid_subgenre(g, code) for g in self.genres):
-                raise ValueError(f"subgenre {code!r} belongs to none of the chosen genres "
-                                 f"{self.genres}; choose its genre too")
+    def _in_the_national_taxonomy(self) -> Subscriptions:
+        taxonomy.check_choice(self.genres, self.subgenres)
         return self
 
 
@@ -217,12 +205,10 @@ async def run(func, *args, **kwargs):
 
 
 def normalise_card_number(raw: str) -> str:
-    compact = raw.replace(" ", "").replace("-", "").upper()
-    if len(compact) != 8 or not (compact[:3].isalpha() and compact[3:].isdigit()):
-        raise unprocessable("card-number-format",
-                            "A card number is three letters and five digits, e.g. KXA-12345.",
-                            "card_number")
-    return f"{compact[:3]}-{compact[3:]}"
+    try:
+        return card_numbers.normalise_card_number(raw)
+    except card_numbers.CardNumberFormatError as error:
+        raise unprocessable("card-number-format", str(error), "card_number") from None
 
 
 def _omakaiku(request: Request) -> OmaKaikuSettings:

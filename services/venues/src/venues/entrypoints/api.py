@@ -13,10 +13,9 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, \
-    model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from kaiku_shared import taxonomy
+from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal
 from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
     unprocessable
@@ -150,22 +149,9 @@ class OfferingCreate(Schema):
     # When card tickets become obtainable; none = at once. At least 7 days before.
     sales_opens_at: AwareDatetime | None = None
 
-    @field_validator("genres")
-    @classmethod
-    def _known_genres(cls, genres: list[str]) -> list[str]:
-        unknown = [g for g in genres if not taxonomy.is_valid_genre(g)]
-        if unknown:
-            raise ValueError(f"unknown genre(s) {unknown}; use codes from the national "
-                             f"taxonomy, e.g. {', '.join(taxonomy.GENRE_CODES[:5])}")
-        return genres
-
     @model_validator(mode="after")
-    def _known_subgenres(self) -> OfferingCreate:
-        unknown = [s for s in self.subgenres
-                   if not any(taxonomy.is_valid_subgenre(g, s) for g in self.genres)]
-        if unknown:
-            raise ValueError(f"subgenre(s) {unknown} are not in the national taxonomy under "
-                             f"the genres {self.genres}")
+    def _in_the_national_taxonomy(self) -> OfferingCreate:
+        taxonomy.check_choice(self.genres, self.subgenres)
         return self
 
 
@@ -619,12 +605,10 @@ async def venue_feedback(venue_id: UUID, request: Request, app: App,
 
 
 def normalise_card_number(raw: str) -> str:
-    compact = raw.replace(" ", "").replace("-", "").upper()
-    if len(compact) != 8 or not (compact[:3].isalpha() and compact[3:].isdigit()):
-        raise unprocessable("card-number-format",
-                            "A card number is three letters and five digits, e.g. KXA-12345.",
-                            "card_number")
-    return f"{compact[:3]}-{compact[3:]}"
+    try:
+        return card_numbers.normalise_card_number(raw)
+    except card_numbers.CardNumberFormatError as error:
+        raise unprocessable("card-number-format", str(error), "card_number") from None
 
 
 async def known_card(request: Request, card_number: str) -> CardStanding:
