@@ -445,6 +445,19 @@ async def answer_round(year: int, body: RoundAnswer, app: App,
             "decision": body.decision}
 
 
+@router.get("/continuation-rounds/{year}/my-answer", tags=["partners"])
+async def my_round_answer(year: int, app: App, principal: Partner) -> dict[str, Any]:
+    """The calling partner's view of a round: its deadline, whether it is closed,
+    and the partner's own answer so far (``decision`` is null before it answers).
+    Other partners' answers are Kaikukeskus's to see."""
+    if principal.organisation_id is None:
+        raise Problem(403, "Forbidden", "The token names no organisation.", kind="not-yours")
+    round_ = await run(app.get_round, year)
+    return {"year": round_.year, "deadline": round_.deadline, "closed": round_.closed,
+            "organisation_id": principal.organisation_id,
+            "decision": round_.answers.get(str(principal.organisation_id))}
+
+
 @router.post("/continuation-rounds/{year}/closure", tags=["partners"])
 async def close_round(year: int, app: App, principal: Kaikukeskus) -> dict[str, Any]:
     return round_public(await run(app.close_round, year))
@@ -616,6 +629,16 @@ def region_name(network, code: str | None) -> str | None:
     return region["name"]["fi"] if region else None
 
 
+def region_names(network, code: str | None) -> dict[str, str] | None:
+    """The region's name in Finnish, Swedish and English; a language the network
+    has no name for falls back to the Finnish name."""
+    region = network.regions.get(code or "")
+    if not region:
+        return None
+    names = region["name"]
+    return {lang: (names.get(lang) or "").strip() or names["fi"] for lang in ("fi", "sv", "en")}
+
+
 @router.get("/stats/national", tags=["statistics"])
 async def national_statistics(request: Request, principal: Staff, start: From = None,
                               end: To = None) -> dict[str, Any]:
@@ -630,6 +653,7 @@ async def regional_statistics(request: Request, app: App, principal: Staff,
     async with request.app.state.pool.acquire() as conn:
         grouped = await statistics.figures(conn, period(start, end), by="region")
     return [{"region": code, "name": region_name(network, code),
+             "names": region_names(network, code),
              **(grouped.get(code) or statistics.zero_figures())}
             for code in sorted(network.regions)]
 
@@ -647,6 +671,7 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
         national = (await statistics.figures(conn, chosen))[None]
     return {
         "region": region, "name": region_name(network, region),
+        "names": region_names(network, region),
         "from": chosen.start, "to": chosen.end, "active_on": chosen.at,
         **own,
         "national": national,
