@@ -95,3 +95,36 @@ async def test_a_partner_sees_its_own_answer_to_the_round(system):
     async with system.client("cards") as client:
         refused(await client.get(f"/continuation-rounds/{year}/my-answer"), 401,
                 "unauthenticated")
+
+
+async def test_the_partner_list_tells_pending_from_approved(system):
+    from kaiku_shared.testing import eventually
+
+    centre = system.token("kaikukeskus")
+    tag = uuid.uuid4().hex[:6]
+    async with system.client("cards", centre) as client:
+        proposal = await client.post("/organisations", json={
+            "kind": "distributor", "name": f"Ehdotettu jakaja {tag}",
+            "municipality": "Imatra", "pending": True})
+        direct = await client.post("/organisations", json={
+            "kind": "venue", "name": f"Hyväksytty kohde {tag}", "municipality": "Imatra"})
+    assert proposal.status_code == 201 and direct.status_code == 201
+    pending_id = proposal.json()["organisation_id"]
+    direct_id = direct.json()["organisation_id"]
+
+    async def statuses():
+        async with system.client("cards", centre) as client:
+            rows = (await client.get("/organisations")).json()
+        found = {r["organisation_id"]: r["status"] for r in rows}
+        return found if {pending_id, direct_id} <= set(found) else None
+
+    found = await eventually(statuses, timeout=60, message="both in the partner list")
+    assert (found[pending_id], found[direct_id]) == ("pending", "approved")
+    async with system.client("cards", centre) as client:
+        approved = await client.post(f"/organisations/{pending_id}/approval", json={})
+    assert approved.status_code == 200 and approved.json()["status"] == "approved"
+
+    async def now_approved():
+        return (await statuses() or {}).get(pending_id) == "approved"
+
+    await eventually(now_approved, timeout=60, message="the approval in the partner list")

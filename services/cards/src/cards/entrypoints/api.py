@@ -411,9 +411,25 @@ async def approve_organisation(organisation_id: UUID, body: Approval, app: App,
 
 
 @router.get("/organisations", tags=["organisations"])
-async def list_organisations(request: Request, principal: Kaikukeskus
+async def list_organisations(request: Request, app: App, principal: Kaikukeskus
                              ) -> list[dict[str, Any]]:
-    return await statistics.partner_organisations(request.app.state.pool)
+    """The partner list (a read model). ``status`` is ``approved``, or ``pending``
+    for a proposal waiting for approval."""
+    rows = await statistics.partner_organisations(request.app.state.pool)
+    # OrganisationRegistered carries no status, so the read model knows one only
+    # after a status change: take the rest from the registry itself.
+    missing = [row for row in rows if row.get("status") is None]
+    if missing:
+        def fill() -> None:
+            for row in missing:
+                try:
+                    organisation = app.get_organisation(row["organisation_id"])
+                except NotFound:
+                    continue
+                row["status"] = getattr(organisation, "status", "approved")
+
+        await asyncio.to_thread(fill)
+    return rows
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationPublic,
