@@ -365,3 +365,15 @@ def test_a_ticket_agent_no_venue_has_named_is_told_so(app_and_fake):
     sign_in(app, client, "ticket_agent")
     fake.on("venues", "GET", "/venues", 200, [])
     assert catalogue("fi")["venue.none_agent"] in client.get("/staff/venue").text
+
+
+def test_a_user_who_may_not_manage_users_sees_why_and_no_form(app_and_fake):
+    app, client, fake = app_and_fake
+    sign_in(app, client, "distributor", user_id=USER)  # not an admin user
+    assert 'href="/staff/users"' not in client.get("/staff").text
+    fake.on("cards", "GET", "/users", 403, {
+        "type": "https://kaikukortti.fi/problems/not-yours",
+        "detail": "Managing users needs an admin user of the organisation."})
+    page = client.get("/staff/users")
+    assert 'role="alert"' in page.text and "needs an admin user" in page.text
+    assert 'action="/staff/users"' not in page.text
