@@ -45,6 +45,9 @@ ROLE_SETS = {
     "holder": {"holder"},
     "any_distributor": {"distributor", "other_distributor"},
     # Partners answer the continuation round for their own organisation.
+    # Who lists venues: a venue organisation its own, a ticket agent those it acts
+    # for, Kaikukeskus any (another organisation's plain list is its own, empty).
+    "venue_listers": {"venue", "ticket_agent", "other_venue", "kaikukeskus"},
     "partners": {"distributor", "venue", "ticket_agent", "other_distributor", "other_venue"},
     # Staff who write to a holder: the card's distributor, a venue that sold them a ticket.
     "holder_writers": {"distributor", "venue"},
@@ -89,6 +92,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("cards", "POST", "/continuation-rounds/{year}/answers"): "partners",
     ("cards", "POST", "/continuation-rounds/{year}/closure"): "centre",
     ("cards", "GET", "/continuation-rounds/{year}"): "centre",
+    ("cards", "GET", "/continuation-rounds/{year}/my-answer"): "partners",
     ("cards", "GET", "/network"): "staff",
     ("cards", "PUT", "/network/regions/{code}"): "centre",
     ("cards", "PUT", "/network/municipalities/{code}"): "centre",
@@ -100,6 +104,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("cards", "GET", "/stats/wellbeing"): "staff",
     ("cards", "GET", "/stats/by/{dimension}"): "staff",
     # --- venues
+    ("venues", "GET", "/venues"): "venue_listers",
     ("venues", "GET", "/venues/{venue_id}"): PUBLIC,
     ("venues", "GET", "/offerings/{offering_id}"): PUBLIC,
     ("venues", "PATCH", "/offerings/{offering_id}"): "venue_owner",

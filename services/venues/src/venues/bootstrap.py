@@ -41,6 +41,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         schema=read_models.SCHEMA, setup=setup, routers=[router],
         readiness_consumers=(("cards", read_models.CARD_CONSUMER),
                              ("venues", read_models.OFFERING_CONSUMER),
+                             ("venues", read_models.VENUE_CONSUMER),
                              ("omakaiku", holder_requests.CONSUMER),
                              ("omakaiku", read_models.FEEDBACK_CONSUMER),
                              ("omakaiku", read_models.MOBILE_CARD_KEY_CONSUMER)),

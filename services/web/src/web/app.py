@@ -38,6 +38,7 @@ MASS_EVENT_CAPACITY = 1000
 MASS_EVENT_MIN_CAP = 20
 CLOSURE_REASONS = ("lost", "moved", "misuse", "expired", "holder_request", "other")
 STAFF_ROLES = ("kaikukeskus", "distributor", "venue", "ticket_agent")
+VENUE_PAGE = 200  # venues' GET /venues gives at most 200 a page
 
 
 def minimum_card_cap(capacity: int, kind: str = "performance") -> int:
@@ -68,6 +69,16 @@ def refusal_key(answer: Answer, scanned: bool) -> str | None:
     if answer.ok or not scanned:
         return None
     return MOBILE_CARD_REFUSALS.get(answer.problem_kind or "", "register.refused_mobile")
+
+
+def guideline_context(capacity: str, kind: str, card_cap: str) -> dict[str, Any]:
+    """What the card-cap hint says for the numbers typed so far."""
+    places = to_int(capacity)
+    cap = to_int(card_cap)
+    minimum = minimum_card_cap(places, kind) if places and places > 0 else None
+    return {"minimum": minimum, "capacity": places, "kind": kind,
+            "below": minimum is not None and cap is not None and cap < minimum,
+            "mass": bool(places and places > MASS_EVENT_CAPACITY)}
 
 
 class SignInNeeded(Exception):
@@ -137,6 +148,9 @@ def create_app(settings: KaikuSettings | None = None,
                     message_key="csrf.detail")
 
     register_routes(app)
+    from .staff_admin import register_admin_routes  # it uses this module's helpers
+
+    register_admin_routes(app)
     return app
 
 
@@ -310,8 +324,9 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         answer = await call(request, "cards", "POST", "/auth/login", anonymous=True,
                             json={"username": username.strip(), "password": password})
         if answer.ok:
-            response = signed_in(answer.data["access_token"],
-                                 {"username": username.strip()})
+            response = signed_in(answer.data["access_token"], {
+                "username": username.strip(), "user_id": str(answer.data.get("user_id") or ""),
+                "admin": bool(answer.data.get("admin"))})
             if response is not None:
                 return response
         key = "login.unavailable" if answer.unavailable else "login.failed"
@@ -465,14 +480,47 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         answer = await call(request, "venues", "GET", f"/venues/{venue_id}")
         return answer.data if answer.ok else None
 
+    async def my_venues(request: Request) -> Answer:
+        """The venues the signed-in organisation works for: a venue organisation's
+        own, or those that name a ticket agent among their ticket agents."""
+        session = staff_session(request)
+        if session.get("role") not in ("venue", "ticket_agent"):
+            return Answer(200, None)  # Kaikukeskus names the venue by its id
+        filter_ = ("agent_organisation_id" if session.get("role") == "ticket_agent"
+                   else "organisation_id")
+        found: list[dict[str, Any]] = []
+        for offset in range(0, 2000, VENUE_PAGE):
+            listing = await call(request, "venues", "GET", "/venues", params={
+                filter_: session.get("org"), "limit": VENUE_PAGE, "offset": offset})
+            if not listing.ok or not isinstance(listing.data, list):
+                return listing
+            found += listing.data
+            if len(listing.data) < VENUE_PAGE:
+                break
+        return Answer(200, found)
+
+    def acts_for(session: dict[str, Any], venue: dict[str, Any]) -> bool:
+        org = str(session.get("org") or "")
+        if session.get("role") not in ("venue", "ticket_agent"):
+            return True  # Kaikukeskus: venues decides what it may do
+        if session.get("role") == "ticket_agent":
+            return org in [str(a) for a in (venue.get("limits") or {}).get("ticket_agents", [])]
+        return str(venue.get("organisation_id")) == org
+
+    async def venue_choice_page(request: Request, *, status: int = 200,
+                                error: Answer | None = None,
+                                error_key: str | None = None) -> Response:
+        listing = await my_venues(request)
+        venues = listing.data if listing.ok and isinstance(listing.data, list) else None
+        return page(request, "staff/venue_choice.html", status=status, venues=venues,
+                    listing_unavailable=not listing.ok,
+                    listing_error=None if listing.ok or listing.unavailable else listing,
+                    current=await chosen_venue(request), error=error, error_key=error_key)
+
     @app.get("/staff/venue", response_class=HTMLResponse)
     async def venue_choice(request: Request) -> Response:
-        session = staff_session(request)
-        listing = await call(request, "venues", "GET", "/venues",
-                             params={"organisation_id": session.get("org")})
-        venues = listing.data if listing.ok and isinstance(listing.data, list) else None
-        return page(request, "staff/venue_choice.html", venues=venues,
-                    listing_unavailable=not listing.ok, current=await chosen_venue(request))
+        staff_session(request)
+        return await venue_choice_page(request)
 
     @app.post("/staff/venue", dependencies=CSRF)
     async def venue_chosen(request: Request, venue_id: str = Form("")) -> Response:
@@ -480,12 +528,14 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         try:
             venue_id = str(uuid.UUID(venue_id.strip()))
         except ValueError:
-            return page(request, "staff/venue_choice.html", status=422, venues=None,
-                        listing_unavailable=True, current=None, error_key="venue.bad_id")
+            return await venue_choice_page(request, status=422, error_key="venue.bad_id")
         answer = await call(request, "venues", "GET", f"/venues/{venue_id}")
         if not answer.ok:
-            return page(request, "staff/venue_choice.html", status=answer.status, venues=None,
-                        listing_unavailable=True, current=None, error=answer)
+            return await venue_choice_page(request, status=answer.status, error=answer)
+        if not acts_for(session, answer.data):
+            return await venue_choice_page(request, status=403, error_key=(
+                "venue.not_an_agent" if session.get("role") == "ticket_agent"
+                else "venue.not_yours"))
         session["venue_id"] = venue_id
         response = RedirectResponse("/staff/register", status_code=303)
         sessions.write(response, session)
@@ -506,14 +556,6 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         """The live hint under the card-cap field (an htmx fragment)."""
         return page(request, "staff/_guideline.html",
                     **guideline_context(capacity, kind, card_cap))
-
-    def guideline_context(capacity: str, kind: str, card_cap: str) -> dict[str, Any]:
-        places = to_int(capacity)
-        cap = to_int(card_cap)
-        minimum = minimum_card_cap(places, kind) if places and places > 0 else None
-        return {"minimum": minimum, "capacity": places, "kind": kind,
-                "below": minimum is not None and cap is not None and cap < minimum,
-                "mass": bool(places and places > MASS_EVENT_CAPACITY)}
 
     @app.get("/staff/offerings/new", response_class=HTMLResponse)
     async def new_offering(request: Request) -> Response:
@@ -570,6 +612,79 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
             return page(request, "message.html", status=answer.status,
                         heading_key="error.refused", error=answer)
         return RedirectResponse("/staff/offerings", status_code=303)
+
+    def edit_form(offering: dict[str, Any]) -> dict[str, str]:
+        starts = offering.get("starts_at")
+        local = (datetime.fromisoformat(str(starts)).astimezone(HELSINKI)
+                 .strftime("%Y-%m-%dT%H:%M") if starts else "")
+        return {"title": str(offering.get("title", "")), "starts_at": local,
+                "capacity": str(offering.get("capacity", "")),
+                "card_cap": str(offering.get("card_cap", "")),
+                "kind": str(offering.get("kind", "performance"))}
+
+    def edit_page(request: Request, offering: dict[str, Any], form: dict[str, str], *,
+                  status: int = 200, error: Answer | None = None,
+                  error_key: str | None = None, done_key: str | None = None) -> Response:
+        return page(request, "staff/offering_edit.html", status=status, offering=offering,
+                    form=form, error=error, error_key=error_key, done_key=done_key,
+                    **guideline_context(form.get("capacity", ""), form.get("kind", ""),
+                                        form.get("card_cap", "")))
+
+    async def offering_to_edit(request: Request, offering_id: str) -> dict[str, Any] | Response:
+        try:
+            offering_id = str(uuid.UUID(offering_id))
+        except ValueError:
+            return page(request, "message.html", status=404, heading_key="error.not_found")
+        answer = await call(request, "venues", "GET", f"/offerings/{offering_id}")
+        if not answer.ok:
+            return page(request, "message.html", status=answer.status,
+                        heading_key="error.refused", error=answer)
+        return answer.data
+
+    @app.get("/staff/offerings/{offering_id}/edit", response_class=HTMLResponse)
+    async def edit_offering(request: Request, offering_id: str) -> Response:
+        staff_session(request)
+        offering = await offering_to_edit(request, offering_id)
+        if isinstance(offering, Response):
+            return offering
+        return edit_page(request, offering, edit_form(offering))
+
+    @app.post("/staff/offerings/{offering_id}", dependencies=CSRF)
+    async def change_offering(request: Request, offering_id: str) -> Response:
+        """Send venues only what was changed (PATCH); the guideline is checked again."""
+        staff_session(request)
+        offering = await offering_to_edit(request, offering_id)
+        if isinstance(offering, Response):
+            return offering
+        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        form["kind"] = str(offering.get("kind", "performance"))
+        before = edit_form(offering)
+        body: dict[str, Any] = {}
+        if form.get("title", "") != before["title"]:
+            body["title"] = form.get("title", "")
+        if form.get("starts_at", "") != before["starts_at"]:
+            starts_at = local_datetime(form.get("starts_at", ""))
+            if starts_at is None:
+                return edit_page(request, offering, form, status=422,
+                                 error_key="offering.bad_start")
+            body["starts_at"] = starts_at.isoformat()
+        for field in ("capacity", "card_cap"):
+            if form.get(field, "") != before[field]:
+                value = to_int(form.get(field))
+                if value is None:
+                    return edit_page(request, offering, form, status=422,
+                                     error_key="offering.bad_number")
+                body[field] = value
+        if not body:
+            return edit_page(request, offering, form, done_key="offering.nothing_changed")
+        answer = await call(request, "venues", "PATCH", f"/offerings/{offering['offering_id']}",
+                            json=body)
+        if not answer.ok:
+            return edit_page(request, offering, form, status=answer.status, error=answer)
+        return page(request, "message.html", heading_key="offering.changed",
+                    message_key="offering.changed_detail",
+                    values={"title": answer.data.get("title", "")}, live=True,
+                    next_href="/staff/offerings", next_key="nav.offerings")
 
     # --- venue: the ticket desk ----------------------------------------------------
 
@@ -638,11 +753,27 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
 
     # --- Kaikukeskus -------------------------------------------------------------------
 
+    async def organisations_page(request: Request, *, status: int = 200,
+                                 form: dict[str, str] | None = None,
+                                 error: Answer | None = None, done_key: str | None = None,
+                                 values: dict[str, Any] | None = None,
+                                 changed: dict[str, Any] | None = None,
+                                 override_for: str | None = None) -> Response:
+        answer = await call(request, "cards", "GET", "/organisations")
+        rows = answer.data if answer.ok and isinstance(answer.data, list) else []
+        if changed:  # the list is a read model: show what the registry just answered
+            rows = [{**row, "status": changed["status"]}
+                    if str(row.get("organisation_id")) == str(changed["organisation_id"])
+                    else row for row in rows]
+        pending = [row for row in rows if row.get("status") == "pending"]
+        return page(request, "staff/organisations.html", status=status, answer=answer,
+                    rows=rows, pending=pending, form=form or {}, error=error,
+                    done_key=done_key, values=values or {}, override_for=override_for)
+
     @app.get("/staff/organisations", response_class=HTMLResponse)
     async def organisations(request: Request) -> Response:
         staff_session(request)
-        answer = await call(request, "cards", "GET", "/organisations")
-        return page(request, "staff/organisations.html", answer=answer, form={})
+        return await organisations_page(request)
 
     @app.post("/staff/organisations", dependencies=CSRF)
     async def add_organisation(request: Request) -> Response:
@@ -650,13 +781,39 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         form = {k: str(v).strip() for k, v in (await request.form()).items()}
         created = await call(request, "cards", "POST", "/organisations", json={
             "kind": form.get("kind", ""), "name": form.get("name", ""),
-            "municipality": form.get("municipality", "")},
+            "municipality": form.get("municipality", ""),
+            "pending": form.get("pending") == "on", "override": form.get("override") == "on"},
             idempotency_key=form.get("idem") or None)
-        answer = await call(request, "cards", "GET", "/organisations")
-        return page(request, "staff/organisations.html", answer=answer,
-                    status=200 if created.ok else created.status,
-                    form={} if created.ok else form, error=None if created.ok else created,
-                    done=created.ok)
+        if not created.ok:
+            return await organisations_page(
+                request, status=created.status, form=form, error=created,
+                override_for="new" if created.problem_kind == "no-new-partners-mid-year"
+                else None)
+        pending = created.data.get("status") == "pending"
+        return await organisations_page(
+            request, done_key="organisation.proposed" if pending else "organisation.added",
+            values={"name": form.get("name", "")})
+
+    @app.post("/staff/organisations/{organisation_id}/approval", dependencies=CSRF)
+    async def approve_organisation(request: Request, organisation_id: str) -> Response:
+        staff_session(request)
+        form = {k: str(v).strip() for k, v in (await request.form()).items()}
+        try:
+            organisation_id = str(uuid.UUID(organisation_id))
+        except ValueError:
+            return page(request, "message.html", status=404, heading_key="error.not_found")
+        answer = await call(request, "cards", "POST",
+                            f"/organisations/{organisation_id}/approval",
+                            json={"override": form.get("override") == "on"},
+                            idempotency_key=form.get("idem") or None)
+        if not answer.ok:
+            return await organisations_page(
+                request, status=answer.status, error=answer,
+                override_for=organisation_id
+                if answer.problem_kind == "no-new-partners-mid-year" else None)
+        return await organisations_page(request, done_key="organisation.approved",
+                                        values={"name": answer.data.get("name", "")},
+                                        changed=answer.data)
 
     @app.get("/staff/stats", response_class=HTMLResponse)
     async def statistics(request: Request) -> Response:
@@ -664,6 +821,9 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         national = await call(request, "cards", "GET", "/stats/national")
         regions = await call(request, "cards", "GET", "/stats/regions")
         rows = regions.data if regions.ok and isinstance(regions.data, list) else []
+        lang = language(request)
+        rows = sorted(rows, key=lambda r: str((r.get("names") or {}).get(lang)
+                                              or r.get("name") or r.get("region") or "").lower())
         top = max([r.get("uses", 0) or 0 for r in rows] + [r.get("cards_issued", 0) or 0
                                                               for r in rows] + [1])
         return page(request, "staff/stats.html", national=national, regions=regions,

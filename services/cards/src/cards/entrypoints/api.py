@@ -411,9 +411,25 @@ async def approve_organisation(organisation_id: UUID, body: Approval, app: App,
 
 
 @router.get("/organisations", tags=["organisations"])
-async def list_organisations(request: Request, principal: Kaikukeskus
+async def list_organisations(request: Request, app: App, principal: Kaikukeskus
                              ) -> list[dict[str, Any]]:
-    return await statistics.partner_organisations(request.app.state.pool)
+    """The partner list (a read model). ``status`` is ``approved``, or ``pending``
+    for a proposal waiting for approval."""
+    rows = await statistics.partner_organisations(request.app.state.pool)
+    # OrganisationRegistered carries no status, so the read model knows one only
+    # after a status change: take the rest from the registry itself.
+    missing = [row for row in rows if row.get("status") is None]
+    if missing:
+        def fill() -> None:
+            for row in missing:
+                try:
+                    organisation = app.get_organisation(row["organisation_id"])
+                except NotFound:
+                    continue
+                row["status"] = getattr(organisation, "status", "approved")
+
+        await asyncio.to_thread(fill)
+    return rows
 
 
 @router.get("/organisations/{organisation_id}", response_model=OrganisationPublic,
@@ -443,6 +459,19 @@ async def answer_round(year: int, body: RoundAnswer, app: App,
     await run(app.answer_round, year, principal.organisation_id, body.decision, today=today())
     return {"year": year, "organisation_id": principal.organisation_id,
             "decision": body.decision}
+
+
+@router.get("/continuation-rounds/{year}/my-answer", tags=["partners"])
+async def my_round_answer(year: int, app: App, principal: Partner) -> dict[str, Any]:
+    """The calling partner's view of a round: its deadline, whether it is closed,
+    and the partner's own answer so far (``decision`` is null before it answers).
+    Other partners' answers are Kaikukeskus's to see."""
+    if principal.organisation_id is None:
+        raise Problem(403, "Forbidden", "The token names no organisation.", kind="not-yours")
+    round_ = await run(app.get_round, year)
+    return {"year": round_.year, "deadline": round_.deadline, "closed": round_.closed,
+            "organisation_id": principal.organisation_id,
+            "decision": round_.answers.get(str(principal.organisation_id))}
 
 
 @router.post("/continuation-rounds/{year}/closure", tags=["partners"])
@@ -616,6 +645,16 @@ def region_name(network, code: str | None) -> str | None:
     return region["name"]["fi"] if region else None
 
 
+def region_names(network, code: str | None) -> dict[str, str] | None:
+    """The region's name in Finnish, Swedish and English; a language the network
+    has no name for falls back to the Finnish name."""
+    region = network.regions.get(code or "")
+    if not region:
+        return None
+    names = region["name"]
+    return {lang: (names.get(lang) or "").strip() or names["fi"] for lang in ("fi", "sv", "en")}
+
+
 @router.get("/stats/national", tags=["statistics"])
 async def national_statistics(request: Request, principal: Staff, start: From = None,
                               end: To = None) -> dict[str, Any]:
@@ -630,6 +669,7 @@ async def regional_statistics(request: Request, app: App, principal: Staff,
     async with request.app.state.pool.acquire() as conn:
         grouped = await statistics.figures(conn, period(start, end), by="region")
     return [{"region": code, "name": region_name(network, code),
+             "names": region_names(network, code),
              **(grouped.get(code) or statistics.zero_figures())}
             for code in sorted(network.regions)]
 
@@ -647,6 +687,7 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
         national = (await statistics.figures(conn, chosen))[None]
     return {
         "region": region, "name": region_name(network, region),
+        "names": region_names(network, region),
         "from": chosen.start, "to": chosen.end, "active_on": chosen.at,
         **own,
         "national": national,

@@ -1,5 +1,6 @@
-"""Venues' read models: what venues knows of cards, the public offering list,
-feedback averages and omakaiku's mobile-card keys.
+"""Venues' read models: what venues knows of cards, the public offering list, the
+list of venues (by organisation and by ticket agent), feedback averages and
+omakaiku's mobile-card keys.
 
 ``card_validity_view`` is fed only by Kaikukanta's card events: venues never
 asks the registry synchronously, so a box office keeps working if it is down.
@@ -28,6 +29,7 @@ from kaiku_shared.contracts import (
     OfferingChangedV1,
     OfferingPublishedV1,
     OfferingTermsPublishedV1,
+    VenueRegisteredV1,
 )
 
 from ..domain.model import CardStanding
@@ -97,6 +99,25 @@ SCHEMA = (
         published_at timestamptz NOT NULL
     )
     """,
+    # Venues by organisation and by the ticket agents they list (GET /venues). A
+    # venue's profile and limits are fixed when it is registered, so one row per
+    # VenueRegistered is the whole story.
+    """
+    CREATE TABLE IF NOT EXISTS venue_view (
+        venue_id        uuid PRIMARY KEY,
+        organisation_id uuid NOT NULL,
+        name            text NOT NULL,
+        kind            text NOT NULL,
+        municipality    text NOT NULL,
+        timezone        text NOT NULL,
+        ticket_agents   uuid[] NOT NULL DEFAULT '{}',
+        contact         jsonb NOT NULL DEFAULT '{}'::jsonb,
+        limits          jsonb NOT NULL DEFAULT '{}'::jsonb,
+        version         integer NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS venue_view_organisation ON venue_view (organisation_id)",
+    "CREATE INDEX IF NOT EXISTS venue_view_agents ON venue_view USING gin (ticket_agents)",
 )
 
 MIN_FEEDBACK_RESPONSES = 3
@@ -106,6 +127,7 @@ CARD_CONSUMER = "venues-card-validity"
 OFFERING_CONSUMER = "venues-offering-list"
 FEEDBACK_CONSUMER = "venues-feedback"
 MOBILE_CARD_KEY_CONSUMER = "venues-mobile-card-keys"
+VENUE_CONSUMER = "venues-venue-list"
 
 
 class NotYetKnown(Exception):
@@ -118,6 +140,10 @@ def consumers(application: Any = None) -> list[Consumer]:
     offerings = Consumer(OFFERING_CONSUMER, "venues")
     feedback = Consumer(FEEDBACK_CONSUMER, "omakaiku")
     mobile_card_keys = Consumer(MOBILE_CARD_KEY_CONSUMER, "omakaiku")
+    # A durable of its own (not a handler on venues-offering-list): a new durable
+    # starts at the beginning of the stream, so venues registered before the
+    # list existed are listed too.
+    venue_list = Consumer(VENUE_CONSUMER, "venues")
 
     @cards.on(CardIssuedV1)
     async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
@@ -245,7 +271,31 @@ def consumers(application: Any = None) -> list[Consumer]:
             event.kid, event.algorithm, event.kty, event.crv, event.x, event.published_at,
         )
 
-    return [cards, offerings, feedback, mobile_card_keys]
+    @venue_list.on(VenueRegisteredV1)
+    async def on_venue_registered(event: VenueRegisteredV1, conn: asyncpg.Connection) -> None:
+        # The contract names the venue; its ticket agents, contact and limits are
+        # read from venues' own event store (they never change after registration).
+        ticket_agents: list[Any] = []
+        timezone, contact, limits = "Europe/Helsinki", {}, {}
+        if application is not None:
+            venue = await asyncio.to_thread(application.get_venue, event.venue_id)
+            ticket_agents = list(venue.ticket_agents)
+            timezone = venue.timezone
+            contact = dict(getattr(venue, "contact", {}) or {})
+            limits = {**venue.limits, "ticket_agents": [str(a) for a in ticket_agents]}
+        await conn.execute(
+            """
+            INSERT INTO venue_view (venue_id, organisation_id, name, kind, municipality,
+                timezone, ticket_agents, contact, limits, version)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9::jsonb, $10)
+            ON CONFLICT (venue_id) DO NOTHING
+            """,
+            event.venue_id, event.organisation_id, event.name, event.kind,
+            event.municipality, timezone, ticket_agents, json.dumps(contact),
+            json.dumps(limits), event.aggregate_version,
+        )
+
+    return [cards, offerings, feedback, venue_list, mobile_card_keys]
 
 
 async def _offering_listed(conn: asyncpg.Connection, offering_id: object) -> bool:
@@ -321,6 +371,28 @@ async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str
         rows = await conn.fetch(
             f"SELECT * FROM offering_view WHERE {where} "
             f"ORDER BY starts_at, offering_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, limit, offset,
+        )
+    return rows, total
+
+
+async def list_venues(pool: asyncpg.Pool, *, organisation_id: object = None,
+                      agent_organisation_id: object = None, limit: int,
+                      offset: int) -> tuple[list[asyncpg.Record], int]:
+    """One page of venues in name order, and the total that matches."""
+    conditions, args = ["true"], []
+    if organisation_id:
+        args.append(organisation_id)
+        conditions.append(f"organisation_id = ${len(args)}")
+    if agent_organisation_id:
+        args.append(agent_organisation_id)
+        conditions.append(f"${len(args)} = ANY(ticket_agents)")
+    where = " AND ".join(conditions)
+    async with pool.acquire() as conn:
+        total = await conn.fetchval(f"SELECT count(*) FROM venue_view WHERE {where}", *args)
+        rows = await conn.fetch(
+            f"SELECT * FROM venue_view WHERE {where} "
+            f"ORDER BY lower(name), venue_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
             *args, limit, offset,
         )
     return rows, total

@@ -295,6 +295,8 @@ async def application(request: Request) -> VenuesApplication:
 App = Annotated[VenuesApplication, Depends(application)]
 VenueStaff = Annotated[Principal, Depends(require_role("venue", "kaikukeskus"))]
 Registrar = Annotated[Principal, Depends(require_role("venue", "ticket_agent"))]
+VenueLister = Annotated[Principal, Depends(require_role("venue", "ticket_agent",
+                                                        "kaikukeskus"))]
 
 
 async def run(func, *args, **kwargs):
@@ -335,6 +337,53 @@ async def register_venue(body: VenueCreate, request: Request, app: App,
         library_fee_cap_cents=body.limits.library_fee_cap_cents, timezone=body.timezone,
     )
     return VenueCreated(venue_id=venue.id)
+
+
+@router.get("/venues", response_model=list[VenuePublic], tags=["venues"])
+async def list_venues(
+    request: Request,
+    response: Response,
+    principal: VenueLister,
+    organisation_id: Annotated[UUID | None, Query(
+        description="the venue organisation whose venues to list")] = None,
+    agent_organisation_id: Annotated[UUID | None, Query(
+        description="the ticket agent organisation the venues list in ticket_agents")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+) -> list[VenuePublic]:
+    """Venues by organisation, or those a ticket agent acts for, in name order.
+
+    A venue organisation sees its own venues (``organisation_id`` defaults to
+    its own; another's is 403); a ticket agent the venues that list it
+    (``agent_organisation_id`` defaults to its own; another's is 403);
+    Kaikukeskus any, by either filter or none. ``X-Total-Count`` carries how
+    many match; ``Link`` the next page. Read from a read model: a venue
+    registered a moment ago appears within moments.
+    """
+    if principal.role != "kaikukeskus" and principal.organisation_id is None:
+        raise Problem(403, "Forbidden", "The token names no organisation.", kind="not-yours")
+    if principal.role == "venue":
+        if organisation_id is not None and organisation_id != principal.organisation_id:
+            raise Problem(403, "Forbidden", "A venue organisation lists only its own venues.",
+                          kind="not-yours")
+        organisation_id = principal.organisation_id
+    elif principal.role == "ticket_agent":
+        if agent_organisation_id is not None \
+                and agent_organisation_id != principal.organisation_id:
+            raise Problem(403, "Forbidden", "A ticket agent lists only the venues it acts "
+                          "for.", kind="not-yours")
+        agent_organisation_id = principal.organisation_id
+    rows, total = await read_models.list_venues(
+        request.app.state.pool, organisation_id=organisation_id,
+        agent_organisation_id=agent_organisation_id, limit=limit, offset=offset)
+    response.headers["X-Total-Count"] = str(total)
+    if offset + len(rows) < total:
+        next_url = request.url.include_query_params(offset=offset + limit, limit=limit)
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return [VenuePublic(venue_id=row["venue_id"], organisation_id=row["organisation_id"],
+                        name=row["name"], kind=row["kind"], municipality=row["municipality"],
+                        timezone=row["timezone"], contact=_json(row["contact"]),
+                        limits=_json(row["limits"])) for row in rows]
 
 
 @router.get("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
