@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -23,6 +24,31 @@ from kaiku_shared.settings import SERVICES
 from kaiku_shared.testing import free_port
 
 pytestmark = pytest.mark.e2e
+
+
+class Output:
+    """Everything `kaiku run` prints, read as it comes (it runs until stopped)."""
+
+    def __init__(self, process: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, args=(process,), daemon=True)
+        self._reader.start()
+
+    def _read(self, process: subprocess.Popen) -> None:
+        for line in process.stdout:
+            self.lines.append(line)
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(text in line for line in self.lines):
+                return True
+            time.sleep(0.2)
+        return False
+
+    def text(self) -> str:
+        self._reader.join(timeout=30)
+        return "".join(self.lines)
 
 
 def start_run(data_dir: Path, port_base: int) -> subprocess.Popen:
@@ -37,12 +63,13 @@ def start_run(data_dir: Path, port_base: int) -> subprocess.Popen:
         start_new_session=True)
 
 
-def wait_ready(process: subprocess.Popen, port_base: int, timeout: float = 60) -> float:
+def wait_ready(process: subprocess.Popen, output: Output, port_base: int,
+               timeout: float = 120) -> float:
     started = time.monotonic()
     deadline = started + timeout
     with httpx.Client(timeout=1) as client:
         while time.monotonic() < deadline:
-            assert process.poll() is None, process.stdout.read()
+            assert process.poll() is None, output.text()
             try:
                 if all(client.get(f"http://127.0.0.1:{port_base + i}/readyz").status_code
                        == 200 for i in range(len(SERVICES))):
@@ -53,10 +80,10 @@ def wait_ready(process: subprocess.Popen, port_base: int, timeout: float = 60) -
     raise AssertionError("not ready in time")
 
 
-def stop(process: subprocess.Popen) -> str:
+def stop(process: subprocess.Popen, output: Output) -> str:
     os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=30)
-    return output
+    process.wait(timeout=30)
+    return output.text()
 
 
 def demo_card(output: str) -> str:
@@ -77,15 +104,17 @@ def test_kaiku_run_starts_everything_and_stops_cleanly_twice():
     cards = []
     for attempt in range(2):
         process = start_run(data_dir, port_base)
+        printed = Output(process)
         try:
-            seconds = wait_ready(process, port_base)
+            seconds = wait_ready(process, printed, port_base)
             print(f"run {attempt + 1}: every /readyz answered 200 after {seconds:.1f} s")
-            time.sleep(3)  # the demo data loads right after readiness
+            # The demo data loads right after readiness; its summary ends the banner.
+            assert printed.wait_for("Ctrl-C stops everything", timeout=90), printed.text()
             children = psutil.Process(process.pid).children(recursive=True)
             # 12 service processes, the web, the SMTP sink, NATS and the postmaster.
             assert len(children) >= 12 + 2 + 1, [c.name() for c in children]
         finally:
-            output = stop(process)
+            output = stop(process, printed)
         assert process.returncode == 0, output
         assert "Stopped every process." in output, output
         deadline = time.monotonic() + 10
