@@ -29,7 +29,6 @@ import psutil
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Benchmark, bench_servers, console, percentile  # noqa: E402
 
-from kaiku_shared.auth import issue_token  # noqa: E402
 from kaiku_shared.supervisor import Supervisor, service_specs  # noqa: E402
 from kaiku_shared.testing import Namespace, Servers, free_port, unique_namespace  # noqa: E402
 

@@ -19,13 +19,12 @@ from pathlib import Path
 import asyncpg
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import GenreSubscriptionsChangedV1, OfferingPublishedV1
 from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually
+from kaiku_shared.testing import eventually, stream_events
 from notifications.adapters import handover, read_models
 from notifications.application.app import NotificationsApplication
 
@@ -86,34 +85,6 @@ async def rows(system, sql: str, *args) -> list:
         await conn.close()
 
 
-async def stream_bodies(system, service: str, subject_suffix: str) -> list[dict]:
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        sub = await js.pull_subscribe(
-            f"{settings.subject_root(service)}.{subject_suffix}",
-            stream=settings.stream_name(service),
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
-                                  ack_policy=AckPolicy.NONE))
-        out = []
-        while True:
-            try:
-                batch = await sub.fetch(500, timeout=1)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            # Dead letters may be anything (that is why they are dead): skip non-JSON.
-            for message in batch:
-                try:
-                    out.append(json.loads(message.data))
-                except ValueError:
-                    continue
-        await sub.unsubscribe()
-        return out
-    finally:
-        await nc.close()
-
-
 async def drained(system, source: str, durable: str) -> bool:
     nc = await nats.connect(system.ns.settings.nats_url)
     try:
@@ -131,7 +102,7 @@ async def notified(system, offering_id) -> list[str]:
 
 async def handed_over(system, source_id) -> list[str]:
     """Every account id in a NotificationBatchIssued for this source, duplicates kept."""
-    batches = [b for b in await stream_bodies(system, "notifications",
+    batches = [b for b in await stream_events(system, "notifications",
                                                "notification_batch_issued.v1")
                if b["source_id"] == str(source_id)]
     return sorted(a for b in batches for a in b["account_ids"])
@@ -139,7 +110,7 @@ async def handed_over(system, source_id) -> list[str]:
 
 async def offering_event(system, offering_id: str) -> bytes:
     async def find():
-        for body in await stream_bodies(system, "venues", "offering_published.v1"):
+        for body in await stream_events(system, "venues", "offering_published.v1"):
             if body["offering_id"] == offering_id:
                 return json.dumps(body).encode()
         return None
@@ -265,7 +236,7 @@ async def test_two_worker_processes_consume_at_once_and_fan_out_exactly_once(
                                         "WHERE state <> 'issued'))", offerings)
 
     await eventually(every_batch_issued, timeout=60, message="every notification handed over")
-    batches = [b for b in await stream_bodies(system, "notifications",
+    batches = [b for b in await stream_events(system, "notifications",
                                                "notification_batch_issued.v1")
                if b["source_id"] in set(offerings)]
     pairs = [(b["source_id"], a) for b in batches for a in b["account_ids"]]
@@ -338,7 +309,7 @@ async def test_daily_digest_holders_get_one_digest_instead_of_immediate_mail(wor
         application.close()
 
     async def digest_published():
-        return [d for d in await stream_bodies(system, "notifications",
+        return [d for d in await stream_events(system, "notifications",
                                                 "notification_digest_issued.v1")
                 if d["account_id"] == digest] or None
 
@@ -443,7 +414,7 @@ async def test_a_poison_offering_event_goes_to_the_dead_letter_subject(world):
 
     async def dead_lettered():
         try:
-            letters = await stream_bodies(system, "dlq", f"notifications.{FANOUT}")
+            letters = await stream_events(system, "dlq", f"notifications.{FANOUT}")
         except Exception:  # noqa: BLE001 - the stream exists once a worker started
             return None
         return [x for x in letters if x.get("event_id") == poison["event_id"]] or None

@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kaiku_shared.contracts import TicketCancellationRequestedV1, event_id_for
-from kaiku_shared.testing import eventually
+from kaiku_shared.testing import eventually, stream_events
 
 pytestmark = pytest.mark.e2e
 
@@ -166,30 +166,12 @@ async def test_feedback_only_for_attended_past_events_once(world):
 
     # FeedbackGiven went out without naming the holder.
     async def published() -> list[dict]:
-        return [m for m in await stream_messages(system, "omakaiku")
+        return [m for m in await stream_events(system, "omakaiku")
                 if m.get("event_type") == "feedback_given" and m["ticket_id"] == ticket_id]
 
     (message,) = await eventually(published, message="FeedbackGiven on the omakaiku stream")
     assert message["offering_id"] == offering_id
     assert account_id not in json.dumps(message) and card_number not in json.dumps(message)
-
-
-async def stream_messages(system, service: str) -> list[dict]:
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    out = []
-    try:
-        js = nc.jetstream()
-        info = await js.stream_info(settings.stream_name(service))
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            try:
-                message = await js.get_msg(settings.stream_name(service), seq)
-            except Exception:  # noqa: BLE001 - a deleted sequence
-                continue
-            out.append(json.loads(message.data))
-    finally:
-        await nc.close()
-    return out
 
 
 async def test_genre_subscriptions(world):
@@ -211,7 +193,7 @@ async def test_genre_subscriptions(world):
                      "only_my_region": True, "region": "etela-karjala"}
 
     async def published() -> list[dict]:
-        return [m for m in await stream_messages(system, "omakaiku")
+        return [m for m in await stream_events(system, "omakaiku")
                 if m.get("event_type") == "genre_subscriptions_changed"
                 and m["account_id"] == account_id]
 

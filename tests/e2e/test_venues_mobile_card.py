@@ -27,7 +27,7 @@ from kaiku_shared.testing import (
     database_dump,
     eventually,
     every_stream_message,
-    stream_messages,
+    stream_events,
 )
 
 pytestmark = pytest.mark.e2e
@@ -99,8 +99,8 @@ async def stored_key_events(world) -> list[str]:
 
 
 async def published_key_messages(world) -> list[str]:
-    messages = await stream_messages(world.system, "omakaiku", "mobile_card_key_published.v1")
-    return [json.loads(m.data)["kid"] for m in messages]
+    events = await stream_events(world.system, "omakaiku", "mobile_card_key_published.v1")
+    return [event["kid"] for event in events]
 
 
 async def register(world, offering_id: str, *, children: int = 0, **card: str
@@ -156,13 +156,12 @@ async def test_a_holders_mobile_card_registers_a_ticket_end_to_end(world):
 
     # The ticket records the card number, as a typed number would.
     async def registered() -> list:
-        return [m for m in await stream_messages(world.system, "venues",
-                                                 "ticket_registered.v1")
-                if json.loads(m.data)["ticket_id"] == ticket["ticket_id"]]
+        return [e for e in await stream_events(world.system, "venues", "ticket_registered.v1")
+                if e.get("ticket_id") == ticket["ticket_id"]]
 
-    (message,) = await eventually(registered, timeout=SETTLE_SECONDS,
-                                  message="TicketRegistered on the venues stream")
-    assert json.loads(message.data)["card_number"] == card_number
+    (event,) = await eventually(registered, timeout=SETTLE_SECONDS,
+                                message="TicketRegistered on the venues stream")
+    assert event["card_number"] == card_number
 
     # The token itself is kept nowhere: not in venues' database (tickets,
     # idempotency keys), not on any stream, not in any log or span.

@@ -16,10 +16,9 @@ from zoneinfo import ZoneInfo
 import httpx
 import nats
 import pytest
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from kaiku_shared.contracts import FeedbackGivenV1, TicketCancellationRequestedV1
-from kaiku_shared.testing import eventually
+from kaiku_shared.testing import eventually, stream_events
 
 pytestmark = pytest.mark.e2e
 
@@ -95,43 +94,9 @@ async def until_started(starts_at: str) -> None:
     await asyncio.sleep(max(0.0, delay) + 0.2)
 
 
-def parse(message) -> dict | None:
-    """A message's JSON body; None for the poison messages other tests publish."""
-    try:
-        body = json.loads(message.data)
-    except ValueError:
-        return None
-    return body if isinstance(body, dict) else None
-
-
-async def stream_bodies(system, service: str, subject_suffix: str) -> list[dict]:
-    settings = system.ns.settings
-    nc = await nats.connect(settings.nats_url)
-    try:
-        js = nc.jetstream()
-        stream = settings.stream_name(service)
-        sub = await js.pull_subscribe(
-            f"{settings.subject_root(service)}.{subject_suffix}", stream=stream,
-            config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, inactive_threshold=30,
-                                  ack_policy=AckPolicy.NONE))
-        # Only the messages on this subject, not the whole stream's count.
-        bodies, remaining = [], (await sub.consumer_info()).num_pending
-        while remaining > 0:
-            try:
-                batch = await sub.fetch(min(remaining, 500), timeout=5)
-            except (TimeoutError, nats.errors.TimeoutError):
-                break
-            bodies.extend(b for b in map(parse, batch) if b is not None)
-            remaining -= len(batch)
-        await sub.unsubscribe()
-        return bodies
-    finally:
-        await nc.close()
-
-
 async def published(system, event: str, **match: str) -> list[dict]:
     """The venues stream's ``event`` contracts whose fields equal ``match``."""
-    return [b for b in await stream_bodies(system, "venues", f"{event}.v1")
+    return [b for b in await stream_events(system, "venues", f"{event}.v1")
             if all(b.get(k) == v for k, v in match.items())]
 
 

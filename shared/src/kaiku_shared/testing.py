@@ -224,6 +224,23 @@ async def stream_messages(system: System, service: str, subject_suffix: str = ">
         await nc.close()
 
 
+async def stream_events(system: System, service: str, subject_suffix: str = ">"
+                        ) -> list[dict[str, Any]]:
+    """The JSON events in ``service``'s stream on the subject filter, oldest first.
+
+    Bodies that are not a JSON object are skipped: failure tests publish such
+    poison messages on real subjects on purpose, and the session shares streams."""
+    events = []
+    for message in await stream_messages(system, service, subject_suffix):
+        try:
+            body = json.loads(message.data)
+        except ValueError:
+            continue
+        if isinstance(body, dict):
+            events.append(body)
+    return events
+
+
 async def every_stream_message(system: System) -> str:
     """Subjects, headers and bodies of every message of every stream, as text."""
     from nats.js.errors import NotFoundError
