@@ -120,6 +120,16 @@ async def test_the_partner_list_tells_pending_from_approved(system):
 
     found = await eventually(statuses, timeout=60, message="both in the partner list")
     assert (found[pending_id], found[direct_id]) == ("pending", "approved")
+    # From the event itself (OrganisationRegistered carries the status), not a
+    # per-row lookup in the registry on every listing.
+    conn = await system.database("cards")
+    try:
+        projected = {str(r["organisation_id"]): r["status"] for r in await conn.fetch(
+            "SELECT organisation_id, status FROM organisation_view "
+            "WHERE organisation_id = ANY($1::uuid[])", [pending_id, direct_id])}
+    finally:
+        await conn.close()
+    assert projected == {pending_id: "pending", direct_id: "approved"}
     async with system.client("cards", centre) as client:
         approved = await client.post(f"/organisations/{pending_id}/approval", json={})
     assert approved.status_code == 200 and approved.json()["status"] == "approved"

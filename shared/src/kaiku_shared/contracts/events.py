@@ -27,6 +27,9 @@ class OrganisationRegisteredV1(IntegrationEvent):
     kind: Literal["kaikukeskus", "distributor", "venue", "ticket_agent"]
     name: str
     municipality: str
+    # Added without a new version (an optional field, readers ignore unknown
+    # ones): a proposal waits for Kaikukeskus' approval. Absent = approved.
+    status: Literal["approved", "pending"] = "approved"
 
 
 @contract

@@ -191,12 +191,14 @@ async def on_organisation_registered(event: OrganisationRegisteredV1,
                                      conn: asyncpg.Connection) -> None:
     await conn.execute(
         """
-        INSERT INTO organisation_view (organisation_id, kind, name, municipality, version)
-        VALUES ($1, $2, $3, $4, $5)
+        INSERT INTO organisation_view (organisation_id, kind, name, municipality, status,
+            version)
+        VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (organisation_id) DO UPDATE SET kind = excluded.kind,
-            name = excluded.name, municipality = excluded.municipality
+            name = excluded.name, municipality = excluded.municipality,
+            status = coalesce(organisation_view.status, excluded.status)
         """,
-        event.organisation_id, event.kind, event.name, event.municipality,
+        event.organisation_id, event.kind, event.name, event.municipality, event.status,
         event.aggregate_version,
     )
 

@@ -63,6 +63,6 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
     if isinstance(event, Organisation.Registered):
         return OrganisationRegisteredV1.build(
             **envelope, organisation_id=event.originator_id, kind=event.kind, name=event.name,
-            municipality=event.municipality,
+            municipality=event.municipality, status=getattr(event, "status", "approved"),
         )
     return None

@@ -416,8 +416,8 @@ async def list_organisations(request: Request, app: App, principal: Kaikukeskus
     """The partner list (a read model). ``status`` is ``approved``, or ``pending``
     for a proposal waiting for approval."""
     rows = await statistics.partner_organisations(request.app.state.pool)
-    # OrganisationRegistered carries no status, so the read model knows one only
-    # after a status change: take the rest from the registry itself.
+    # Rows projected before OrganisationRegistered carried a status (older data
+    # directories) have none: take it from the registry itself.
     missing = [row for row in rows if row.get("status") is None]
     if missing:
         def fill() -> None:
