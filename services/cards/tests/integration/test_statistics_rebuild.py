@@ -283,9 +283,9 @@ async def _live_from_the_wire(conn: asyncpg.Connection, app, *, shuffle: int | N
             await consumer.handlers[type(event)](event, conn)
 
 
-@pytest.mark.parametrize("shuffle", [None])
+@pytest.mark.parametrize("shuffle", [None, 11, 12])
 def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) -> None:
-    """The live consumer seeing the facts in order (shuffle: in a shuffled order)."""
+    """The live consumer seeing the facts in order, and in two shuffled orders."""
     from cards.bootstrap import build_application
 
     loop, conn = database
