@@ -195,8 +195,8 @@ def test_rebuild_fold_equals_the_live_handlers(database, history) -> None:
         folded = rebuilding.Accumulator()
         for event in [*card_facts, *ticket_facts]:
             folded.apply(FOLDS[type(event)](event))
-        await rebuilding.prepare_shadow(conn)
-        await rebuilding.write_shadow(conn, folded)
+        async with rebuilding.ShadowWriter(conn) as shadow:
+            await shadow.rows(folded)
         assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
 
     loop.run_until_complete(check())
@@ -297,6 +297,7 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) 
         async def check() -> None:
             await _fresh_live_schema(conn)
             await conn.execute("CREATE TABLE processed_events (consumer text, event_id uuid, "
+                               "applied_at timestamptz NOT NULL DEFAULT now(), "
                                "PRIMARY KEY (consumer, event_id))")
             await _live_from_the_wire(conn, app, shuffle=shuffle)
             counts = await rebuilding.rebuild(namespace.settings, app.mapper, app.name,
@@ -309,6 +310,12 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) 
             applied = "SELECT consumer, event_id FROM {}.processed_events ORDER BY 1, 2"
             assert ([tuple(r) for r in await conn.fetch(applied.format(rebuilding.SHADOW))]
                     == [tuple(r) for r in await conn.fetch(applied.format(LIVE))])
+            # the keys and indexes, dropped for the COPY, are all back
+            indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
+                       "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
+            rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
+            assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
+            assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
             today = date.today()
             period = statistics.Period(None, None, today)
             await conn.execute(f"SET search_path TO {LIVE}")

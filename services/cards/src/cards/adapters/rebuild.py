@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -52,6 +54,9 @@ class RebuildCounts:
     venues_events: int = 0  # venues contracts folded
     stored_events: int = 0  # rows read from the cards event store
     rows: dict[str, int] = field(default_factory=dict)  # rows written per table
+    # seconds spent reading+decoding+folding the cards events, the venues stream,
+    # and writing
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 class Accumulator:
@@ -64,18 +69,17 @@ class Accumulator:
         self.rows: dict[Table, dict[Any, tuple]] = {table: {} for table in TABLES}
 
     def apply(self, changes: Iterable[Upsert]) -> None:
-        for change in changes:
-            table = change.table
-            rows = self.rows[table]
-            key = change.key
+        rows_of = self.rows
+        for table, values, on_conflict in changes:
+            rows = rows_of[table]
+            key = table.key_of(values)
             current = rows.get(key)
             if current is None:
-                row = change.apply(None)
-            else:
-                row = change.apply(dict(zip(table.columns, current, strict=True)))
-                if row is None:
-                    continue
-            rows[key] = tuple([row[c] for c in table.columns])
+                rows[key] = table.record(table.new_row(values))  # Upsert.apply(None)
+                continue
+            row = on_conflict(dict(zip(table.columns, current, strict=True)), values)
+            if row is not None:
+                rows[key] = table.record(row)
 
     def records(self, table: Table) -> Iterable[tuple]:
         return self.rows[table].values()
@@ -202,23 +206,88 @@ async def prepare_shadow(conn: asyncpg.Connection) -> None:
         "applied_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (consumer, event_id))")
 
 
-async def write_shadow(conn: asyncpg.Connection, folded: Accumulator,
-                       applied: Iterable[Applied] = ()) -> dict[str, int]:
-    """Write every folded row and the once-only records into the (empty) shadow
-    tables, one COPY a table, in one transaction; the rows written per table."""
-    written = {}
-    async with conn.transaction():
+class ShadowWriter:
+    """Writes the shadow schema, all in one transaction (a failed rebuild leaves
+    the previous one as it was): the once-only records while the history is
+    still being read (the server stores them while this process decodes), the
+    folded rows at the end, one COPY a table.
+
+    The shadow tables' primary keys and indexes (as ``statistics.SCHEMA`` makes
+    them) are dropped before the first COPY and built again after the last:
+    building an index over loaded rows is much cheaper than keeping it up to
+    date row by row."""
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.transaction = conn.transaction()
+        self.keys: list[asyncpg.Record] = []
+        self.indexes: list[asyncpg.Record] = []
+        self.pending: asyncio.Future | None = None
+
+    async def __aenter__(self) -> ShadowWriter:
+        await self.transaction.start()
+        try:
+            await prepare_shadow(self.conn)
+            self.keys = await self.conn.fetch(
+                "SELECT conrelid::regclass::text AS tbl, conname, "
+                "pg_get_constraintdef(oid) AS def FROM pg_constraint "
+                "WHERE connamespace = $1::regnamespace AND contype = 'p'", SHADOW)
+            self.indexes = await self.conn.fetch(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 "
+                "AND indexname <> ALL($2::text[])", SHADOW, [k["conname"] for k in self.keys])
+            for key in self.keys:
+                await self.conn.execute(
+                    f'ALTER TABLE {key["tbl"]} DROP CONSTRAINT "{key["conname"]}"')
+            for index in self.indexes:
+                await self.conn.execute(f'DROP INDEX {SHADOW}."{index["indexname"]}"')
+        except BaseException:
+            await self.transaction.rollback()
+            raise
+        return self
+
+    async def __aexit__(self, kind: object, error: object, trace: object) -> None:
+        if self.pending is not None:
+            if error is None:
+                await self.pending
+            else:
+                self.pending.cancel()
+                with contextlib.suppress(BaseException):
+                    await self.pending
+        if error is None:
+            await self.transaction.commit()
+        else:
+            await self.transaction.rollback()
+
+    async def processed(self, consumer: str, event_ids: list[UUID]) -> None:
+        """Start storing these once-only records; returns once the previous ones are."""
+        if self.pending is not None:
+            await self.pending
+        self.pending = None
+        if event_ids:
+            self.pending = asyncio.ensure_future(self.conn.copy_records_to_table(
+                "processed_events", schema_name=SHADOW, columns=("consumer", "event_id"),
+                records=[(consumer, event_id) for event_id in event_ids]))
+
+    async def rows(self, folded: Accumulator) -> dict[str, int]:
+        """Every folded row, then the keys, the indexes and the planner's statistics;
+        the rows written per table."""
+        if self.pending is not None:
+            await self.pending
+            self.pending = None
+        written = {}
         for table in TABLES:
             records = folded.records(table)
             written[table.name] = len(records)
-            await conn.copy_records_to_table(table.name, schema_name=SHADOW,
-                                             columns=table.columns, records=records)
-        for record in applied:
-            await conn.copy_records_to_table(
-                "processed_events", schema_name=SHADOW, columns=("consumer", "event_id"),
-                records=((record.consumer, event_id) for event_id in record.ids))
-        await conn.execute(f"ANALYZE {', '.join(f'{SHADOW}.{t.name}' for t in TABLES)}")
-    return written
+            await self.conn.copy_records_to_table(table.name, schema_name=SHADOW,
+                                                  columns=table.columns, records=records)
+        for key in self.keys:
+            await self.conn.execute(
+                f'ALTER TABLE {key["tbl"]} ADD CONSTRAINT "{key["conname"]}" {key["def"]}')
+        for index in self.indexes:
+            await self.conn.execute(index["indexdef"])
+        await self.conn.execute(
+            f"ANALYZE {', '.join(f'{SHADOW}.{t.name}' for t in TABLES)}")
+        return written
 
 
 class Applied:
@@ -229,7 +298,6 @@ class Applied:
         self.consumer = consumer
         self.handled = set(handled)
         self.unique_ids = unique_ids  # cards: event ids derive from notification ids
-        self.ids: list[UUID] = []
         self.seen: set[UUID] = set()
 
     def first_time(self, event: IntegrationEvent) -> bool:
@@ -239,8 +307,21 @@ class Applied:
             if event.event_id in self.seen:
                 return False
             self.seen.add(event.event_id)
-        self.ids.append(event.event_id)
         return True
+
+
+@contextlib.contextmanager
+def _without_cyclic_gc() -> Iterator[None]:
+    """The fold keeps millions of rows alive and makes no reference cycles, and the
+    cyclic collector would walk the growing heap again and again (it doubled the
+    decoding time). Reference counting still frees everything that is let go."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 async def rebuild(settings: KaikuSettings, mapper: MetaMapper, application_name: str, *,
@@ -250,41 +331,62 @@ async def rebuild(settings: KaikuSettings, mapper: MetaMapper, application_name:
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     reader = await asyncpg.connect(settings.service_database_url("cards"))
     try:
-        counts = RebuildCounts()
-        folded = Accumulator()
-        cards = Applied(statistics.STATISTICS_CONSUMER, statistics.CARD_HANDLERS,
-                        unique_ids=True)
-        async with reader.transaction(isolation="repeatable_read", readonly=True):
-            async for read, contracts in card_contract_pages(reader, mapper, application_name,
-                                                             page):
-                counts.stored_events += read
-                handled = 0
-                for contract in contracts:
-                    if cards.first_time(contract):
-                        folded.apply(FOLDS[type(contract)](contract))
-                        handled += 1
-                counts.cards_events += handled
-                if progress:
-                    progress(cards.consumer, handled)
-        usage = Applied(statistics.USAGE_CONSUMER, statistics.USAGE_HANDLERS,
-                        unique_ids=False)
-        if include_venues:
-            handled = 0
-            async for contract in venue_contracts(settings):
-                if usage.first_time(contract):
-                    folded.apply(FOLDS[type(contract)](contract))
-                    handled += 1
-                    if progress and handled % 1000 == 0:
-                        progress(usage.consumer, 1000)
-            counts.venues_events = handled
-            if progress and handled % 1000:
-                progress(usage.consumer, handled % 1000)
-        await prepare_shadow(conn)
-        counts.rows = await write_shadow(conn, folded, [cards, usage])
-        return counts
+        with _without_cyclic_gc():
+            async with ShadowWriter(conn) as shadow:
+                return await _rebuild(shadow, reader, settings, mapper, application_name,
+                                      progress, include_venues, page)
     finally:
         await conn.close()
         await reader.close()
+
+
+async def _rebuild(shadow: ShadowWriter, reader: asyncpg.Connection,
+                   settings: KaikuSettings, mapper: MetaMapper, application_name: str,
+                   progress: Progress | None, include_venues: bool, page: int
+                   ) -> RebuildCounts:
+    started = time.perf_counter()
+    counts = RebuildCounts()
+    folded = Accumulator()
+    cards = Applied(statistics.STATISTICS_CONSUMER, statistics.CARD_HANDLERS,
+                    unique_ids=True)
+    async with reader.transaction(isolation="repeatable_read", readonly=True):
+        async for read, contracts in card_contract_pages(reader, mapper, application_name,
+                                                         page):
+            counts.stored_events += read
+            applied = []
+            for contract in contracts:
+                if cards.first_time(contract):
+                    folded.apply(FOLDS[type(contract)](contract))
+                    applied.append(contract.event_id)
+            await shadow.processed(cards.consumer, applied)
+            counts.cards_events += len(applied)
+            if progress:
+                progress(cards.consumer, len(applied))
+    counts.seconds["cards"] = time.perf_counter() - started
+    if include_venues:
+        started = time.perf_counter()
+        usage = Applied(statistics.USAGE_CONSUMER, statistics.USAGE_HANDLERS,
+                        unique_ids=False)
+        applied = []
+        async for contract in venue_contracts(settings):
+            if usage.first_time(contract):
+                folded.apply(FOLDS[type(contract)](contract))
+                applied.append(contract.event_id)
+                if len(applied) == page:
+                    await shadow.processed(usage.consumer, applied)
+                    counts.venues_events += len(applied)
+                    if progress:
+                        progress(usage.consumer, len(applied))
+                    applied = []
+        await shadow.processed(usage.consumer, applied)
+        counts.venues_events += len(applied)
+        if progress and applied:
+            progress(usage.consumer, len(applied))
+        counts.seconds["venues"] = time.perf_counter() - started
+    started = time.perf_counter()
+    counts.rows = await shadow.rows(folded)
+    counts.seconds["write"] = time.perf_counter() - started
+    return counts
 
 
 async def replace_live(settings: KaikuSettings) -> None:

@@ -22,7 +22,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from operator import itemgetter
+from typing import Any, NamedTuple
 
 from kaiku_shared.contracts import (
     CardChangedV1,
@@ -50,18 +51,26 @@ class Table:
     key_types: tuple[str, ...]  # Postgres types of the key columns
     columns: tuple[str, ...]  # every column, in the order rows are written
     defaults: Row = field(default_factory=dict)  # columns an insert leaves out; else NULL
+    _empty: Row = field(init=False, repr=False)
+    _record: Callable[[Row], tuple] = field(init=False, repr=False)
+    _key: Callable[[Row], Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_empty", {**dict.fromkeys(self.columns), **self.defaults})
+        object.__setattr__(self, "_record", itemgetter(*self.columns))
+        object.__setattr__(self, "_key", itemgetter(*self.key))
 
     def new_row(self, values: Row) -> Row:
-        row = dict.fromkeys(self.columns)
-        row.update(self.defaults)
-        row.update(values)
-        return row
+        """The row an insert of ``values`` makes."""
+        return {**self._empty, **values}
+
+    def record(self, row: Row) -> tuple:
+        """The row as a tuple in column order (the rebuild keeps tuples)."""
+        return self._record(row)
 
     def key_of(self, row: Row) -> Any:
         """The row's key: the value itself for a one-column key, else a tuple."""
-        if len(self.key) == 1:
-            return row[self.key[0]]
-        return tuple(row[c] for c in self.key)
+        return self._key(row)
 
 
 CARD = Table(
@@ -90,8 +99,10 @@ TABLES = (CARD, USAGE, WELLBEING, ORGANISATION)
 Merge = Callable[[Row, Row], "Row | None"]
 
 
-@dataclass(frozen=True, slots=True)
-class Upsert:
+class Upsert(NamedTuple):
+    """Insert ``values`` (the table's defaults for the other columns); when the row
+    is there already, it becomes ``on_conflict(current, values)`` (None: as it is)."""
+
     table: Table
     values: Row
     on_conflict: Merge
