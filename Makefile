@@ -46,3 +46,5 @@ bench: install
 	$(BIN)/python bench/registration.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/notifications_fanout.py
+	$(BIN)/python bench/cards_seed_history.py
+	$(BIN)/python bench/cards_seed_history.py --scale 10 --no-breakdown

@@ -1,69 +1,95 @@
-"""Benchmark: the national history (seed scale) through Kaikukanta's real write path,
-and the statistics rebuild, each next to a raw PostgreSQL baseline in the same run.
+"""Benchmark: the national history in Kaikukanta and the statistics rebuild from it,
+each next to a raw PostgreSQL baseline measured in the same run.
 
-    .venv/bin/python bench/cards_seed_history.py            # 88,188 cards, 251,566 uses
-    .venv/bin/python bench/cards_seed_history.py --scale 0.1
+    .venv/bin/python bench/cards_seed_history.py              # 1×: 88,188 cards, 251,566 uses
+    .venv/bin/python bench/cards_seed_history.py --scale 10   # 10×, loaded in bulk
+    .venv/bin/python bench/cards_seed_history.py --scale 0.1 --no-save
 
-Uses KAIKU_DATABASE_URL when set, otherwise starts an embedded PostgreSQL (and
-NATS, unused here) from the wheels. Everything runs in a fresh namespace that is
-dropped at the end. Prints figures; asserts nothing about speed.
+Uses KAIKU_DATABASE_URL / KAIKU_NATS_URL when both are set, otherwise starts an
+embedded PostgreSQL (and NATS, unused here). Everything runs in a fresh namespace
+that is dropped at the end. Asserts nothing about speed; ``--save`` (the default)
+merges the figures into bench/results.json and bench/results.md.
 
-- ingest: ``seed_history`` — Card.issue/renew/import_uses on CardsApplication,
-  ``app.save(*cards)`` per batch (one transaction each).
-  baseline: asyncpg ``COPY`` and batched ``INSERT`` of the same rows (one row per
-  card + one per use, JSON payloads) into plain tables.
-- rebuild: every statistics read model from the event store (decode, translate,
-  the live consumers' handlers) into a fresh schema.
-  baseline: a raw ``SELECT`` of the whole event table and ``json.loads`` of each
-  event's state.
+Loading the history (``--load``):
+
+- ``real`` (the default up to 1×): ``seed_history`` — Card.issue/renew/import_uses
+  on CardsApplication, ``app.save(*cards)`` per batch of 100 (one transaction
+  each). **Ingest figures come only from this path**, next to a raw baseline:
+  asyncpg ``COPY`` and batched ``INSERT`` of the same rows (one row per card, one
+  per use, JSON payloads) into plain tables.
+- ``bulk`` (the default above 1×; the real path would take some 20 minutes at
+  10×): ``seed_history.stored_history`` builds the very same aggregates (the same
+  plan, the same domain code, the same random choices), turns each one's new
+  events into stored events with the application's own mapper, and this COPYs
+  them into the application's events table in the order ``seed_history`` saves
+  them. So the table holds what the application would have written, in
+  notification-id order; only the event timestamps differ, as between two real
+  runs (a unit test compares the two paths event by event). **No ingest figure is
+  reported for a bulk load.**
+
+The rebuild, against the same event table, each measurement in a fresh child
+process (so the peak RSS is the measurement's own) with Python's cyclic garbage
+collector off (as the rebuild runs), alternating ``--runs`` times:
+
+- **baseline**: raw read and decode: ``SELECT`` of every stored event in keyset
+  pages of 10,000 (the rebuild's page) and ``json.loads`` of each state;
+- breakdown (``--breakdown``, on by default): the same read decoded to domain
+  events by the application's mapper (eventsourcing's transcoder), and then also
+  translated to contracts as the relay does;
+- **rebuild**: ``rebuild.rebuild`` (every statistics read model into the schema
+  ``stats_rebuild``: read, decode, translate, fold in memory, COPY), cards only.
+  Its events/s count every stored event read, like the baseline's.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
+import os
+import resource
+import subprocess
 import sys
-import tempfile
 import time
 import uuid
+from datetime import date
 from pathlib import Path
 
 import asyncpg
-from rich.console import Console
-from rich.table import Table
+from eventsourcing.persistence import StoredEvent
 
-from cards.adapters import rebuild as rebuilding
-from cards.adapters import statistics
-from cards.application.seed_history import (
+sys.path.insert(0, str(Path(__file__).parent))
+
+from common import Benchmark, bench_servers, console  # noqa: E402
+
+from cards.adapters import rebuild as rebuilding  # noqa: E402
+from cards.adapters import statistics  # noqa: E402
+from cards.application.seed_history import (  # noqa: E402
     SEED_CARDS,
     SEED_USES,
     SEED_USES_WITH_CHILDREN,
     Plan,
+    Totals,
     draft,
     seed_history,
+    stored_history,
 )
-from cards.bootstrap import build_application
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
-from kaiku_shared.eventstore import events_table
-from kaiku_shared.settings import KaikuSettings
+from cards.bootstrap import build_application  # noqa: E402
+from kaiku_shared.db import apply_schema, create_pool, ensure_database  # noqa: E402
+from kaiku_shared.eventstore import events_table  # noqa: E402
+from kaiku_shared.settings import KaikuSettings  # noqa: E402
 
-console = Console()
+MEASUREMENTS = ("raw", "mapper", "translate", "rebuild")
 
 
-def servers() -> tuple[str, str, object | None]:
-    import os
+def settings_from_env() -> KaikuSettings:
+    return KaikuSettings(nats_url=os.environ["KAIKU_NATS_URL"],
+                         database_url=os.environ["KAIKU_DATABASE_URL"],
+                         namespace=os.environ["KAIKU_NAMESPACE"], jwt_secret="bench-only")
 
-    nats_url, database_url = os.environ.get("KAIKU_NATS_URL"), os.environ.get(
-        "KAIKU_DATABASE_URL")
-    if database_url:
-        return nats_url or "nats://127.0.0.1:4222", database_url, None
-    from kaiku_shared.embedded import EmbeddedServers
 
-    embedded = EmbeddedServers(Path(tempfile.mkdtemp(prefix="kaiku-bench-")))
-    started_nats, started_db = embedded.start()
-    return started_nats, started_db, embedded
-
+# --- loading the history ---------------------------------------------------------------
 
 async def raw_baseline_ingest(settings: KaikuSettings, plan: Plan, app) -> dict[str, float]:
     """The same rows written with plain asyncpg: COPY, then batched INSERTs."""
@@ -111,33 +137,103 @@ async def raw_baseline_ingest(settings: KaikuSettings, plan: Plan, app) -> dict[
         await conn.close()
 
 
-async def raw_baseline_read(settings: KaikuSettings, application_name: str
-                            ) -> tuple[float, int]:
+async def bulk_load(settings: KaikuSettings, app, plan: Plan) -> Totals:
+    """The history's stored events, exactly as the application would record them
+    (``seed_history.stored_history``), COPY'd into its events table in
+    seed_history's saving order, so the notification ids follow it too."""
+    totals = Totals()
+
+    async def chunks():
+        rows: list[tuple] = []
+        for batch in stored_history(app, plan, totals):
+            rows += [(s.originator_id, s.originator_version, s.topic, s.state) for s in batch]
+            if len(rows) >= 50_000:
+                yield rows
+                rows = []
+        if rows:
+            yield rows
+
+    conn = await asyncpg.connect(settings.service_database_url("cards"))
+    try:
+        table = events_table(app.name)
+        async for rows in chunks():
+            await conn.copy_records_to_table(
+                table, columns=("originator_id", "originator_version", "topic", "state"),
+                records=rows)
+        await conn.execute(f'ANALYZE "{table}"')
+    finally:
+        await conn.close()
+    return totals
+
+
+# --- the measurements, each in a child process -----------------------------------------
+
+async def measure(kind: str, settings: KaikuSettings) -> dict:
+    """One measurement: seconds and stored events read."""
+    app = build_application(settings)
+    table = events_table(app.name)
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     try:
         started = time.perf_counter()
-        count = 0
-        position = 0
-        table = events_table(application_name)
-        while True:
-            rows = await conn.fetch(
-                f'SELECT notification_id, state FROM "{table}" WHERE notification_id > $1 '
-                "ORDER BY notification_id LIMIT 2000", position)
-            if not rows:
-                break
-            for row in rows:
-                json.loads(bytes(row["state"]))
-                count += 1
-            position = rows[-1]["notification_id"]
-        return time.perf_counter() - started, count
+        if kind == "rebuild":
+            counts = await rebuilding.rebuild(settings, app.mapper, app.name,
+                                              include_venues=False)
+            events, extra = counts.stored_events, {"contracts": counts.cards_events,
+                                                   "rows": counts.rows,
+                                                   "phases": counts.seconds}
+        else:
+            events, extra = 0, {}
+            async with conn.transaction(isolation="repeatable_read", readonly=True):
+                async for rows in rebuilding._pages(conn, table, rebuilding.PAGE):
+                    events += len(rows)
+                    if kind == "raw":
+                        for row in rows:
+                            json.loads(bytes(row["state"]))
+                    elif kind == "mapper":
+                        for row in rows:
+                            app.mapper.decode(StoredEvent(
+                                originator_id=row["originator_id"],
+                                originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"])))
+                    else:
+                        for row in rows:
+                            rebuilding._contract(row, app.mapper)
+        seconds = time.perf_counter() - started
     finally:
         await conn.close()
+        app.close()
+    return {"kind": kind, "seconds": seconds, "events": events, "peak_rss_mb": peak_rss_mb(),
+            **extra}
 
 
-async def event_count(settings: KaikuSettings, application_name: str) -> int:
+def peak_rss_mb() -> float:
+    """This process's peak resident set. VmHWM belongs to the process's own memory,
+    while ru_maxrss may keep the high-water mark of the parent it was forked from."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_child(kind: str, settings: KaikuSettings) -> dict:
+    env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
+           "KAIKU_DATABASE_URL": settings.database_url, "KAIKU_NAMESPACE": settings.namespace}
+    done = subprocess.run([sys.executable, __file__, "--child", kind], env=env,
+                          capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"{kind} measurement failed:\n{done.stderr}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+async def rebuilt_figures(settings: KaikuSettings) -> dict:
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     try:
-        return await conn.fetchval(f'SELECT count(*) FROM "{events_table(application_name)}"')
+        await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
+        return (await statistics.figures(conn, statistics.Period(None, None, date.today())))[
+            None]
     finally:
         await conn.close()
 
@@ -151,86 +247,126 @@ async def drop(settings: KaikuSettings) -> None:
         await conn.close()
 
 
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--scale", type=float, default=1.0, help="fraction of the seed")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiple of the seed")
+    parser.add_argument("--load", choices=("real", "bulk"), default=None,
+                        help="real write path (default up to 1×) or bulk COPY (above)")
     parser.add_argument("--batch", type=int, default=100, help="cards per transaction")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each measurement")
+    parser.add_argument("--breakdown", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure decode and translate alone")
+    parser.add_argument("--save", action=argparse.BooleanOptionalAction, default=True,
+                        help="merge the figures into bench/results.json and .md")
+    parser.add_argument("--child", choices=MEASUREMENTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    nats_url, database_url, embedded = servers()
-    settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
-                             namespace=f"bench{uuid.uuid4().hex[:8]}",
-                             jwt_secret="bench-only")
-    plan = Plan(cards=int(SEED_CARDS * args.scale), uses=int(SEED_USES * args.scale),
-                uses_with_children=int(SEED_USES_WITH_CHILDREN * args.scale),
+    if args.child:
+        gc.disable()  # as the rebuild itself runs: the same conditions for every figure
+        print(json.dumps(asyncio.run(measure(args.child, settings_from_env())), default=str))
+        return 0
+    load = args.load or ("real" if args.scale <= 1 else "bulk")
+    plan = Plan(cards=round(SEED_CARDS * args.scale), uses=round(SEED_USES * args.scale),
+                uses_with_children=round(SEED_USES_WITH_CHILDREN * args.scale),
                 batch=args.batch, seed="bench")
-    try:
-        async def prepare():
-            await ensure_database(settings, "cards")
-            pool = await create_pool(settings, "cards", size=2)
-            await apply_schema(pool, *statistics.SCHEMA)
-            await pool.close()
+    with bench_servers() as (nats_url, database_url):
+        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
+                                 namespace=f"bench{uuid.uuid4().hex[:8]}",
+                                 jwt_secret="bench-only")
+        try:
+            return run(settings, plan, load, args)
+        finally:
+            asyncio.run(drop(settings))
 
-        asyncio.run(prepare())
-        app = build_application(settings)
-        console.print(f"[bold]cards seed-history benchmark[/bold]: {plan.cards:,} cards, "
-                      f"{plan.uses:,} uses ({plan.uses_with_children:,} with children), "
-                      f"batch {plan.batch}")
 
+def run(settings: KaikuSettings, plan: Plan, load: str, args: argparse.Namespace) -> int:
+    async def prepare():
+        await ensure_database(settings, "cards")
+        pool = await create_pool(settings, "cards", size=2)
+        await apply_schema(pool, *statistics.SCHEMA)
+        await pool.close()
+
+    asyncio.run(prepare())
+    app = build_application(settings)
+    scale = f"{args.scale:g}×"
+    console.print(f"[bold]cards history benchmark[/bold] at {scale}: {plan.cards:,} cards, "
+                  f"{plan.uses:,} uses ({plan.uses_with_children:,} with children), "
+                  f"loaded {'through the write path' if load == 'real' else 'in bulk'}; "
+                  f"load average {load_average()}")
+    bench = Benchmark(
+        f"cards_history_{scale.replace('×', 'x')}",
+        f"the national history at {scale} ({plan.cards:,} cards, {plan.uses:,} uses), "
+        + ("written through CardsApplication" if load == "real" else
+           "bulk-loaded (the application's own stored events, COPY'd; no ingest figure)")
+        + f"; statistics rebuild from its event store, {args.runs} runs; "
+        + "each rebuild figure in its own process")
+    started = time.perf_counter()
+    if load == "real":
         raw = asyncio.run(raw_baseline_ingest(settings, plan, app))
         started = time.perf_counter()
         totals = seed_history(app, plan)
         ingest = time.perf_counter() - started
-        events = asyncio.run(event_count(settings, app.name))
-
-        read_seconds, read_events = asyncio.run(raw_baseline_read(settings, app.name))
-        started = time.perf_counter()
-        counts = asyncio.run(rebuilding.rebuild(settings, app.mapper, app.name,
-                                                include_venues=False))
-        rebuild_seconds = time.perf_counter() - started
-
-        async def check():
-            conn = await asyncpg.connect(settings.service_database_url("cards"))
-            try:
-                await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
-                return (await statistics.figures(
-                    conn, statistics.Period(None, None, __import__("datetime").date.today())
-                ))[None]
-            finally:
-                await conn.close()
-
-        figures = asyncio.run(check())
-        table = Table(title="ingest and rebuild next to raw PostgreSQL (same run)")
-        for column in ("what", "rows/events", "seconds", "per second"):
-            table.add_column(column, justify="right" if column != "what" else "left")
+    else:
+        totals = asyncio.run(bulk_load(settings, app, plan))
+        console.print(f"bulk-loaded in {time.perf_counter() - started:,.0f} s "
+                      "(not an ingest figure)")
+    events = app.recorder.max_notification_id()
+    app.close()
+    if load == "real":
         rows_raw = plan.cards + plan.uses
+        bench.add("raw COPY (cards + uses rows)", "rows/s", [rows_raw / raw["copy"]])
+        bench.add(f"raw INSERT, {plan.batch}/txn", "rows/s", [rows_raw / raw["insert"]])
+        bench.add("seed-history: cards via CardsApplication", "cards/s",
+                  [totals.cards / ingest], baseline="raw COPY (cards + uses rows)")
+        bench.add("seed-history: stored events", "events/s", [events / ingest])
 
-        def add(what: str, n: int, seconds: float, unit: str) -> None:
-            table.add_row(what, f"{n:,} {unit}", f"{seconds:.2f}", f"{n / seconds:,.0f}")
-
-        add("raw COPY (cards + uses rows)", rows_raw, raw["copy"], "rows")
-        add(f"raw INSERT, {plan.batch}/txn", rows_raw, raw["insert"], "rows")
-        add("seed-history: cards via CardsApplication", totals.cards, ingest, "cards")
-        add("seed-history: stored events", events, ingest, "events")
-        add("seed-history: uses recorded", totals.uses, ingest, "uses")
-        add("raw read + json decode of the event table", read_events, read_seconds, "events")
-        add("rebuild statistics read models", counts.cards_events, rebuild_seconds, "events")
-        console.print(table)
-        console.print(
-            f"statistics after rebuild: cards_issued={figures['cards_issued']:,} "
-            f"uses={figures['uses']:,} uses_with_children={figures['uses_with_children']:,} "
-            f"child_tickets={figures['child_tickets']:,} "
-            f"(planned {plan.cards:,} / {plan.uses:,} / {plan.uses_with_children:,})")
-        match = (figures["cards_issued"], figures["uses"], figures["uses_with_children"]) == (
-            plan.cards, plan.uses, plan.uses_with_children)
-        console.print("totals match the plan" if match else "[red]TOTALS DIFFER[/red]")
-        return 0 if match else 1
-    finally:
-        asyncio.run(drop(settings))
-        if embedded is not None:
-            embedded.stop()
-            import shutil
-
-            shutil.rmtree(embedded.data_dir, ignore_errors=True)
+    kinds = ["raw", *(["mapper", "translate"] if args.breakdown else []), "rebuild"]
+    results: dict[str, list[dict]] = {kind: [] for kind in kinds}
+    for n in range(args.runs):
+        for kind in kinds:
+            result = run_child(kind, settings)
+            results[kind].append(result)
+            console.print(f"run {n + 1} {kind:9} {result['events']:,} events in "
+                          f"{result['seconds']:.2f} s = "
+                          f"{result['events'] / result['seconds']:,.0f}/s, peak RSS "
+                          f"{result['peak_rss_mb']:,.0f} MB; load {load_average()}"
+                          + (f"; phases {json.dumps(result['phases'])}"
+                             if "phases" in result else ""))
+    raw_name = "raw read + json.loads of every stored event"
+    bench.add(raw_name, "events/s", [r["events"] / r["seconds"] for r in results["raw"]],
+              note=f"{events:,} stored events, pages of {rebuilding.PAGE:,}")
+    if args.breakdown:
+        bench.add("read + decode to domain events (mapper)", "events/s",
+                  [r["events"] / r["seconds"] for r in results["mapper"]], baseline=raw_name)
+        bench.add("read + decode + translate to contracts", "events/s",
+                  [r["events"] / r["seconds"] for r in results["translate"]],
+                  baseline=raw_name)
+    rebuilt = results["rebuild"]
+    bench.add("rebuild every statistics read model", "events/s",
+              [r["events"] / r["seconds"] for r in rebuilt], baseline=raw_name,
+              note="target ≥ 0.5× the raw read")
+    bench.add("rebuild time", "s", [r["seconds"] for r in rebuilt],
+              note=", ".join(f"{k} {v:,}" for k, v in rebuilt[0]["rows"].items()) + " rows")
+    bench.add("rebuild peak RSS", "MB", [r["peak_rss_mb"] for r in rebuilt],
+              note="the whole rebuild process")
+    if not args.save:
+        bench.save = lambda: None  # report without touching the results files
+    bench.report()
+    figures = asyncio.run(rebuilt_figures(settings))
+    console.print(
+        f"statistics after rebuild: cards_issued={figures['cards_issued']:,} "
+        f"uses={figures['uses']:,} uses_with_children={figures['uses_with_children']:,} "
+        f"child_tickets={figures['child_tickets']:,} (planned {plan.cards:,} / "
+        f"{plan.uses:,} / {plan.uses_with_children:,}; child tickets written "
+        f"{totals.child_tickets:,}); load average {load_average()}")
+    match = (figures["cards_issued"], figures["uses"], figures["uses_with_children"],
+             figures["child_tickets"]) == (plan.cards, plan.uses, plan.uses_with_children,
+                                           totals.child_tickets)
+    console.print("totals match the plan" if match else "[red]TOTALS DIFFER[/red]")
+    return 0 if match else 1
 
 
 if __name__ == "__main__":

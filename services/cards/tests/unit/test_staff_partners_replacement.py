@@ -309,3 +309,29 @@ def test_seed_history_writes_exactly_the_planned_totals(app) -> None:
     assert (cards, uses, with_children) == (300, 900, 150)
     again = seed_history(app, plan)  # resumable: nothing is written twice
     assert again.skipped_existing == 300
+
+
+def test_stored_history_is_what_seed_history_records(app) -> None:
+    """The benchmark's bulk load: the same stored events in the same order."""
+    import json
+
+    from cards.application.seed_history import Totals, stored_history
+
+    plan = Plan(cards=120, uses=300, uses_with_children=60, distributors=7, batch=16,
+                seed="bulk")
+    bulk_totals = Totals()
+    bulk = [event for batch in stored_history(app, plan, bulk_totals) for event in batch]
+    totals = seed_history(app, plan)
+    recorded = app.recorder.select_notifications(1, 100_000)
+    recorded = recorded[-len(bulk):]  # after the network's own events
+
+    def comparable(stored) -> tuple:
+        state = json.loads(stored.state)
+        state.pop("timestamp")
+        return stored.originator_id, stored.originator_version, stored.topic, state
+
+    assert [comparable(e) for e in bulk] == [comparable(e) for e in recorded]
+    assert (bulk_totals.cards, bulk_totals.uses, bulk_totals.renewals,
+            bulk_totals.distributors) == (totals.cards, totals.uses, totals.renewals,
+                                          totals.distributors)
+    assert bulk_totals.renewals > 0

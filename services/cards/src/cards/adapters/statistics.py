@@ -1,9 +1,11 @@
 """Statistics read models (asyncpg), fed by the cards and venues streams.
 
-Rows carry the aggregate version of the last fact applied, so a fact arriving
-after a newer one for the same card or ticket never overwrites it. Every handler
-gives the same rows whatever order the facts arrive in, so a rebuild from the
-event store gives exactly what the live consumers built.
+What each fact does to the rows is defined once, in ``statistics_fold``: the live
+handlers here and the rebuild (``rebuild.py``) both apply that fold, so a rebuild
+from the event store gives exactly what the live consumers built. Rows carry the
+aggregate version of the last fact applied, so a fact arriving after a newer one
+for the same card or ticket never overwrites it, and every fold gives the same
+rows whatever order the facts arrive in.
 
 Where a figure is counted (see services/cards/README.md):
 - cards: by the card's region/municipality and issuing distributor, in the month
@@ -15,7 +17,7 @@ Where a figure is counted (see services/cards/README.md):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -23,18 +25,9 @@ from typing import Any
 import asyncpg
 
 from kaiku_shared.consumer import Consumer
-from kaiku_shared.contracts import (
-    CardChangedV1,
-    CardClosedV1,
-    CardIssuedV1,
-    CardRenewedV1,
-    CardReplacedV1,
-    CardUsesImportedV1,
-    OrganisationRegisteredV1,
-    OrganisationStatusChangedV1,
-    TicketCancelledV1,
-    TicketRegisteredV1,
-)
+from kaiku_shared.contracts import IntegrationEvent
+
+from .statistics_fold import CARD_FOLDS, USAGE_FOLDS, Row, Table, Upsert
 
 SCHEMA = (
     """
@@ -115,191 +108,71 @@ def consumers() -> list[Consumer]:
     return [cards, usage]
 
 
-async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
+# --- the live consumers -----------------------------------------------------------------
+# What a fact does to the rows is defined once, in statistics_fold (the rebuild
+# folds the same way). A live handler locks the rows the fact touches, so that
+# worker replicas applying facts about the same card take turns; reads them;
+# folds; and writes back what changed, all in the consumer's transaction.
+
+# pg_advisory_xact_lock(ROW_LOCK_CLASS, hashtext('<table>:<key>')): the two-integer
+# key space never meets the relay's one-bigint lock.
+ROW_LOCK_CLASS = 0x5747  # "SW": statistics write
+
+
+def _select_sql(table: Table) -> str:
+    unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(table.key_types))
+    return (f"SELECT {', '.join(table.columns)} FROM {table.name} "
+            f"WHERE ({', '.join(table.key)}) IN (SELECT * FROM unnest({unnest}))")
+
+
+def _upsert_sql(table: Table) -> str:
+    values = ", ".join(f"${i + 1}" for i in range(len(table.columns)))
+    assignments = ", ".join(f"{c} = excluded.{c}" for c in table.columns
+                            if c not in table.key)
+    return (f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({values}) "
+            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {assignments}")
+
+
+async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
+    """Apply one fact's row changes to the tables (the live side of the fold)."""
+    if not changes:
+        return
     await conn.execute(
-        """
-        INSERT INTO card_view (card_number, issuer, birth_year, valid_from, community,
-            issued_at, valid_until, children, municipality, region, status, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'open', $11)
-        ON CONFLICT (card_number) DO UPDATE SET
-            issuer = excluded.issuer, birth_year = excluded.birth_year,
-            valid_from = excluded.valid_from, community = excluded.community,
-            issued_at = excluded.issued_at,
-            -- a later event already set these unless they are still empty
-            valid_until = coalesce(card_view.valid_until, excluded.valid_until),
-            children = coalesce(card_view.children, excluded.children),
-            municipality = coalesce(card_view.municipality, excluded.municipality),
-            region = coalesce(card_view.region, excluded.region)
-        """,
-        event.card_number, event.issuer_organisation_id, event.birth_year,
-        event.valid_from, event.community, event.occurred_at, event.valid_until,
-        event.children, event.municipality, event.region, event.aggregate_version,
-    )
-    await _record_answer(conn, event.card_number, event.aggregate_version, "issue",
-                         event.valid_from, event.region, event.municipality,
-                         event.life_satisfaction, None)
+        "SELECT pg_advisory_xact_lock($1, hashtext(name)) FROM unnest($2::text[]) AS name",
+        ROW_LOCK_CLASS, sorted({f"{u.table.name}:{u.key}" for u in changes}))
+    keys: dict[Table, dict[Any, None]] = {}
+    for change in changes:
+        keys.setdefault(change.table, {})[change.key] = None
+    rows: dict[tuple[str, Any], Row] = {}
+    for table, wanted in keys.items():
+        tuples = [(k,) for k in wanted] if len(table.key) == 1 else list(wanted)
+        arrays = [list(column) for column in zip(*tuples, strict=True)]
+        for record in await conn.fetch(_select_sql(table), *arrays):
+            row = dict(record)
+            rows[(table.name, table.key_of(row))] = row
+    changed: dict[tuple[str, Any], Row] = {}
+    for change in changes:
+        ref = (change.table.name, change.key)
+        row = change.apply(rows.get(ref))
+        if row is not None:
+            rows[ref] = changed[ref] = row
+    for table in keys:
+        records = [tuple(row[c] for c in table.columns)
+                   for (name, _), row in changed.items() if name == table.name]
+        if records:
+            await conn.executemany(_upsert_sql(table), records)
 
 
-async def on_card_renewed(event: CardRenewedV1, conn: asyncpg.Connection) -> None:
-    await _upsert_card_state(conn, event.card_number, event.aggregate_version,
-                             valid_until=event.valid_until, children=event.children,
-                             municipality=event.municipality, region=event.region)
-    answered_on = event.occurred_at.date()
-    await _record_answer(conn, event.card_number, event.aggregate_version, "renewal",
-                         answered_on, event.region, event.municipality,
-                         event.life_satisfaction, event.wellbeing_impact)
+def _live(fold: Callable[[Any], list[Upsert]]) -> Callable[..., Awaitable[None]]:
+    async def handler(event: IntegrationEvent, conn: asyncpg.Connection) -> None:
+        await apply_upserts(conn, fold(event))
+
+    handler.__name__ = handler.__qualname__ = f"on_{fold.__name__}"
+    return handler
 
 
-async def on_card_changed(event: CardChangedV1, conn: asyncpg.Connection) -> None:
-    await _upsert_card_state(conn, event.card_number, event.aggregate_version,
-                             valid_until=event.valid_until, children=event.children,
-                             municipality=event.municipality, region=event.region)
-
-
-async def on_card_closed(event: CardClosedV1, conn: asyncpg.Connection) -> None:
-    await _upsert_card_state(conn, event.card_number, event.aggregate_version,
-                             status="closed", closed_on=event.occurred_at.date())
-
-
-async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> None:
-    # Marks the replacement card (whichever of its facts arrives first): it is the
-    # same holder's card under a new number, not a new card.
-    await conn.execute(
-        """
-        INSERT INTO card_view (card_number, replaces, version) VALUES ($1, $2, 0)
-        ON CONFLICT (card_number) DO UPDATE SET replaces = excluded.replaces
-        """,
-        event.replacement_card_number, event.card_number,
-    )
-
-
-async def on_card_uses_imported(event: CardUsesImportedV1, conn: asyncpg.Connection) -> None:
-    """Historical uses (before this system) become ordinary usage rows."""
-    await conn.executemany(
-        """
-        INSERT INTO usage_view (ticket_id, card_number, venue_municipality, starts_at,
-            children, status, version)
-        VALUES ($1, $2, $3, $4, $5, 'registered', 1)
-        ON CONFLICT (ticket_id) DO NOTHING
-        """,
-        [(use.use_id, event.card_number, use.venue_municipality, use.used_at, use.children)
-         for use in event.uses],
-    )
-
-
-async def on_organisation_registered(event: OrganisationRegisteredV1,
-                                     conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        """
-        INSERT INTO organisation_view (organisation_id, kind, name, municipality, status,
-            version)
-        VALUES ($1, $2, $3, $4, $5, $6)
-        ON CONFLICT (organisation_id) DO UPDATE SET kind = excluded.kind,
-            name = excluded.name, municipality = excluded.municipality,
-            status = coalesce(organisation_view.status, excluded.status)
-        """,
-        event.organisation_id, event.kind, event.name, event.municipality, event.status,
-        event.aggregate_version,
-    )
-
-
-async def on_organisation_status_changed(event: OrganisationStatusChangedV1,
-                                         conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        """
-        INSERT INTO organisation_view (organisation_id, status, version) VALUES ($1, $2, $3)
-        ON CONFLICT (organisation_id) DO UPDATE SET
-            status = CASE WHEN organisation_view.version < excluded.version
-                          THEN excluded.status ELSE organisation_view.status END,
-            version = greatest(organisation_view.version, excluded.version)
-        """,
-        event.organisation_id, event.status, event.aggregate_version,
-    )
-
-
-async def on_ticket_registered(event: TicketRegisteredV1, conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        """
-        INSERT INTO usage_view (ticket_id, card_number, venue_id, offering_id,
-            venue_municipality, starts_at, children, status, version, venue_name)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, 'registered', $8, $9)
-        ON CONFLICT (ticket_id) DO UPDATE SET
-            venue_id = excluded.venue_id, offering_id = excluded.offering_id,
-            venue_municipality = excluded.venue_municipality,
-            starts_at = excluded.starts_at, children = excluded.children,
-            venue_name = excluded.venue_name
-        """,
-        event.ticket_id, event.card_number, event.venue_id, event.offering_id,
-        event.municipality, event.starts_at, event.children, event.aggregate_version,
-        event.venue_name,
-    )
-
-
-async def on_ticket_cancelled(event: TicketCancelledV1, conn: asyncpg.Connection) -> None:
-    await conn.execute(
-        """
-        INSERT INTO usage_view (ticket_id, card_number, venue_id, offering_id, children,
-            status, version)
-        VALUES ($1, $2, $3, $4, $5, 'cancelled', $6)
-        ON CONFLICT (ticket_id) DO UPDATE SET status = 'cancelled', version = excluded.version
-        WHERE usage_view.version < excluded.version
-        """,
-        event.ticket_id, event.card_number, event.venue_id, event.offering_id,
-        event.children, event.aggregate_version,
-    )
-
-
-CARD_HANDLERS = {
-    CardIssuedV1: on_card_issued,
-    CardRenewedV1: on_card_renewed,
-    CardChangedV1: on_card_changed,
-    CardClosedV1: on_card_closed,
-    CardReplacedV1: on_card_replaced,
-    CardUsesImportedV1: on_card_uses_imported,
-    OrganisationRegisteredV1: on_organisation_registered,
-    OrganisationStatusChangedV1: on_organisation_status_changed,
-}
-USAGE_HANDLERS = {
-    TicketRegisteredV1: on_ticket_registered,
-    TicketCancelledV1: on_ticket_cancelled,
-}
-
-
-async def _record_answer(conn: asyncpg.Connection, card_number: str, version: int,
-                         occasion: str, answered_on: date, region: str, municipality: str,
-                         life_satisfaction: int | None, wellbeing_impact: int | None) -> None:
-    await conn.execute(
-        """
-        INSERT INTO wellbeing_view (card_number, version, occasion, answered_on, region,
-            municipality, life_satisfaction, wellbeing_impact)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING
-        """,
-        card_number, version, occasion, answered_on, region, municipality,
-        life_satisfaction, wellbeing_impact,
-    )
-
-
-async def _upsert_card_state(conn: asyncpg.Connection, card_number: str, version: int,
-                             **changes: object) -> None:
-    """Apply a newer card state; 'closed' is final whatever order facts arrive in."""
-    columns = list(changes)
-    assignments = ", ".join(
-        "status = 'closed'" if c == "status" else
-        "closed_on = coalesce(card_view.closed_on, excluded.closed_on)" if c == "closed_on" else
-        f"{c} = CASE WHEN card_view.version < excluded.version "
-        f"THEN excluded.{c} ELSE card_view.{c} END"
-        for c in columns
-    )
-    placeholders = ", ".join(f"${i + 3}" for i in range(len(columns)))
-    await conn.execute(
-        f"""
-        INSERT INTO card_view (card_number, version, {', '.join(columns)})
-        VALUES ($1, $2, {placeholders})
-        ON CONFLICT (card_number) DO UPDATE SET {assignments},
-            version = greatest(card_view.version, excluded.version)
-        """,
-        card_number, version, *changes.values(),
-    )
+CARD_HANDLERS = {contract: _live(fold) for contract, fold in CARD_FOLDS.items()}
+USAGE_HANDLERS = {contract: _live(fold) for contract, fold in USAGE_FOLDS.items()}
 
 
 # --- queries -------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, StoredEvent
 
 from ..domain.card_numbers import card_number_candidates
 from ..domain.model import Card, Organisation
@@ -54,6 +54,15 @@ class Totals:
     child_tickets: int = 0
     skipped_existing: int = 0
     by_region: dict[str, int] = field(default_factory=dict)
+
+    def add(self, built: list[tuple[Card, bool, _Draft]]) -> None:
+        for card, renewed, d in built:
+            self.cards += 1
+            self.renewals += renewed
+            self.uses += len(d.uses)
+            self.uses_with_children += sum(1 for u in d.uses if u["children"])
+            self.child_tickets += sum(u["children"] for u in d.uses)
+            self.by_region[card.region] = self.by_region.get(card.region, 0) + 1
 
 
 @dataclass
@@ -153,27 +162,64 @@ def _exists(app: CardsApplication, aggregate_id: UUID) -> bool:
     return bool(app.recorder.select_events(aggregate_id, limit=1))
 
 
+@dataclass
+class History:
+    """The history as aggregates with their new events, not yet saved: what
+    ``seed_history`` saves batch by batch (and what the benchmark bulk-loads)."""
+
+    distributors: list[tuple[UUID, str, str]]
+    drafts: list[_Draft]
+    plan: Plan
+
+    def organisations(self) -> list[Organisation]:
+        return [Organisation.register(organisation_id, "distributor",
+                                      f"Kortinjakaja {i + 1:03d}", municipality)
+                for i, (organisation_id, municipality, _) in enumerate(self.distributors)]
+
+    def card_batches(self) -> Iterator[list[tuple[Card, bool, _Draft]]]:
+        """(card, renewed, draft) in batches of ``plan.batch``, in the saving order."""
+        rng = random.Random(f"{self.plan.seed}/renewals")
+        for chunk in _chunks(self.drafts, self.plan.batch):
+            yield [(*_build(d, self.plan, rng), d) for d in chunk]
+
+
+def history(app: CardsApplication, plan: Plan) -> History:
+    distributors, drafts = draft(app, plan)
+    return History(distributors, drafts, plan)
+
+
+def stored_history(app: CardsApplication, plan: Plan, totals: Totals | None = None
+                   ) -> Iterator[list[StoredEvent]]:
+    """The stored events ``seed_history`` would record, batch by batch, in its saving
+    order, made by the application's own mapper but not saved: for loading a large
+    history in bulk (the benchmark COPYs them into the events table). Only the
+    event timestamps differ (the time they are made), as between two real runs."""
+    planned = history(app, plan)
+    if totals is not None:
+        totals.distributors = len(planned.distributors)
+    to_stored = app.mapper.to_stored_event
+    yield [to_stored(e) for o in planned.organisations() for e in o.collect_events()]
+    for built in planned.card_batches():
+        yield [to_stored(e) for card, _, _ in built for e in card.collect_events()]
+        if totals is not None:
+            totals.add(built)
+
+
 def seed_history(app: CardsApplication, plan: Plan,
                  progress: Callable[[str, int], None] | None = None) -> Totals:
     """Write the history; ``progress(stage, n)`` after each batch."""
     totals = Totals()
-    distributors, drafts = draft(app, plan)
+    planned = history(app, plan)
     if progress:
-        progress("planned", len(drafts))
-    organisations = []
-    for i, (organisation_id, municipality, _) in enumerate(distributors):
-        if not _exists(app, organisation_id):
-            organisations.append(Organisation.register(
-                organisation_id, "distributor", f"Kortinjakaja {i + 1:03d}", municipality))
+        progress("planned", len(planned.drafts))
+    organisations = [o for o in planned.organisations() if not _exists(app, o.id)]
     if organisations:
         app.save(*organisations)
-    totals.distributors = len(distributors)
+    totals.distributors = len(planned.distributors)
     if progress:
-        progress("distributors", len(distributors))
-    rng = random.Random(f"{plan.seed}/renewals")
-    for chunk in _chunks(drafts, plan.batch):
-        built = [_build(d, plan, rng) for d in chunk]
-        cards = [card for card, _ in built]
+        progress("distributors", len(planned.distributors))
+    for built in planned.card_batches():
+        cards = [card for card, _, _ in built]
         try:
             app.save(*cards)  # one transaction for the whole batch
         except IntegrityError:
@@ -182,15 +228,9 @@ def seed_history(app: CardsApplication, plan: Plan,
             totals.skipped_existing += len(cards) - len(missing)
             if missing:
                 app.save(*missing)
-        for (card, renewed), d in zip(built, chunk, strict=True):
-            totals.cards += 1
-            totals.renewals += renewed
-            totals.uses += len(d.uses)
-            totals.uses_with_children += sum(1 for u in d.uses if u["children"])
-            totals.child_tickets += sum(u["children"] for u in d.uses)
-            totals.by_region[card.region] = totals.by_region.get(card.region, 0) + 1
+        totals.add(built)
         if progress:
-            progress("cards", len(chunk))
+            progress("cards", len(built))
     return totals
 
 

@@ -1,0 +1,322 @@
+"""What each fact does to the statistics rows: the one definition, pure, no I/O.
+
+Each handled contract becomes a list of ``Upsert``s, one per row it touches:
+insert these values (the table's defaults for the other columns), or, when the
+row is already there, replace it with ``on_conflict(current, values)`` (``None``:
+leave it as it is). Two places apply them, and neither adds a rule of its own:
+
+- the live consumers (``statistics.apply_upserts``): lock the few rows an event
+  touches, read them, fold, write them back, in the consumer's transaction;
+- the rebuild (``rebuild.Accumulator``): fold the whole history into rows held
+  in memory, then write each table once, in bulk.
+
+Facts may arrive out of order (replicas, retries), and every fold gives the same
+rows whatever the order (tests/unit/test_statistics_fold.py checks it on histories
+made by the domain). Rows carry the aggregate version of the last fact that
+carried the card's, the ticket's or the organisation's state, so an older fact
+arriving after a newer one never overwrites it. 'Closed' is final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from operator import itemgetter
+from typing import Any, NamedTuple
+
+from kaiku_shared.contracts import (
+    CardChangedV1,
+    CardClosedV1,
+    CardIssuedV1,
+    CardRenewedV1,
+    CardReplacedV1,
+    CardUsesImportedV1,
+    IntegrationEvent,
+    OrganisationRegisteredV1,
+    OrganisationStatusChangedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
+)
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True, eq=False)
+class Table:
+    """A read-model table as the fold sees it; its DDL is ``statistics.SCHEMA``."""
+
+    name: str
+    key: tuple[str, ...]
+    key_types: tuple[str, ...]  # Postgres types of the key columns
+    columns: tuple[str, ...]  # every column, in the order rows are written
+    defaults: Row = field(default_factory=dict)  # columns an insert leaves out; else NULL
+    _empty: Row = field(init=False, repr=False)
+    _record: Callable[[Row], tuple] = field(init=False, repr=False)
+    _key: Callable[[Row], Any] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_empty", {**dict.fromkeys(self.columns), **self.defaults})
+        object.__setattr__(self, "_record", itemgetter(*self.columns))
+        object.__setattr__(self, "_key", itemgetter(*self.key))
+
+    def new_row(self, values: Row) -> Row:
+        """The row an insert of ``values`` makes."""
+        return {**self._empty, **values}
+
+    def record(self, row: Row) -> tuple:
+        """The row as a tuple in column order (the rebuild keeps tuples)."""
+        return self._record(row)
+
+    def key_of(self, row: Row) -> Any:
+        """The row's key: the value itself for a one-column key, else a tuple."""
+        return self._key(row)
+
+
+CARD = Table(
+    "card_view", ("card_number",), ("text",),
+    ("card_number", "issuer", "birth_year", "valid_from", "community", "issued_at",
+     "valid_until", "children", "municipality", "region", "status", "version", "replaces",
+     "closed_on"),
+    {"status": "open"},
+)
+USAGE = Table(
+    "usage_view", ("ticket_id",), ("uuid",),
+    ("ticket_id", "card_number", "venue_id", "offering_id", "venue_municipality",
+     "starts_at", "children", "status", "version", "venue_name"),
+)
+WELLBEING = Table(
+    "wellbeing_view", ("card_number", "version"), ("text", "integer"),
+    ("card_number", "version", "occasion", "answered_on", "region", "municipality",
+     "life_satisfaction", "wellbeing_impact"),
+)
+ORGANISATION = Table(
+    "organisation_view", ("organisation_id",), ("uuid",),
+    ("organisation_id", "kind", "name", "municipality", "status", "version"),
+)
+TABLES = (CARD, USAGE, WELLBEING, ORGANISATION)
+
+Merge = Callable[[Row, Row], "Row | None"]
+
+
+class Upsert(NamedTuple):
+    """Insert ``values`` (the table's defaults for the other columns); when the row
+    is there already, it becomes ``on_conflict(current, values)`` (None: as it is)."""
+
+    table: Table
+    values: Row
+    on_conflict: Merge
+
+    @property
+    def key(self) -> Any:
+        return self.table.key_of(self.values)
+
+    def apply(self, current: Row | None) -> Row | None:
+        """The row after this change; None when the current row stays as it is."""
+        if current is None:
+            return self.table.new_row(self.values)
+        return self.on_conflict(current, self.values)
+
+
+def _coalesce(current: Any, new: Any) -> Any:
+    return new if current is None else current
+
+
+def _keep(current: Row, values: Row) -> None:
+    """ON CONFLICT DO NOTHING."""
+    return None
+
+
+# --- card_view -------------------------------------------------------------------------
+
+def _issued_over(current: Row, values: Row) -> Row:
+    # The issuing facts are the issued card's own; a later event already set the
+    # state columns unless they are still empty.
+    row = dict(current)
+    for column in ("issuer", "birth_year", "valid_from", "community", "issued_at"):
+        row[column] = values[column]
+    for column in ("valid_until", "children", "municipality", "region"):
+        row[column] = _coalesce(current[column], values[column])
+    row["version"] = max(current["version"], values["version"])
+    return row
+
+
+def _newer_state(current: Row, values: Row) -> Row:
+    """A newer card state (renewed, changed: each carries the whole state) wins."""
+    row = dict(current)
+    if current["version"] < values["version"]:
+        row.update(values)
+    return row
+
+
+def _closes(current: Row, values: Row) -> Row:
+    """'Closed' is final, the first closing day stays. A closure carries no state,
+    so it leaves the version alone: an older renewal or change arriving after it
+    still sets the state it carries."""
+    return {**current, "status": "closed",
+            "closed_on": _coalesce(current["closed_on"], values["closed_on"])}
+
+
+def _replaces(current: Row, values: Row) -> Row:
+    return {**current, "replaces": values["replaces"]}
+
+
+def _card_state(card_number: str, version: int, **state: Any) -> Upsert:
+    return Upsert(CARD, {"card_number": card_number, "version": version, **state},
+                  _newer_state)
+
+
+def _answer(card_number: str, version: int, occasion: str, answered_on: date, region: str,
+            municipality: str, life_satisfaction: int | None,
+            wellbeing_impact: int | None) -> Upsert:
+    return Upsert(WELLBEING, {
+        "card_number": card_number, "version": version, "occasion": occasion,
+        "answered_on": answered_on, "region": region, "municipality": municipality,
+        "life_satisfaction": life_satisfaction, "wellbeing_impact": wellbeing_impact,
+    }, _keep)
+
+
+def card_issued(event: CardIssuedV1) -> list[Upsert]:
+    return [
+        Upsert(CARD, {
+            "card_number": event.card_number, "issuer": event.issuer_organisation_id,
+            "birth_year": event.birth_year, "valid_from": event.valid_from,
+            "community": event.community, "issued_at": event.occurred_at,
+            "valid_until": event.valid_until, "children": event.children,
+            "municipality": event.municipality, "region": event.region, "status": "open",
+            "version": event.aggregate_version,
+        }, _issued_over),
+        _answer(event.card_number, event.aggregate_version, "issue", event.valid_from,
+                event.region, event.municipality, event.life_satisfaction, None),
+    ]
+
+
+def card_renewed(event: CardRenewedV1) -> list[Upsert]:
+    return [
+        _card_state(event.card_number, event.aggregate_version,
+                    valid_until=event.valid_until, children=event.children,
+                    municipality=event.municipality, region=event.region),
+        _answer(event.card_number, event.aggregate_version, "renewal",
+                event.occurred_at.date(), event.region, event.municipality,
+                event.life_satisfaction, event.wellbeing_impact),
+    ]
+
+
+def card_changed(event: CardChangedV1) -> list[Upsert]:
+    return [_card_state(event.card_number, event.aggregate_version,
+                        valid_until=event.valid_until, children=event.children,
+                        municipality=event.municipality, region=event.region)]
+
+
+def card_closed(event: CardClosedV1) -> list[Upsert]:
+    # version 0: no state of the card's yet, whichever of its facts comes next.
+    return [Upsert(CARD, {"card_number": event.card_number, "version": 0, "status": "closed",
+                          "closed_on": event.occurred_at.date()}, _closes)]
+
+
+def card_replaced(event: CardReplacedV1) -> list[Upsert]:
+    # Marks the replacement card (whichever of its facts arrives first): it is the
+    # same holder's card under a new number, not a new card.
+    return [Upsert(CARD, {"card_number": event.replacement_card_number,
+                          "replaces": event.card_number, "version": 0}, _replaces)]
+
+
+def card_uses_imported(event: CardUsesImportedV1) -> list[Upsert]:
+    """Historical uses (before this system) become ordinary usage rows."""
+    return [Upsert(USAGE, {
+        "ticket_id": use.use_id, "card_number": event.card_number,
+        "venue_municipality": use.venue_municipality, "starts_at": use.used_at,
+        "children": use.children, "status": "registered", "version": 1,
+    }, _keep) for use in event.uses]
+
+
+# --- organisation_view -----------------------------------------------------------------
+
+def _registration_over(current: Row, values: Row) -> Row:
+    # A status change that arrived first is newer than the registration's status.
+    status = current["status"] if current["status"] is not None else values["status"]
+    return {**current, "kind": values["kind"], "name": values["name"],
+            "municipality": values["municipality"], "status": status}
+
+
+def _newer_status(current: Row, values: Row) -> Row:
+    newer = current["version"] < values["version"]
+    return {**current, "status": values["status"] if newer else current["status"],
+            "version": max(current["version"], values["version"])}
+
+
+def organisation_registered(event: OrganisationRegisteredV1) -> list[Upsert]:
+    return [Upsert(ORGANISATION, {
+        "organisation_id": event.organisation_id, "kind": event.kind, "name": event.name,
+        "municipality": event.municipality, "status": event.status,
+        "version": event.aggregate_version,
+    }, _registration_over)]
+
+
+def organisation_status_changed(event: OrganisationStatusChangedV1) -> list[Upsert]:
+    return [Upsert(ORGANISATION, {
+        "organisation_id": event.organisation_id, "status": event.status,
+        "version": event.aggregate_version,
+    }, _newer_status)]
+
+
+# --- usage_view: venues' tickets -------------------------------------------------------
+
+def _registration_details(current: Row, values: Row) -> Row:
+    # A cancellation may have come first: the registration fills in the details
+    # and leaves the status and version alone.
+    row = dict(current)
+    for column in ("venue_id", "offering_id", "venue_municipality", "starts_at", "children",
+                   "venue_name"):
+        row[column] = values[column]
+    return row
+
+
+def _newer_cancellation(current: Row, values: Row) -> Row | None:
+    if current["version"] < values["version"]:
+        return {**current, "status": "cancelled", "version": values["version"]}
+    return None
+
+
+def ticket_registered(event: TicketRegisteredV1) -> list[Upsert]:
+    return [Upsert(USAGE, {
+        "ticket_id": event.ticket_id, "card_number": event.card_number,
+        "venue_id": event.venue_id, "offering_id": event.offering_id,
+        "venue_municipality": event.municipality, "starts_at": event.starts_at,
+        "children": event.children, "status": "registered",
+        "version": event.aggregate_version, "venue_name": event.venue_name,
+    }, _registration_details)]
+
+
+def ticket_cancelled(event: TicketCancelledV1) -> list[Upsert]:
+    return [Upsert(USAGE, {
+        "ticket_id": event.ticket_id, "card_number": event.card_number,
+        "venue_id": event.venue_id, "offering_id": event.offering_id,
+        "children": event.children, "status": "cancelled",
+        "version": event.aggregate_version,
+    }, _newer_cancellation)]
+
+
+CARD_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
+    CardIssuedV1: card_issued,
+    CardRenewedV1: card_renewed,
+    CardChangedV1: card_changed,
+    CardClosedV1: card_closed,
+    CardReplacedV1: card_replaced,
+    CardUsesImportedV1: card_uses_imported,
+    OrganisationRegisteredV1: organisation_registered,
+    OrganisationStatusChangedV1: organisation_status_changed,
+}
+USAGE_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
+    TicketRegisteredV1: ticket_registered,
+    TicketCancelledV1: ticket_cancelled,
+}
+FOLDS = {**CARD_FOLDS, **USAGE_FOLDS}
+
+
+def upserts(event: IntegrationEvent) -> list[Upsert]:
+    """The row changes one fact makes."""
+    return FOLDS[type(event)](event)
+
+
+__all__ = ["CARD_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "upserts"]

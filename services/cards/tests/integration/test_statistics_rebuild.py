@@ -1,0 +1,339 @@
+"""The statistics rebuild gives exactly the rows the live consumers build.
+
+Both apply one definition (``statistics_fold``): the live handlers one fact at a
+time through Postgres (lock, read, fold, write back), the rebuild in memory and
+then with COPY. These tests run both on a real Postgres and compare every row:
+
+- a property test: random histories of every handled fact, with few cards,
+  tickets and organisations so that facts about the same row meet, and the two
+  streams interleaved at random on the live side;
+- the real thing: cards issued, renewed, changed, closed and replaced through
+  the domain and saved in the event store, the live handlers fed the contracts
+  as they come off the wire (JSON), and ``rebuild`` reading the event store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, date, datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import asyncpg
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from cards.adapters import rebuild as rebuilding
+from cards.adapters import statistics
+from cards.adapters.statistics_fold import CARD_FOLDS, FOLDS, TABLES, USAGE_FOLDS
+from kaiku_shared.contracts import (
+    CardChangedV1,
+    CardClosedV1,
+    CardIssuedV1,
+    CardRenewedV1,
+    CardReplacedV1,
+    CardUsesImportedV1,
+    IntegrationEvent,
+    OrganisationRegisteredV1,
+    OrganisationStatusChangedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
+)
+from kaiku_shared.contracts.events import ImportedUse
+from kaiku_shared.db import ensure_database
+from kaiku_shared.testing import Namespace, unique_namespace
+
+LIVE = "stats_live"
+
+
+def _ids(kind: str, n: int) -> list[UUID]:
+    return [uuid5(NAMESPACE_URL, f"/test/{kind}/{i}") for i in range(n)]
+
+
+CARDS = ["1000001", "1000002", "1000003"]
+ORGS = _ids("organisation", 2)
+TICKETS = _ids("ticket", 3)
+USES = _ids("use", 3)  # never a ticket's id, as in life
+PLACES = [("imatra", "etela-karjala"), ("kajaani", "kainuu")]
+
+days = st.dates(date(2023, 1, 1), date(2026, 12, 31))
+moments = st.datetimes(datetime(2023, 1, 1), datetime(2026, 12, 31),
+                       timezones=st.just(UTC))
+answers = st.none() | st.integers(0, 10)
+children = st.integers(0, 4)
+
+
+@st.composite
+def fact(draw, contract: type[IntegrationEvent], **fields) -> IntegrationEvent:
+    envelope = {"event_id": draw(st.uuids()), "occurred_at": draw(moments),
+                "aggregate_id": draw(st.uuids()), "aggregate_version": draw(st.integers(1, 5))}
+    return contract.build(**envelope, **{k: draw(v) for k, v in fields.items()})
+
+
+cards = st.sampled_from(CARDS)
+places = st.sampled_from(PLACES)
+
+
+@st.composite
+def card_fact(draw) -> IntegrationEvent:
+    municipality, region = draw(places)
+    kind = draw(st.sampled_from(list(CARD_FOLDS)))
+    common = {"card_number": cards}
+    if kind is CardIssuedV1:
+        return draw(fact(kind, **common, issuer_organisation_id=st.sampled_from(ORGS),
+                         valid_from=days, valid_until=days, children=children,
+                         birth_year=st.integers(1930, 2009), postal_code=st.just("55100"),
+                         municipality=st.just(municipality), region=st.just(region),
+                         community=st.booleans(), life_satisfaction=answers))
+    if kind is CardRenewedV1:
+        return draw(fact(kind, **common, valid_until=days, children=children,
+                         municipality=st.just(municipality), region=st.just(region),
+                         life_satisfaction=answers, wellbeing_impact=answers))
+    if kind is CardChangedV1:
+        return draw(fact(kind, **common, valid_until=days, children=children,
+                         postal_code=st.just("87100"), municipality=st.just(municipality),
+                         region=st.just(region)))
+    if kind is CardClosedV1:
+        return draw(fact(kind, **common, reason=st.sampled_from(["lost", "other"])))
+    if kind is CardReplacedV1:
+        return draw(fact(kind, **common, replacement_card_number=cards, valid_until=days))
+    if kind is CardUsesImportedV1:
+        use = st.builds(ImportedUse, use_id=st.sampled_from(USES), used_at=moments,
+                        venue_municipality=st.sampled_from([p[0] for p in PLACES]),
+                        children=children)
+        return draw(fact(kind, **common, uses=st.lists(use, min_size=1, max_size=3)
+                         .map(tuple)))
+    if kind is OrganisationRegisteredV1:
+        return draw(fact(kind, organisation_id=st.sampled_from(ORGS),
+                         kind=st.sampled_from(["distributor", "venue"]),
+                         name=st.sampled_from(["Jakaja", "Teatteri"]),
+                         municipality=st.just(municipality)))
+    assert kind is OrganisationStatusChangedV1
+    return draw(fact(kind, organisation_id=st.sampled_from(ORGS),
+                     status=st.sampled_from(["approved", "left"])))
+
+
+@st.composite
+def ticket_fact(draw) -> IntegrationEvent:
+    kind = draw(st.sampled_from(list(USAGE_FOLDS)))
+    common = {"ticket_id": st.sampled_from(TICKETS), "card_number": cards,
+              "offering_id": st.sampled_from(ORGS), "venue_id": st.sampled_from(ORGS),
+              "children": children}
+    if kind is TicketRegisteredV1:
+        return draw(fact(kind, **common, offering_title=st.just("Hamlet"),
+                         venue_name=st.sampled_from(["Teatteri", "Sali"]),
+                         municipality=st.sampled_from([p[0] for p in PLACES]),
+                         starts_at=moments, channel=st.just("box_office"),
+                         registered_by=st.uuids()))
+    return draw(fact(kind, **common, reason=st.none(), requested_by_holder=st.booleans()))
+
+
+@st.composite
+def histories(draw) -> tuple[list[IntegrationEvent], list[IntegrationEvent], list[bool]]:
+    """(the cards stream, the venues stream, how the live side interleaves them)."""
+    card_facts = draw(st.lists(card_fact(), max_size=25))
+    ticket_facts = draw(st.lists(ticket_fact(), max_size=12))
+    interleave = draw(st.permutations([True] * len(card_facts) + [False] * len(ticket_facts)))
+    return card_facts, ticket_facts, interleave
+
+
+# --- plumbing --------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def namespace(servers):
+    """A cards database of this module's own: the session's is shared with tests that
+    write cards events of their own, and this module needs to know every event in it."""
+    own = Namespace(unique_namespace("rb"), servers)
+    yield own
+    asyncio.run(own.drop())
+
+
+@pytest.fixture(scope="module")
+def database(namespace):
+    """A connection to this run's cards database, on a loop of its own (hypothesis
+    drives the test synchronously)."""
+    loop = asyncio.new_event_loop()
+
+    async def connect() -> asyncpg.Connection:
+        await ensure_database(namespace.settings, "cards")
+        return await asyncpg.connect(namespace.settings.service_database_url("cards"))
+
+    conn = loop.run_until_complete(connect())
+    yield loop, conn
+    loop.run_until_complete(conn.close())
+    loop.close()
+
+
+async def _fresh_live_schema(conn: asyncpg.Connection) -> None:
+    await conn.execute(f"DROP SCHEMA IF EXISTS {LIVE} CASCADE")
+    await conn.execute(f"CREATE SCHEMA {LIVE}")
+    await conn.execute(f"SET search_path TO {LIVE}")
+    for statement in statistics.SCHEMA:
+        await conn.execute(statement)
+
+
+async def _rows(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple]]:
+    return {table.name: [tuple(r) for r in await conn.fetch(
+        f"SELECT {', '.join(table.columns)} FROM {schema}.{table.name} "
+        f"ORDER BY {', '.join(table.key)}")] for table in TABLES}
+
+
+async def _live_apply(conn: asyncpg.Connection, event: IntegrationEvent) -> None:
+    """What the live consumer does with a fact it has not seen (one transaction)."""
+    handlers = {**statistics.CARD_HANDLERS, **statistics.USAGE_HANDLERS}
+    async with conn.transaction():
+        await handlers[type(event)](event, conn)
+
+
+# --- the property ----------------------------------------------------------------------
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(history=histories())
+def test_rebuild_fold_equals_the_live_handlers(database, history) -> None:
+    loop, conn = database
+    card_facts, ticket_facts, interleave = history
+
+    async def check() -> None:
+        # live: the two streams interleaved, one fact per transaction
+        await _fresh_live_schema(conn)
+        cards_, tickets_ = iter(card_facts), iter(ticket_facts)
+        for from_cards in interleave:
+            await _live_apply(conn, next(cards_) if from_cards else next(tickets_))
+        # rebuild: the cards history, then the venues stream, folded in memory
+        folded = rebuilding.Accumulator()
+        for event in [*card_facts, *ticket_facts]:
+            folded.apply(FOLDS[type(event)](event))
+        async with rebuilding.ShadowWriter(conn) as shadow:
+            await shadow.rows(folded)
+        assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
+
+    loop.run_until_complete(check())
+
+
+# --- the real thing --------------------------------------------------------------------
+
+def _history(app) -> None:
+    """Cards through the domain, saved in the event store: issued, renewed with
+    answers, changed, closed, replaced, community cards, imported uses."""
+    import random
+    from datetime import timedelta
+
+    from cards.domain.model import Card, Organisation
+
+    rng = random.Random(7)
+    distributor = Organisation.register(ORGS[0], "distributor", "Jakaja", "imatra",
+                                        pending=True)
+    distributor.approve(override=False)
+    venue = Organisation.register(ORGS[1], "venue", "Teatteri", "kajaani")
+    venue.leave(2025)
+    app.save(distributor, venue)
+    for i in range(60):
+        municipality, region = PLACES[i % 2]
+        issued = date(2024, 1, 1) + timedelta(days=rng.randrange(600))
+        card = Card.issue(
+            card_number=f"20{i:05d}", issuer_organisation_id=ORGS[0], today=issued,
+            birth_year=rng.randrange(1940, 2005), postal_code="55100",
+            municipality=municipality, region=region, children=rng.randrange(3),
+            valid_until=None, community=i % 10 == 9, issue_key=None,
+            life_satisfaction=None if i % 3 or i % 10 == 9 else rng.randrange(11))
+        card.import_uses([{"use_id": uuid5(NAMESPACE_URL, f"/test/real-use/{i}/{n}"),
+                           "used_at": datetime.combine(issued, datetime.min.time(), UTC),
+                           "venue_municipality": "imatra", "children": n % 2}
+                          for n in range(i % 4)])
+        saved = [card]
+        if i % 4 == 1:
+            card.renew(today=card.valid_until, valid_until=None,
+                       life_satisfaction=None if card.community else rng.randrange(11),
+                       wellbeing_impact=None)
+        if i % 5 == 2:
+            card.change(children=3, postal_code=None, municipality=PLACES[0][0],
+                        region=PLACES[0][1])
+        if i % 7 == 3:
+            card.close("other")
+        elif i % 7 == 4:
+            replacement = Card.issue_replacement(card, card_number=f"30{i:05d}",
+                                                 today=issued + timedelta(days=30),
+                                                 issue_key=None)
+            card.replace(replacement=replacement.card_number, today=issued + timedelta(days=30))
+            saved.append(replacement)
+        app.save(*saved)
+
+
+async def _live_from_the_wire(conn: asyncpg.Connection, app, *, shuffle: int | None) -> None:
+    """Relay + consumer without NATS: each stored event translated as the relay
+    does, sent as JSON, decoded and applied as the live consumer does."""
+    import random
+
+    from kaiku_shared.consumer import Consumer
+    from kaiku_shared.contracts import contract_for
+    from kaiku_shared.eventstore import events_table
+
+    rows = await conn.fetch(
+        "SELECT notification_id, originator_id, originator_version, topic, state "
+        f'FROM public."{events_table(app.name)}" ORDER BY notification_id')
+    wire = []
+    for row in rows:
+        contract = rebuilding._contract(row, app.mapper)  # the relay's translation
+        if contract is not None:
+            wire.append(contract.to_json())
+    if shuffle is not None:
+        random.Random(shuffle).shuffle(wire)
+    consumer: Consumer = statistics.consumers()[0]
+    for body in wire:
+        raw = json.loads(body)
+        contract = contract_for("cards", raw["event_type"], raw["schema_version"])
+        if contract not in consumer.handlers:
+            continue
+        event = contract.model_validate(raw)
+        async with conn.transaction():
+            await conn.execute("INSERT INTO processed_events(consumer, event_id) "
+                               "VALUES ($1, $2)", consumer.name, event.event_id)
+            await consumer.handlers[type(event)](event, conn)
+
+
+@pytest.mark.parametrize("shuffle", [None, 11, 12])
+def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) -> None:
+    """The live consumer seeing the facts in order, and in two shuffled orders."""
+    from cards.bootstrap import build_application
+
+    loop, conn = database
+    app = build_application(namespace.settings)
+    try:
+        if not app.recorder.max_notification_id():
+            _history(app)
+
+        async def check() -> None:
+            await _fresh_live_schema(conn)
+            await conn.execute("CREATE TABLE processed_events (consumer text, event_id uuid, "
+                               "applied_at timestamptz NOT NULL DEFAULT now(), "
+                               "PRIMARY KEY (consumer, event_id))")
+            await _live_from_the_wire(conn, app, shuffle=shuffle)
+            counts = await rebuilding.rebuild(namespace.settings, app.mapper, app.name,
+                                              include_venues=False, page=50)
+            assert counts.cards_events > 150 and counts.stored_events >= counts.cards_events
+            rebuilt, live = await _rows(conn, rebuilding.SHADOW), await _rows(conn, LIVE)
+            assert rebuilt == live
+            assert len(live["card_view"]) == 60 + 60 // 7 and live["usage_view"]
+            assert {r[0] for r in live["wellbeing_view"]} and live["organisation_view"]
+            applied = "SELECT consumer, event_id FROM {}.processed_events ORDER BY 1, 2"
+            assert ([tuple(r) for r in await conn.fetch(applied.format(rebuilding.SHADOW))]
+                    == [tuple(r) for r in await conn.fetch(applied.format(LIVE))])
+            # the keys and indexes, dropped for the COPY, are all back
+            indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
+                       "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
+            rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
+            assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
+            assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
+            today = date.today()
+            period = statistics.Period(None, None, today)
+            await conn.execute(f"SET search_path TO {LIVE}")
+            live_figures = await rebuilding.snapshot(conn, period, 5)
+            await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
+            assert await rebuilding.snapshot(conn, period, 5) == live_figures
+            assert live_figures["national"]["replacement_cards"] == 60 // 7
+
+        loop.run_until_complete(check())
+    finally:
+        app.close()
