@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -183,8 +184,10 @@ async def measure(kind: str, settings: KaikuSettings) -> dict:
                                                    "phases": counts.seconds}
         else:
             events, extra = 0, {}
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                async for rows in rebuilding._pages(conn, table, rebuilding.PAGE):
+            pages = rebuilding._pages(conn, table, rebuilding.PAGE)
+            async with conn.transaction(isolation="repeatable_read", readonly=True), \
+                    contextlib.aclosing(pages):
+                async for rows in pages:
                     events += len(rows)
                     if kind == "raw":
                         for row in rows:

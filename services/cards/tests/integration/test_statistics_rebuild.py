@@ -337,3 +337,61 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) 
         loop.run_until_complete(check())
     finally:
         app.close()
+
+
+def test_concurrent_live_handlers_equal_the_fold(namespace, database) -> None:
+    """Worker replicas apply facts about the same cards at the same time, in any
+    order: the rows read FOR UPDATE (or inserted once) end as the fold's."""
+    import random
+
+    from kaiku_shared.eventstore import events_table
+
+    from cards.bootstrap import build_application
+
+    loop, conn = database
+    app = build_application(namespace.settings)
+    try:
+        if not app.recorder.max_notification_id():
+            _history(app)
+
+        async def check() -> None:
+            rows = await conn.fetch(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                f'FROM public."{events_table(app.name)}" ORDER BY notification_id')
+            facts = [c for c in (rebuilding._contract(r, app.mapper) for r in rows)
+                     if c is not None]
+            random.Random(5).shuffle(facts)
+            await _fresh_live_schema(conn)
+            queue: asyncio.Queue = asyncio.Queue()
+            for fact_ in facts:
+                queue.put_nowait(fact_)
+            pool = await asyncpg.create_pool(
+                namespace.settings.service_database_url("cards"), min_size=6, max_size=6,
+                server_settings={"search_path": LIVE})
+
+            async def replica() -> None:
+                while not queue.empty():
+                    event = queue.get_nowait()
+                    while True:
+                        try:
+                            async with pool.acquire() as c, c.transaction():
+                                await _live_apply(c, event)
+                            break
+                        except asyncpg.DeadlockDetectedError:
+                            continue  # the consumer naks and gets it again
+                    await asyncio.sleep(0)
+
+            try:
+                await asyncio.gather(*(replica() for _ in range(6)))
+            finally:
+                await pool.close()
+            folded = rebuilding.Accumulator()
+            for fact_ in facts:
+                folded.apply(FOLDS[type(fact_)](fact_))
+            async with rebuilding.ShadowWriter(conn) as shadow:
+                await shadow.rows(folded)
+            assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
+
+        loop.run_until_complete(check())
+    finally:
+        app.close()

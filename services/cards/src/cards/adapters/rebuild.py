@@ -134,14 +134,16 @@ async def card_contract_pages(conn: asyncpg.Connection, mapper: MetaMapper,
                               application_name: str, page: int = PAGE
                               ) -> AsyncIterator[tuple[int, list[IntegrationEvent]]]:
     """(stored events read, their contracts as the relay would publish them), a page
-    at a time, in notification order."""
-    async for rows in _pages(conn, events_table(application_name), page):
-        contracts = []
-        for row in rows:
-            contract = _contract(row, mapper)
-            if contract is not None:
-                contracts.append(contract)
-        yield len(rows), contracts
+    at a time, in notification order. Close it (``contextlib.aclosing``) when
+    leaving early: a page may be on its way."""
+    async with contextlib.aclosing(_pages(conn, events_table(application_name), page)) as pages:
+        async for rows in pages:
+            contracts = []
+            for row in rows:
+                contract = _contract(row, mapper)
+                if contract is not None:
+                    contracts.append(contract)
+            yield len(rows), contracts
 
 
 async def venue_contracts(settings: KaikuSettings) -> AsyncIterator[IntegrationEvent]:
@@ -349,9 +351,10 @@ async def _rebuild(shadow: ShadowWriter, reader: asyncpg.Connection,
     folded = Accumulator()
     cards = Applied(statistics.STATISTICS_CONSUMER, statistics.CARD_HANDLERS,
                     unique_ids=True)
-    async with reader.transaction(isolation="repeatable_read", readonly=True):
-        async for read, contracts in card_contract_pages(reader, mapper, application_name,
-                                                         page):
+    pages = card_contract_pages(reader, mapper, application_name, page)
+    async with reader.transaction(isolation="repeatable_read", readonly=True), \
+            contextlib.aclosing(pages):
+        async for read, contracts in pages:
             counts.stored_events += read
             applied = []
             for contract in contracts:

@@ -20,6 +20,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import date
+from itertools import groupby
 from typing import Any
 
 import asyncpg
@@ -27,7 +28,7 @@ import asyncpg
 from kaiku_shared.consumer import Consumer
 from kaiku_shared.contracts import IntegrationEvent
 
-from .statistics_fold import CARD_FOLDS, USAGE_FOLDS, Row, Table, Upsert
+from .statistics_fold import CARD_FOLDS, KEEP, TABLES, USAGE_FOLDS, Table, Upsert
 
 SCHEMA = (
     """
@@ -110,57 +111,62 @@ def consumers() -> list[Consumer]:
 
 # --- the live consumers -----------------------------------------------------------------
 # What a fact does to the rows is defined once, in statistics_fold (the rebuild
-# folds the same way). A live handler locks the rows the fact touches, so that
-# worker replicas applying facts about the same card take turns; reads them;
-# folds; and writes back what changed, all in the consumer's transaction.
-
-# pg_advisory_xact_lock(ROW_LOCK_CLASS, hashtext('<table>:<key>')): the two-integer
-# key space never meets the relay's one-bigint lock.
-ROW_LOCK_CLASS = 0x5747  # "SW": statistics write
-
-
-def _select_sql(table: Table) -> str:
-    unnest = ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(table.key_types))
-    return (f"SELECT {', '.join(table.columns)} FROM {table.name} "
-            f"WHERE ({', '.join(table.key)}) IN (SELECT * FROM unnest({unnest}))")
+# folds the same way). A live handler applies a fact's upserts in order, in the
+# consumer's transaction, one row at a time: it reads the row FOR UPDATE (worker
+# replicas applying facts about the same row take turns), folds and updates it.
+# A row that is not there yet is inserted, unless another transaction inserted it
+# meanwhile; then it is read again. An upsert that leaves an existing row as it is
+# (``KEEP``) needs no read: it is INSERT … ON CONFLICT DO NOTHING.
 
 
-def _upsert_sql(table: Table) -> str:
-    values = ", ".join(f"${i + 1}" for i in range(len(table.columns)))
-    assignments = ", ".join(f"{c} = excluded.{c}" for c in table.columns
-                            if c not in table.key)
-    return (f"INSERT INTO {table.name} ({', '.join(table.columns)}) VALUES ({values}) "
-            f"ON CONFLICT ({', '.join(table.key)}) DO UPDATE SET {assignments}")
+@dataclass(frozen=True)
+class _Statements:
+    select: str  # the row, locked
+    insert: str  # a new row; true when inserted
+    update: str  # every column, by key
+    keep: str  # a new row, or nothing
+
+    @classmethod
+    def of(cls, table: Table) -> _Statements:
+        number = {c: f"${i + 1}" for i, c in enumerate(table.columns)}
+        columns, keys = ", ".join(table.columns), ", ".join(table.key)
+        insert = (f"INSERT INTO {table.name} ({columns}) "
+                  f"VALUES ({', '.join(number.values())}) ON CONFLICT ({keys}) DO NOTHING")
+        return cls(
+            select=(f"SELECT {columns} FROM {table.name} WHERE "
+                    + " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(table.key))
+                    + " FOR UPDATE"),
+            insert=f"{insert} RETURNING true",
+            update=(f"UPDATE {table.name} SET "
+                    + ", ".join(f"{c} = {number[c]}" for c in table.columns
+                                if c not in table.key)
+                    + " WHERE " + " AND ".join(f"{k} = {number[k]}" for k in table.key)),
+            keep=insert,
+        )
+
+
+_STATEMENTS = {table: _Statements.of(table) for table in TABLES}
 
 
 async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
     """Apply one fact's row changes to the tables (the live side of the fold)."""
-    if not changes:
-        return
-    await conn.execute(
-        "SELECT pg_advisory_xact_lock($1, hashtext(name)) FROM unnest($2::text[]) AS name",
-        ROW_LOCK_CLASS, sorted({f"{u.table.name}:{u.key}" for u in changes}))
-    keys: dict[Table, dict[Any, None]] = {}
-    for change in changes:
-        keys.setdefault(change.table, {})[change.key] = None
-    rows: dict[tuple[str, Any], Row] = {}
-    for table, wanted in keys.items():
-        tuples = [(k,) for k in wanted] if len(table.key) == 1 else list(wanted)
-        arrays = [list(column) for column in zip(*tuples, strict=True)]
-        for record in await conn.fetch(_select_sql(table), *arrays):
-            row = dict(record)
-            rows[(table.name, table.key_of(row))] = row
-    changed: dict[tuple[str, Any], Row] = {}
-    for change in changes:
-        ref = (change.table.name, change.key)
-        row = change.apply(rows.get(ref))
-        if row is not None:
-            rows[ref] = changed[ref] = row
-    for table in keys:
-        records = [tuple(row[c] for c in table.columns)
-                   for (name, _), row in changed.items() if name == table.name]
-        if records:
-            await conn.executemany(_upsert_sql(table), records)
+    for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is KEEP)):
+        sql = _STATEMENTS[table]
+        if keeps:
+            await conn.executemany(sql.keep, [table.record(table.new_row(change.values))
+                                              for change in group])
+            continue
+        for change in group:
+            key = [change.values[k] for k in table.key]
+            while True:
+                current = await conn.fetchrow(sql.select, *key)
+                if current is not None:
+                    row = change.apply(dict(current))
+                    if row is not None:
+                        await conn.execute(sql.update, *table.record(row))
+                    break
+                if await conn.fetchval(sql.insert, *table.record(change.apply(None))):
+                    break  # else another transaction has just inserted it: read it
 
 
 def _live(fold: Callable[[Any], list[Upsert]]) -> Callable[..., Awaitable[None]]:

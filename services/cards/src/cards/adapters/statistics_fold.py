@@ -5,8 +5,8 @@ insert these values (the table's defaults for the other columns), or, when the
 row is already there, replace it with ``on_conflict(current, values)`` (``None``:
 leave it as it is). Two places apply them, and neither adds a rule of its own:
 
-- the live consumers (``statistics.apply_upserts``): lock the few rows an event
-  touches, read them, fold, write them back, in the consumer's transaction;
+- the live consumers (``statistics.apply_upserts``): read each row an event
+  touches FOR UPDATE, fold, write it back, in the consumer's transaction;
 - the rebuild (``rebuild.Accumulator``): fold the whole history into rows held
   in memory, then write each table once, in bulk.
 
@@ -122,9 +122,12 @@ def _coalesce(current: Any, new: Any) -> Any:
     return new if current is None else current
 
 
-def _keep(current: Row, values: Row) -> None:
-    """ON CONFLICT DO NOTHING."""
+def keep(current: Row, values: Row) -> None:
+    """An existing row stays as it is (ON CONFLICT DO NOTHING)."""
     return None
+
+
+KEEP = keep
 
 
 # --- card_view -------------------------------------------------------------------------
@@ -173,7 +176,7 @@ def _answer(card_number: str, version: int, occasion: str, answered_on: date, re
         "card_number": card_number, "version": version, "occasion": occasion,
         "answered_on": answered_on, "region": region, "municipality": municipality,
         "life_satisfaction": life_satisfaction, "wellbeing_impact": wellbeing_impact,
-    }, _keep)
+    }, keep)
 
 
 def card_issued(event: CardIssuedV1) -> list[Upsert]:
@@ -227,7 +230,7 @@ def card_uses_imported(event: CardUsesImportedV1) -> list[Upsert]:
         "ticket_id": use.use_id, "card_number": event.card_number,
         "venue_municipality": use.venue_municipality, "starts_at": use.used_at,
         "children": use.children, "status": "registered", "version": 1,
-    }, _keep) for use in event.uses]
+    }, keep) for use in event.uses]
 
 
 # --- organisation_view -----------------------------------------------------------------
@@ -319,4 +322,5 @@ def upserts(event: IntegrationEvent) -> list[Upsert]:
     return FOLDS[type(event)](event)
 
 
-__all__ = ["CARD_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "upserts"]
+__all__ = ["CARD_FOLDS", "FOLDS", "KEEP", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert",
+           "upserts"]

@@ -99,6 +99,7 @@ def cmd_rebuild_stats(args: argparse.Namespace) -> int:
         live, rebuilt = await rebuilding.compare(settings, period, threshold)
         same = live == rebuilt
         result = {"cards_events": counts.cards_events, "venues_events": counts.venues_events,
+                  "stored_events_read": counts.stored_events, "rows": counts.rows,
                   "seconds": round(elapsed, 2), "identical_to_live": same,
                   "national": rebuilt["national"]}
         if args.replace:
