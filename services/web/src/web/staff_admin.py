@@ -25,6 +25,19 @@ HELSINKI = ZoneInfo("Europe/Helsinki")
 # becomes part of the cards URL.
 CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,60}$")
 COUNTRY = re.compile(r"^[A-Za-z]{2}$")
+
+
+def place_form_problem(code: str, form: dict[str, str], country: str) -> str | None:
+    """What a region or municipality form lacks before it may go to cards (a message key)."""
+    if not CODE.fullmatch(code):
+        return "network.bad_code"
+    if not form.get("name_fi"):
+        return "network.name_fi_needed"
+    if not COUNTRY.fullmatch(country):
+        return "network.bad_country"
+    return None
+
+
 MUNICIPALITY_STATUSES = ("in_use", "pilot", "joining_2025_2026", "popup", "left")
 LANGS = ("fi", "sv", "en")
 DECISIONS = ("continue", "leave")
@@ -115,12 +128,8 @@ def register_admin_routes(app: FastAPI) -> None:  # noqa: C901 - one place per p
             return page(request, "staff/region_form.html", status=status, form=form,
                         existing=existing, **context)
 
-        if not CODE.fullmatch(code):
-            return again(422, error_key="network.bad_code")
-        if not form.get("name_fi"):
-            return again(422, error_key="network.name_fi_needed")
-        if not COUNTRY.fullmatch(country):
-            return again(422, error_key="network.bad_country")
+        if (problem := place_form_problem(code, form, country)) is not None:
+            return again(422, error_key=problem)
         if not existing:
             current = await call(request, "cards", "GET", "/network")
             if any(r.get("code") == code for r in regions_of(current)):
@@ -172,12 +181,8 @@ def register_admin_routes(app: FastAPI) -> None:  # noqa: C901 - one place per p
                         existing=existing, regions=regions, statuses=MUNICIPALITY_STATUSES,
                         name_in=name_in, **context)
 
-        if not CODE.fullmatch(code):
-            return again(422, error_key="network.bad_code")
-        if not form.get("name_fi"):
-            return again(422, error_key="network.name_fi_needed")
-        if not COUNTRY.fullmatch(country):
-            return again(422, error_key="network.bad_country")
+        if (problem := place_form_problem(code, form, country)) is not None:
+            return again(422, error_key=problem)
         if form.get("status") not in MUNICIPALITY_STATUSES:
             return again(422, error_key="network.status_needed")
         if not form.get("region"):
