@@ -286,6 +286,23 @@ async def choose_language(page, lang: str) -> None:
     assert await page.get_attribute("html", "lang") == lang
 
 
+async def sign_in_staff(page, username: str, password: str, labels: dict[str, str]) -> None:
+    """Sign in on the open login page and wait for the staff home itself.
+
+    Waits on the URL, not on a heading: the login page's title contains the home
+    page's ("Kirjaudu Kaikukantaan" / "Kaikukanta"), so a heading match could pass
+    before the form was even sent. If the sign-in is refused, the page's own
+    message is in the failure."""
+    await page.get_by_label(labels["username"]).fill(username)
+    await page.get_by_label(labels["password"]).fill(password)
+    async with page.expect_navigation():
+        await page.get_by_role("button", name=labels["submit"], exact=True).click()
+    if not page.url.rstrip("/").endswith("/staff"):
+        alerts = await page.get_by_role("alert").all_inner_texts()
+        raise AssertionError(f"sign-in as {username} did not reach /staff: {page.url} "
+                             f"says {alerts or await page.title()!r}")
+
+
 class UI:
     """The helpers above, handed to tests as a fixture (conftest modules are not
     importable under --import-mode=importlib)."""
@@ -294,6 +311,7 @@ class UI:
     axe_violations = staticmethod(axe_violations)
     assert_accessible = staticmethod(assert_accessible)
     choose_language = staticmethod(choose_language)
+    sign_in_staff = staticmethod(sign_in_staff)
 
 
 @pytest.fixture

@@ -54,10 +54,8 @@ async def open_in(page, ui, url: str, lang: str) -> None:
 async def sign_in_as(page, ui, web, username: str, lang: str,
                      password: str = PASSWORD) -> None:
     await open_in(page, ui, web.url + "/staff/login", lang)
-    await page.get_by_label(text(lang, "login.username")).fill(username)
-    await page.get_by_label(text(lang, "login.password")).fill(password)
-    await page.get_by_role("button", name=text(lang, "login.submit"), exact=True).click()
-    await page.get_by_role("heading", level=1, name=text(lang, "staff.home_title")).wait_for()
+    await ui.sign_in_staff(page, username, password, {
+        key: text(lang, f"login.{key}") for key in ("username", "password", "submit")})
 
 
 def nav(page, lang: str):

@@ -25,13 +25,9 @@ def text(lang: str, key: str, **values) -> str:
     return message.format(**values) if values else message
 
 
-async def sign_in_staff(page, web, role: str) -> None:
-    await page.get_by_label(text(page.lang, "login.username")).fill(web.users[role])
-    await page.get_by_label(text(page.lang, "login.password")).fill(
-        "kaiku-browser-test-password")
-    await page.get_by_role("button", name=text(page.lang, "login.submit"), exact=True).click()
-    await page.get_by_role("heading", level=1, name=text(page.lang, "staff.home_title")
-                           ).wait_for()
+async def sign_in_staff(page, ui, web, role: str) -> None:
+    await ui.sign_in_staff(page, web.users[role], "kaiku-browser-test-password", {
+        key: text(page.lang, f"login.{key}") for key in ("username", "password", "submit")})
 
 
 async def open_in(page, ui, url: str, lang: str) -> None:
@@ -52,7 +48,7 @@ async def test_distributor_issues_a_card_and_activates_omakaiku(web, staff_page,
     await open_in(page, ui, web.url + "/staff/login", lang)
     await ui.screenshot(page, f"staff-login-{lang}")
     await ui.assert_accessible(page, f"staff-login-{lang}")
-    await sign_in_staff(page, web, "distributor")
+    await sign_in_staff(page, ui, web, "distributor")
 
     await page.get_by_role("navigation", name=text(lang, "a11y.main_nav")).get_by_role(
         "link", name=text(lang, "nav.issue_card")).click()
@@ -117,7 +113,7 @@ async def test_venue_publishes_an_offering_and_registers_a_ticket(web, staff_pag
     card_number = await web.issue_card(children=2)
     page = staff_page
     await open_in(page, ui, web.url + "/staff/login", lang)
-    await sign_in_staff(page, web, "venue")
+    await sign_in_staff(page, ui, web, "venue")
 
     # Which venue the desk works for (a list, or the venue id while venues has none).
     await page.goto(web.url + "/staff/venue")
@@ -358,7 +354,7 @@ async def test_kaikukeskus_adds_an_organisation_and_reads_the_statistics(
 
     page = staff_page
     await open_in(page, ui, web.url + "/staff/login", lang)
-    await sign_in_staff(page, web, "kaikukeskus")
+    await sign_in_staff(page, ui, web, "kaikukeskus")
     nav = page.get_by_role("navigation", name=text(lang, "a11y.main_nav"))
     await nav.get_by_role("link", name=text(lang, "nav.organisations")).click()
     name = f"Lappeenrannan kirjasto {uuid.uuid4().hex[:6]}"
