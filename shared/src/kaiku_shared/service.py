@@ -22,7 +22,7 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .consumer import Consumer, build_broker
+from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
 from .db import apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
 from .http import (
@@ -180,7 +180,11 @@ async def run_worker(
         from faststream.nats.opentelemetry import NatsTelemetryMiddleware
 
         middlewares = (NatsTelemetryMiddleware(),)
-    broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares)
+    filtered = supports_filter_subjects(runtime.nc)
+    if filtered:
+        await reconcile_filters(js, settings, chosen)
+    broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares,
+                          filtered=filtered)
     stop = stop or _stop_on_signals()
     await broker.start()
     metrics = _serve_metrics(settings, ready=lambda: runtime.nc.is_connected)
