@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Benchmark  # noqa: E402
+from common import Benchmark, describe  # noqa: E402
 
 from kaiku_shared.testing import free_port  # noqa: E402
 
@@ -75,4 +75,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    describe(__doc__)
     main()

@@ -133,3 +133,11 @@ class bench_servers:  # noqa: N801 - used as a context manager
     def __exit__(self, *exc):
         if self.embedded:
             self.embedded.stop()
+
+
+def describe(doc: str | None) -> None:
+    """``--help`` prints what the benchmark measures instead of running it."""
+    import argparse
+
+    argparse.ArgumentParser(description=doc,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()

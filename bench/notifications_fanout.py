@@ -39,7 +39,7 @@ import asyncpg
 import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Benchmark, bench_servers, console  # noqa: E402
+from common import Benchmark, bench_servers, console, describe  # noqa: E402
 
 from kaiku_shared.contracts import OfferingPublishedV1  # noqa: E402
 from kaiku_shared.relay import ensure_stream  # noqa: E402
@@ -231,4 +231,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    describe(__doc__)
     asyncio.run(main())

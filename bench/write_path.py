@@ -18,7 +18,7 @@ from pathlib import Path
 import asyncpg
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import Benchmark, bench_servers, repeat  # noqa: E402
+from common import Benchmark, bench_servers, repeat, describe  # noqa: E402
 
 from eventsourcing.domain import Aggregate, event  # noqa: E402
 
@@ -121,4 +121,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    describe(__doc__)
     main()
