@@ -14,8 +14,9 @@ rebuild can run beside the live worker and be compared with it. ``replace`` then
 swaps the rebuilt tables in (stop the cards worker first, so nothing is applied
 during the swap).
 
-Memory: every statistics row is held until the end (about 0.5 kB a row; the
-national history is some 0.5 million rows).
+Memory: every statistics row is held until the end, as a tuple whose repeating
+values (places, days, card numbers) are shared between rows; the national
+history is some 0.5 million rows.
 """
 
 from __future__ import annotations
@@ -59,27 +60,60 @@ class RebuildCounts:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
+# Columns whose values repeat from row to row (a municipality, a day, an
+# organisation, the card number of every use). The accumulator keeps one object
+# per distinct value of these, not one per row: decoding makes a new object for
+# every occurrence. Keyed by column name, so each pool holds one type.
+SHARED_COLUMNS = frozenset({
+    "card_number", "issuer", "valid_from", "valid_until", "municipality", "region",
+    "status", "closed_on", "replaces", "venue_id", "offering_id", "venue_municipality",
+    "starts_at", "venue_name", "occasion", "answered_on",
+})
+
+
 class Accumulator:
     """Every statistics row in memory: the fold of the whole history so far.
 
     Rows are kept as tuples in the table's column order (a third of a dict's
-    size); a change to an existing row goes through the fold as a dict."""
+    size), their repeating values shared (``SHARED_COLUMNS``); a change to an
+    existing row goes through the fold as a dict."""
 
     def __init__(self) -> None:
         self.rows: dict[Table, dict[Any, tuple]] = {table: {} for table in TABLES}
+        self._pools: dict[str, dict[Any, Any]] = {name: {} for name in SHARED_COLUMNS}
+        self._shared: dict[Table, tuple[tuple[int, dict[Any, Any]], ...]] = {
+            table: tuple((index, self._pools[column])
+                         for index, column in enumerate(table.columns)
+                         if column in SHARED_COLUMNS)
+            for table in TABLES}
+        # A one-column key that is also shared (card_view's card number): the dict
+        # key and the row hold the same object.
+        self._key_pool = {table: self._pools.get(table.key[0]) if len(table.key) == 1
+                          else None for table in TABLES}
+
+    def _record(self, table: Table, row: dict[str, Any]) -> tuple:
+        values = list(table.record(row))
+        for index, pool in self._shared[table]:
+            value = values[index]
+            if value is not None:
+                values[index] = pool.setdefault(value, value)
+        return tuple(values)
 
     def apply(self, changes: Iterable[Upsert]) -> None:
         rows_of = self.rows
         for table, values, on_conflict in changes:
             rows = rows_of[table]
             key = table.key_of(values)
+            key_pool = self._key_pool[table]
+            if key_pool is not None:
+                key = key_pool.setdefault(key, key)
             current = rows.get(key)
             if current is None:
-                rows[key] = table.record(table.new_row(values))  # Upsert.apply(None)
+                rows[key] = self._record(table, table.new_row(values))  # Upsert.apply(None)
                 continue
             row = on_conflict(dict(zip(table.columns, current, strict=True)), values)
             if row is not None:
-                rows[key] = table.record(row)
+                rows[key] = self._record(table, row)
 
     def records(self, table: Table) -> Iterable[tuple]:
         return self.rows[table].values()
