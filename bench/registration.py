@@ -6,8 +6,9 @@ issues cards and offerings, then:
   twice for the same performance) → sustained registrations/s, HTTP p50/p99.
   Each of the 64 simulated box offices has its own kept-alive connection (one
   httpx client each), opened before the clock starts;
-- half load: the same at half the measured rate → HTTP p50/p99 and propagation
-  lag p50/p99 (event time → the history row applied by omakaiku's worker);
+- half load: the same at half the measured rate, about ten seconds a run → HTTP
+  p50/p99 and propagation lag p50/p99 (event time → the history row applied by
+  omakaiku's worker);
 - baseline, same server, same run: raw asyncpg single-row-transaction inserts
   at the same concurrency;
 - peak RSS of every process during the runs.
@@ -309,7 +310,7 @@ async def run(ns: Namespace, supervisor: Supervisor, urls: dict[str, str]) -> Be
         half = statistics_median(rates) / 2
         hp50, hp99, lag50, lag99, half_rates = [], [], [], [], []
         for _ in range(RUNS):
-            count = max(200, int(half * 5))  # about five seconds at half load
+            count = max(400, int(half * 10))  # about ten seconds of steady half load
             elapsed, latencies, tickets, refused = await load(
                 urls["venues"], venue_token, make_pairs(cards, offerings, count, used),
                 CLIENTS, half)
