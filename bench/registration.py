@@ -155,7 +155,6 @@ async def load(url: str, token: str, pairs: list[tuple[str, str]], clients: int,
     queue: asyncio.Queue = asyncio.Queue()
     for pair in pairs:
         queue.put_nowait(pair)
-    started = time.perf_counter()
     interval = clients / rate if rate else 0.0
 
     async def client_loop(client: httpx.AsyncClient, offset: float) -> None:

@@ -227,7 +227,7 @@ def _subscribe(
     service: str,
     pool: asyncpg.Pool,
     consumer: Consumer,
-    filtered: bool = False,
+    filtered: bool,
 ) -> None:
     processor = MessageProcessor(consumer, pool)
     dead_letter_subject = settings.dead_letter_subject(service, consumer.name)

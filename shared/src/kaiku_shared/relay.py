@@ -48,6 +48,31 @@ DUPLICATE_WINDOW = timedelta(minutes=10)
 PUBLISH_TIMEOUT = 30.0
 
 
+def contract_of_row(row: Any, mapper: MetaMapper, translate: Translator, service: str
+                    ) -> tuple[IntegrationEvent | None, dict[str, str]]:
+    """A row of the events table (notification_id, originator_id, originator_version,
+    topic, state) as the contract the relay publishes for it (None: internal), and
+    the command metadata it was recorded with. The statistics rebuild reads the
+    history through this too, so it sees exactly what was published."""
+    stored = StoredEvent(
+        originator_id=row["originator_id"],
+        originator_version=row["originator_version"],
+        topic=row["topic"],
+        state=bytes(row["state"]),
+    )
+    domain_event, meta = mapper.decode(stored)
+    contract = translate(domain_event, {
+        "event_id": event_id_for(service, row["notification_id"]),
+        "occurred_at": domain_event.timestamp,
+        "aggregate_id": domain_event.originator_id,
+        "aggregate_version": domain_event.originator_version,
+        "correlation_id": meta.get("correlation_id"),
+        "causation_id": meta.get("causation_id"),
+        "traceparent": meta.get("traceparent"),
+    })
+    return contract, meta
+
+
 async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
     config = StreamConfig(
         name=settings.stream_name(service),
@@ -187,23 +212,7 @@ class Relay:
 
     async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:
         """Send one stored event; the future resolves with JetStream's ack."""
-        stored = StoredEvent(
-            originator_id=row["originator_id"],
-            originator_version=row["originator_version"],
-            topic=row["topic"],
-            state=bytes(row["state"]),
-        )
-        domain_event, meta = self.mapper.decode(stored)
-        envelope = {
-            "event_id": event_id_for(self.service, row["notification_id"]),
-            "occurred_at": domain_event.timestamp,
-            "aggregate_id": domain_event.originator_id,
-            "aggregate_version": domain_event.originator_version,
-            "correlation_id": meta.get("correlation_id"),
-            "causation_id": meta.get("causation_id"),
-            "traceparent": meta.get("traceparent"),
-        }
-        contract = self.translate(domain_event, envelope)
+        contract, meta = contract_of_row(row, self.mapper, self.translate, self.service)
         if contract is None:
             return None  # an internal fact with no integration event
         parent = propagate.extract({"traceparent": meta["traceparent"]}) if meta.get(

@@ -165,14 +165,6 @@ def database(namespace):
     loop.close()
 
 
-async def _fresh_live_schema(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"DROP SCHEMA IF EXISTS {LIVE} CASCADE")
-    await conn.execute(f"CREATE SCHEMA {LIVE}")
-    await conn.execute(f"SET search_path TO {LIVE}")
-    for statement in statistics.SCHEMA:
-        await conn.execute(statement)
-
-
 async def _rows(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple]]:
     return {table.name: [tuple(r) for r in await conn.fetch(
         f"SELECT {', '.join(table.columns)} FROM {schema}.{table.name} "
@@ -197,7 +189,7 @@ def test_rebuild_fold_equals_the_live_handlers(database, history) -> None:
 
     async def check() -> None:
         # live: the two streams interleaved, one fact per transaction
-        await _fresh_live_schema(conn)
+        await rebuilding.create_statistics_schema(conn, LIVE)
         cards_, tickets_ = iter(card_facts), iter(ticket_facts)
         for from_cards in interleave:
             await _live_apply(conn, next(cards_) if from_cards else next(tickets_))
@@ -293,105 +285,103 @@ async def _live_from_the_wire(conn: asyncpg.Connection, app, *, shuffle: int | N
             await consumer.handlers[type(event)](event, conn)
 
 
-@pytest.mark.parametrize("shuffle", [None, 11, 12])
-def test_rebuild_from_the_event_store_equals_live(namespace, database, shuffle) -> None:
-    """The live consumer seeing the facts in order, and in two shuffled orders."""
+@pytest.fixture
+def recorded_app(namespace):
+    """The namespace's cards application, holding ``_history`` (saved once per module)."""
     from cards.bootstrap import build_application
 
-    loop, conn = database
     app = build_application(namespace.settings)
     try:
         if not app.recorder.max_notification_id():
             _history(app)
-
-        async def check() -> None:
-            await _fresh_live_schema(conn)
-            await conn.execute("CREATE TABLE processed_events (consumer text, event_id uuid, "
-                               "applied_at timestamptz NOT NULL DEFAULT now(), "
-                               "PRIMARY KEY (consumer, event_id))")
-            await _live_from_the_wire(conn, app, shuffle=shuffle)
-            counts = await rebuilding.rebuild(namespace.settings, app.mapper, app.name,
-                                              include_venues=False, page=50)
-            assert counts.cards_events > 150 and counts.stored_events >= counts.cards_events
-            rebuilt, live = await _rows(conn, rebuilding.SHADOW), await _rows(conn, LIVE)
-            assert rebuilt == live
-            assert len(live["card_view"]) == 60 + 60 // 7 and live["usage_view"]
-            assert {r[0] for r in live["wellbeing_view"]} and live["organisation_view"]
-            applied = "SELECT consumer, event_id FROM {}.processed_events ORDER BY 1, 2"
-            assert ([tuple(r) for r in await conn.fetch(applied.format(rebuilding.SHADOW))]
-                    == [tuple(r) for r in await conn.fetch(applied.format(LIVE))])
-            # the keys and indexes, dropped for the COPY, are all back
-            indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
-                       "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
-            rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
-            assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
-            assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
-            today = date.today()
-            period = statistics.Period(None, None, today)
-            await conn.execute(f"SET search_path TO {LIVE}")
-            live_figures = await rebuilding.snapshot(conn, period, 5)
-            await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
-            assert await rebuilding.snapshot(conn, period, 5) == live_figures
-            assert live_figures["national"]["replacement_cards"] == 60 // 7
-
-        loop.run_until_complete(check())
+        yield app
     finally:
         app.close()
 
 
-def test_concurrent_live_handlers_equal_the_fold(namespace, database) -> None:
+@pytest.mark.parametrize("shuffle", [None, 11, 12])
+def test_rebuild_from_the_event_store_equals_live(namespace, database, recorded_app,
+                                                  shuffle) -> None:
+    """The live consumer seeing the facts in order, and in two shuffled orders."""
+    app = recorded_app
+    loop, conn = database
+
+    async def check() -> None:
+        await rebuilding.create_statistics_schema(conn, LIVE)
+        await _live_from_the_wire(conn, app, shuffle=shuffle)
+        counts = await rebuilding.rebuild(namespace.settings, app.mapper, app.name,
+                                          include_venues=False, page=50)
+        assert counts.cards_events > 150 and counts.stored_events >= counts.cards_events
+        rebuilt, live = await _rows(conn, rebuilding.SHADOW), await _rows(conn, LIVE)
+        assert rebuilt == live
+        assert len(live["card_view"]) == 60 + 60 // 7 and live["usage_view"]
+        assert {r[0] for r in live["wellbeing_view"]} and live["organisation_view"]
+        applied = "SELECT consumer, event_id FROM {}.processed_events ORDER BY 1, 2"
+        assert ([tuple(r) for r in await conn.fetch(applied.format(rebuilding.SHADOW))]
+                == [tuple(r) for r in await conn.fetch(applied.format(LIVE))])
+        # the keys and indexes, dropped for the COPY, are all back
+        indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
+                   "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
+        rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
+        assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
+        assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
+        today = date.today()
+        period = statistics.Period(None, None, today)
+        await conn.execute(f"SET search_path TO {LIVE}")
+        live_figures = await rebuilding.snapshot(conn, period, 5)
+        await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
+        assert await rebuilding.snapshot(conn, period, 5) == live_figures
+        assert live_figures["national"]["replacement_cards"] == 60 // 7
+
+    loop.run_until_complete(check())
+
+
+def test_concurrent_live_handlers_equal_the_fold(namespace, database, recorded_app) -> None:
     """Worker replicas apply facts about the same cards at the same time, in any
     order: the rows read FOR UPDATE (or inserted once) end as the fold's."""
     import random
 
     from kaiku_shared.eventstore import events_table
 
-    from cards.bootstrap import build_application
-
+    app = recorded_app
     loop, conn = database
-    app = build_application(namespace.settings)
-    try:
-        if not app.recorder.max_notification_id():
-            _history(app)
 
-        async def check() -> None:
-            rows = await conn.fetch(
-                "SELECT notification_id, originator_id, originator_version, topic, state "
-                f'FROM public."{events_table(app.name)}" ORDER BY notification_id')
-            facts = [c for c in (rebuilding._contract(r, app.mapper) for r in rows)
-                     if c is not None]
-            random.Random(5).shuffle(facts)
-            await _fresh_live_schema(conn)
-            queue: asyncio.Queue = asyncio.Queue()
-            for fact_ in facts:
-                queue.put_nowait(fact_)
-            pool = await asyncpg.create_pool(
-                namespace.settings.service_database_url("cards"), min_size=6, max_size=6,
-                server_settings={"search_path": LIVE})
+    async def check() -> None:
+        rows = await conn.fetch(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            f'FROM public."{events_table(app.name)}" ORDER BY notification_id')
+        facts = [c for c in (rebuilding._contract(r, app.mapper) for r in rows)
+                 if c is not None]
+        random.Random(5).shuffle(facts)
+        await rebuilding.create_statistics_schema(conn, LIVE)
+        queue: asyncio.Queue = asyncio.Queue()
+        for fact_ in facts:
+            queue.put_nowait(fact_)
+        pool = await asyncpg.create_pool(
+            namespace.settings.service_database_url("cards"), min_size=6, max_size=6,
+            server_settings={"search_path": LIVE})
 
-            async def replica() -> None:
-                while not queue.empty():
-                    event = queue.get_nowait()
-                    while True:
-                        try:
-                            async with pool.acquire() as c, c.transaction():
-                                await _live_apply(c, event)
-                            break
-                        except asyncpg.DeadlockDetectedError:
-                            continue  # the consumer naks and gets it again
-                    await asyncio.sleep(0)
+        async def replica() -> None:
+            while not queue.empty():
+                event = queue.get_nowait()
+                while True:
+                    try:
+                        async with pool.acquire() as c, c.transaction():
+                            await _live_apply(c, event)
+                        break
+                    except asyncpg.DeadlockDetectedError:
+                        continue  # the consumer naks and gets it again
+                await asyncio.sleep(0)
 
-            try:
-                await asyncio.gather(*(replica() for _ in range(6)))
-            finally:
-                await pool.close()
-            folded = rebuilding.Accumulator()
-            for fact_ in facts:
-                folded.apply(FOLDS[type(fact_)](fact_))
-            async with rebuilding.ShadowWriter(conn) as shadow:
-                await shadow.rows(folded)
-            assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
+        try:
+            await asyncio.gather(*(replica() for _ in range(6)))
+        finally:
+            await pool.close()
+        folded = rebuilding.Accumulator()
+        for fact_ in facts:
+            folded.apply(FOLDS[type(fact_)](fact_))
+        async with rebuilding.ShadowWriter(conn) as shadow:
+            await shadow.rows(folded)
+        assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
 
-        loop.run_until_complete(check())
-    finally:
-        app.close()
+    loop.run_until_complete(check())

@@ -32,12 +32,12 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from eventsourcing.persistence import StoredEvent
 from pydantic import ValidationError
 
-from kaiku_shared.contracts import IntegrationEvent, contract_for, event_id_for
+from kaiku_shared.contracts import IntegrationEvent, contract_for
 from kaiku_shared.contracts.base import UnknownContract
 from kaiku_shared.eventstore import MetaMapper, events_table
+from kaiku_shared.relay import contract_of_row
 from kaiku_shared.settings import KaikuSettings
 
 from . import statistics
@@ -149,19 +149,7 @@ async def _pages(conn: asyncpg.Connection, table: str, page: int
 
 
 def _contract(row: asyncpg.Record, mapper: MetaMapper) -> IntegrationEvent | None:
-    stored = StoredEvent(originator_id=row["originator_id"],
-                         originator_version=row["originator_version"],
-                         topic=row["topic"], state=bytes(row["state"]))
-    domain_event, meta = mapper.decode(stored)
-    return translate(domain_event, {
-        "event_id": event_id_for("cards", row["notification_id"]),
-        "occurred_at": domain_event.timestamp,
-        "aggregate_id": domain_event.originator_id,
-        "aggregate_version": domain_event.originator_version,
-        "correlation_id": meta.get("correlation_id"),
-        "causation_id": meta.get("causation_id"),
-        "traceparent": meta.get("traceparent"),
-    })
+    return contract_of_row(row, mapper, translate, "cards")[0]
 
 
 async def card_contract_pages(conn: asyncpg.Connection, mapper: MetaMapper,
@@ -231,10 +219,12 @@ def _decode(data: bytes, wanted: set) -> IntegrationEvent | None:
         return None
 
 
-async def prepare_shadow(conn: asyncpg.Connection) -> None:
-    await conn.execute(f"DROP SCHEMA IF EXISTS {SHADOW} CASCADE")
-    await conn.execute(f"CREATE SCHEMA {SHADOW}")
-    await conn.execute(f"SET search_path TO {SHADOW}")
+async def create_statistics_schema(conn: asyncpg.Connection, schema: str) -> None:
+    """``schema`` afresh with every statistics table and the once-only record; the
+    connection's search_path is left on it."""
+    await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    await conn.execute(f"CREATE SCHEMA {schema}")
+    await conn.execute(f"SET search_path TO {schema}")
     for statement in statistics.SCHEMA:
         await conn.execute(statement)
     await conn.execute(
@@ -263,7 +253,7 @@ class ShadowWriter:
     async def __aenter__(self) -> ShadowWriter:
         await self.transaction.start()
         try:
-            await prepare_shadow(self.conn)
+            await create_statistics_schema(self.conn, SHADOW)
             self.keys = await self.conn.fetch(
                 "SELECT conrelid::regclass::text AS tbl, conname, "
                 "pg_get_constraintdef(oid) AS def FROM pg_constraint "

@@ -28,7 +28,7 @@ import asyncpg
 from kaiku_shared.consumer import Consumer
 from kaiku_shared.contracts import IntegrationEvent
 
-from .statistics_fold import CARD_FOLDS, KEEP, TABLES, USAGE_FOLDS, Table, Upsert
+from .statistics_fold import CARD_FOLDS, TABLES, USAGE_FOLDS, Table, Upsert, keep
 
 SCHEMA = (
     """
@@ -116,7 +116,7 @@ def consumers() -> list[Consumer]:
 # replicas applying facts about the same row take turns), folds and updates it.
 # A row that is not there yet is inserted, unless another transaction inserted it
 # meanwhile; then it is read again. An upsert that leaves an existing row as it is
-# (``KEEP``) needs no read: it is INSERT … ON CONFLICT DO NOTHING.
+# (``keep``) needs no read: it is INSERT … ON CONFLICT DO NOTHING.
 
 
 @dataclass(frozen=True)
@@ -150,7 +150,7 @@ _STATEMENTS = {table: _Statements.of(table) for table in TABLES}
 
 async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
     """Apply one fact's row changes to the tables (the live side of the fold)."""
-    for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is KEEP)):
+    for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is keep)):
         sql = _STATEMENTS[table]
         if keeps:
             await conn.executemany(sql.keep, [table.record(table.new_row(change.values))

@@ -107,10 +107,6 @@ class Upsert(NamedTuple):
     values: Row
     on_conflict: Merge
 
-    @property
-    def key(self) -> Any:
-        return self.table.key_of(self.values)
-
     def apply(self, current: Row | None) -> Row | None:
         """The row after this change; None when the current row stays as it is."""
         if current is None:
@@ -125,9 +121,6 @@ def _coalesce(current: Any, new: Any) -> Any:
 def keep(current: Row, values: Row) -> None:
     """An existing row stays as it is (ON CONFLICT DO NOTHING)."""
     return None
-
-
-KEEP = keep
 
 
 # --- card_view -------------------------------------------------------------------------
@@ -317,10 +310,4 @@ USAGE_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
 FOLDS = {**CARD_FOLDS, **USAGE_FOLDS}
 
 
-def upserts(event: IntegrationEvent) -> list[Upsert]:
-    """The row changes one fact makes."""
-    return FOLDS[type(event)](event)
-
-
-__all__ = ["CARD_FOLDS", "FOLDS", "KEEP", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert",
-           "upserts"]
+__all__ = ["CARD_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "keep"]
