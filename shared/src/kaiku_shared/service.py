@@ -163,7 +163,18 @@ def create_api(
     return app
 
 
+def run_loop(main: Awaitable[Any]) -> Any:
+    """``asyncio.run`` on uvloop where it is installed (it is not on Windows):
+    the C event loop costs workers and relays less per delivery."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(main)
+    return uvloop.run(main)
+
+
 def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
+    # uvicorn's defaults pick uvloop and the httptools parser when installed.
     uvicorn.run(app, host=settings.http_host, port=settings.port_for(service),
                 log_config=None, access_log=False, timeout_graceful_shutdown=5)
 
@@ -356,11 +367,11 @@ def main_for(
         if role == "api":
             serve_api(api(settings), settings, service)
         elif role == "worker":
-            asyncio.run(worker(settings))
+            run_loop(worker(settings))
         elif role == "relay":
-            asyncio.run(relay(settings))
+            run_loop(relay(settings))
         elif role == "audit" and audit is not None:
-            raise SystemExit(asyncio.run(audit(settings)))
+            raise SystemExit(run_loop(audit(settings)))
         else:
             raise SystemExit(f"usage: python -m {service} api|worker|relay"
                              + ("|audit" if audit else ""))
