@@ -98,9 +98,7 @@ def alive(processes: list[psutil.Process]) -> list[psutil.Process]:
 
 def test_kaiku_run_starts_everything_and_stops_cleanly_twice():
     data_dir = Path(tempfile.mkdtemp(prefix="kaiku-run-"))
-    port_base = free_port()
-    while any(_taken(port_base + i) for i in range(4)):
-        port_base = free_port()
+    port_base = free_port(block=len(SERVICES))
     cards = []
     for attempt in range(2):
         process = start_run(data_dir, port_base)
@@ -125,9 +123,3 @@ def test_kaiku_run_starts_everything_and_stops_cleanly_twice():
     assert cards[0] == cards[1], "the second run found the first run's demo data"
     print(f"verified: two runs, no orphans, demo card {cards[0]} kept in {data_dir}")
 
-
-def _taken(port: int) -> bool:
-    import socket
-
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0

@@ -48,6 +48,8 @@ from collections.abc import Collection
 from typing import Any
 from urllib.parse import quote
 
+from .ports import free_port, port_free
+
 __all__ = ["EmbeddedServers", "EmbeddedServerError", "find_nats_server"]
 
 _log = logging.getLogger(__name__)
@@ -440,31 +442,17 @@ def _nats_config(port: int, http_port: int, store_dir: Path) -> str:
     )
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # Same flag Go sets before listening, so TIME_WAIT leftovers of our own
-        # previous run do not count as "taken".
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
 def _reuse_or_pick_port(preferred: object, avoid: Collection[int] = ()) -> int:
     if (
         isinstance(preferred, int)
         and preferred not in avoid
         and preferred not in _NATS_FORBIDDEN_PORTS
         and 1024 < preferred < 65536
-        and _port_free(preferred)
+        and port_free(preferred)
     ):
         return preferred
     while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))  # the kernel's ephemeral range, never 4222
-            port = sock.getsockname()[1]
+        port = free_port()  # above 10,000: never 4222
         if port not in avoid and port not in _NATS_FORBIDDEN_PORTS:
             return port
 

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import tempfile
 import time
 import uuid
@@ -29,6 +28,7 @@ import nats
 import pytest
 
 from .auth import issue_token
+from .ports import free_port
 from .settings import SERVICES, KaikuSettings
 from .supervisor import Supervisor, mail_sink, service_specs
 
@@ -60,12 +60,6 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
 
 def unique_namespace(prefix: str = "t") -> str:
     return f"{prefix}{uuid.uuid4().hex[:10]}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
