@@ -273,7 +273,12 @@ def _subscribe(
         inbox_prefix=f"{settings.inbox_prefix(service)}.".encode(),
         title=consumer.name,
     )
-    async def handle(body: bytes, msg: NatsMessage) -> None:
+    async def handle(body: bytes) -> None:
+        # The message from the broker's context, not as a `msg: NatsMessage`
+        # parameter: fast_depends resolves such a parameter with a synchronous
+        # function, in a worker thread, for every message (a tenth of a
+        # worker's CPU under load, bench/profiles/registration.md).
+        msg: NatsMessage = broker.context.get_local("message")
         delivered = msg.raw_message.metadata.num_delivered
         try:
             event = processor.decode(body)
