@@ -134,6 +134,27 @@ def test_expired_token_is_refused(settings: KaikuSettings) -> None:
         verify_token(settings, token)
 
 
+def test_a_token_verified_before_is_refused_once_it_expires(
+        settings: KaikuSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    from kaiku_shared import auth
+
+    token = issue_token(settings, role="kaikukeskus", ttl_seconds=60)
+    assert verify_token(settings, token).role == "kaikukeskus"  # now remembered
+    later = time.time() + 61
+    monkeypatch.setattr(auth, "time", types.SimpleNamespace(time=lambda: later))
+    with pytest.raises(TokenError, match="expired"):
+        verify_token(settings, token)
+
+
+def test_a_remembered_token_is_not_valid_under_another_key(settings: KaikuSettings) -> None:
+    token = issue_token(settings, role="kaikukeskus")
+    verify_token(settings, token)
+    with pytest.raises(TokenError, match="not valid"):
+        verify_token(settings.model_copy(update={"jwt_secret": "another-key-" * 3}), token)
+
+
 def test_wrong_audience_is_refused(settings: KaikuSettings) -> None:
     token = issue_token(settings.model_copy(update={"jwt_audience": "another-system"}),
                         role="kaikukeskus")

@@ -6,6 +6,7 @@ only HS256, so neither ``none`` nor an algorithm swap gets through.
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from typing import Literal
@@ -77,13 +78,25 @@ def issue_token(
 def verify_token(settings: KaikuSettings, token: str) -> Principal:
     if not settings.jwt_secret:
         raise TokenError("this service has no signing key configured")
+    principal, expires = _verified(settings.jwt_secret, settings.jwt_audience,
+                                   settings.jwt_issuer, token)
+    if time.time() >= expires:  # as PyJWT judges it, with no leeway
+        raise TokenError("the token has expired; sign in again")
+    return principal
+
+
+# A box office sends the same token with every request: its signature and claims
+# are checked once (a tenth of the api's CPU per ticket registration, see
+# bench/profiles/), its expiry on every use. A refused token is not remembered.
+@functools.lru_cache(maxsize=4096)
+def _verified(secret: str, audience: str, issuer: str, token: str) -> tuple[Principal, int]:
     try:
         claims = jwt.decode(
             token,
-            settings.jwt_secret,
+            secret,
             algorithms=[ALGORITHM],
-            audience=settings.jwt_audience,
-            issuer=settings.jwt_issuer,
+            audience=audience,
+            issuer=issuer,
             options={"require": ["exp", "iat", "aud", "iss", "sub", "role"]},
         )
     except jwt.ExpiredSignatureError:
@@ -100,4 +113,5 @@ def verify_token(settings: KaikuSettings, token: str) -> Principal:
         raise TokenError("the token's ids are malformed") from None
     if role in ("distributor", "venue", "ticket_agent") and org is None:
         raise TokenError(f"a {role} token must name its organisation")
-    return Principal(role=role, subject=claims["sub"], organisation_id=org, account_id=account)
+    return (Principal(role=role, subject=claims["sub"], organisation_id=org, account_id=account),
+            claims["exp"])
