@@ -16,6 +16,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import kaiku_shared.contracts as contracts
@@ -338,3 +340,18 @@ def jwt_b64decode(value: str) -> bytes:
     import base64
 
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+@given(producer=st.sampled_from(["cards", "venues", "omakaiku", "notifications"]),
+       notification_id=st.integers(min_value=1, max_value=2**63 - 1))
+def test_event_id_for_is_the_rfc_4122_name_based_uuid(producer: str,
+                                                      notification_id: int) -> None:
+    from uuid import uuid5
+
+    from kaiku_shared.contracts.base import EVENT_ID_NAMESPACE
+
+    event_id = event_id_for(producer, notification_id)
+    expected = uuid5(EVENT_ID_NAMESPACE, f"{producer}/{notification_id}")
+    assert event_id == expected and hash(event_id) == hash(expected)
+    assert str(event_id) == str(expected) and event_id.version == 5
+    assert event_id.is_safe == expected.is_safe
