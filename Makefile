@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 PACKAGES := -e shared -e services/cards -e services/venues -e services/omakaiku -e services/notifications -e services/web
 SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: run test install clean-data help bench browser
+.PHONY: run test install clean-data help bench profile browser
 
 help:
 	@echo "make run   - start NATS, Postgres, every service and demo data; prints the URLs"
@@ -48,3 +48,8 @@ bench: install
 	$(BIN)/python bench/notifications_fanout.py
 	$(BIN)/python bench/cards_seed_history.py
 	$(BIN)/python bench/cards_seed_history.py --scale 10 --no-breakdown
+
+# Where the CPU goes where a target is missed: py-spy profiles → bench/profiles/*.md
+profile: install
+	$(BIN)/python bench/pyspy_profile.py registration
+	$(BIN)/python bench/pyspy_profile.py rebuild

@@ -353,9 +353,12 @@ def statistics_median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def main() -> None:
+@contextlib.contextmanager
+def running_system(prefix: str = "bench"):
+    """The whole system (12 processes) in a fresh namespace on the bench servers:
+    yields (namespace, supervisor, the apis' URLs); stops it and drops its data."""
     with bench_servers() as (nats_url, database_url):
-        ns = Namespace(unique_namespace("bench"), Servers(nats_url, database_url))
+        ns = Namespace(unique_namespace(prefix), Servers(nats_url, database_url))
         ports = {s: free_port() for s in ("cards", "venues", "omakaiku", "notifications")}
         work = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiku-{ns.name}"
         supervisor = Supervisor(ns.env(), work / "logs", restart_crashed=False)
@@ -366,12 +369,16 @@ def main() -> None:
         try:
             supervisor.wait_ready(timeout=120)
             console.print(f"system ready in {time.perf_counter() - started:.1f} s")
-            urls = {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
-            bench = run_loop(run(ns, supervisor, urls))
+            yield ns, supervisor, {s: f"http://127.0.0.1:{p}" for s, p in ports.items()}
         finally:
             supervisor.stop_all()
             asyncio.run(ns.drop())
-        bench.report()
+
+
+def main() -> None:
+    with running_system() as (ns, supervisor, urls):
+        bench = run_loop(run(ns, supervisor, urls))
+    bench.report()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,268 @@
+"""Profiles of the targets the benchmarks show missed: where the CPU goes.
+
+    .venv/bin/python bench/pyspy_profile.py registration   # every busy process under max load
+    .venv/bin/python bench/pyspy_profile.py rebuild        # the statistics rebuild at 1×
+
+Sampled with py-spy (from outside the process, at 100 Hz, without pausing it),
+counting only samples where a Python thread holds the GIL, so the figures are
+CPU spent in Python, not waiting. Each profile is summarised into
+``bench/profiles/<name>.md``: per process the share of samples by layer (the
+library the innermost frame belongs to) and the functions with the most self
+and total time. The raw stacks go to ``bench/profiles/raw/`` (not committed);
+``py-spy``'s own flame graph can be drawn from them.
+
+The same processes and load as ``registration.py`` and ``cards_seed_history.py``
+(this imports them); the numbers each profile prints are from this run only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+import cards_seed_history as history  # noqa: E402
+import registration  # noqa: E402
+from common import bench_servers, console  # noqa: E402
+
+from kaiku_shared.service import run_loop  # noqa: E402
+from kaiku_shared.settings import KaikuSettings  # noqa: E402
+from kaiku_shared.supervisor import Supervisor  # noqa: E402
+from kaiku_shared.testing import Namespace  # noqa: E402
+
+HERE = Path(__file__).parent
+OUT = HERE / "profiles"
+RAW = OUT / "raw"
+RATE = 100  # samples a second
+
+OWN = "kaiku (this system)"
+# The library a frame's file belongs to, first match wins: the "layer" column.
+LAYERS = (
+    (OWN, ("/services/", "/shared/src/kaiku_shared/")),
+    ("uvicorn / httptools", ("/uvicorn/", "/httptools/")),
+    ("fastapi / starlette", ("/fastapi/", "/starlette/")),
+    ("pydantic", ("/pydantic/", "/pydantic_core/")),
+    ("faststream / fast_depends", ("/faststream/", "/fast_depends/")),
+    ("nats-py", ("/nats/",)),
+    ("asyncpg", ("/asyncpg/",)),
+    ("psycopg", ("/psycopg/", "/psycopg_pool/", "/psycopg_c/")),
+    ("eventsourcing", ("/eventsourcing/",)),
+    ("opentelemetry", ("/opentelemetry/",)),
+    ("structlog / logging", ("/structlog/", "/logging/")),
+    ("jwt", ("/jwt/",)),
+    ("asyncio / uvloop", ("/asyncio/", "/uvloop/")),
+    ("json", ("/json/",)),
+    ("threads / queue", ("threading.py", "queue.py", "/concurrent/")),
+)
+
+
+def layer_of(frame: str) -> str:
+    for name, marks in LAYERS:
+        if any(mark in frame for mark in marks):
+            return name
+    return "other (stdlib, C)"
+
+
+def parse(path: Path) -> Counter:
+    """py-spy's raw (collapsed) stacks: 'root;...;leaf count' per line."""
+    stacks: Counter = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            stacks[tuple(stack.split(";"))] += int(count)
+    return stacks
+
+
+def short(frame: str) -> str:
+    """'handle (/long/path/site-packages/pkg/mod.py:12)' → 'handle (pkg/mod.py:12)'."""
+    name, _, where = frame.partition(" (")
+    for cut in ("site-packages/", "/src/"):
+        if cut in where:
+            where = where.split(cut, 1)[1]
+            break
+    else:
+        if "/lib/python3" in where:  # the standard library: from its package on
+            where = where.split("/lib/python3", 1)[1].split("/", 1)[-1]
+    return f"{name} ({where}" if where else name
+
+
+def summarise(title: str, stacks: Counter, seconds: float, top: int = 15) -> str:
+    total = sum(stacks.values())
+    if not total:
+        return f"### {title}\n\nno samples with the GIL held\n"
+    by_layer: Counter = Counter()
+    self_time: Counter = Counter()
+    own_time: Counter = Counter()  # the services' and kaiku_shared's functions
+    for stack, count in stacks.items():
+        by_layer[layer_of(stack[-1])] += count
+        self_time[short(stack[-1])] += count
+        # Per function, whatever line of it: each counted once per stack.
+        for function in {short(f).rpartition(":")[0] + ")" for f in stack
+                         if layer_of(f) == OWN}:
+            if not function.startswith(("main", "run_loop", "serve_api", "<module>")):
+                own_time[function] += count
+    busy = total / (RATE * seconds)
+    lines = [f"### {title}", "",
+             f"{total:,} samples with the GIL held in {seconds:.1f} s: Python was running "
+             f"{busy:.0%} of the time.", "",
+             "| layer (innermost frame) | share |", "|---|---:|"]
+    lines += [f"| {name} | {count / total:.0%} |" for name, count in by_layer.most_common()]
+    lines += ["", "| self time (function) | share |", "|---|---:|"]
+    lines += [f"| `{name}` | {count / total:.1%} |"
+              for name, count in self_time.most_common(top)]
+    lines += ["", "| total time of this system's own functions (and what they call) | share |",
+              "|---|---:|"]
+    lines += [f"| `{name}` | {count / total:.0%} |"
+              for name, count in own_time.most_common(top)]
+    return "\n".join(lines) + "\n"
+
+
+def py_spy() -> str:
+    found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
+        "py-spy")
+    if not found:
+        sys.exit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
+    return found
+
+
+def record(target: list[str], out: Path, *, env: dict | None = None) -> subprocess.Popen:
+    """py-spy recording `target` (['--pid', N] or ['--', command...]) into `out`."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [py_spy(), "record", "--gil", "--nonblocking", "--full-filenames", "--rate", str(RATE), "--format", "raw",
+         "--output", str(out), *target], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+def stop(recorder: subprocess.Popen) -> None:
+    recorder.send_signal(signal.SIGINT)  # py-spy writes what it has on SIGINT
+    try:
+        recorder.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        recorder.kill()
+
+
+def header(what: str, load: str) -> str:
+    return (f"# Profile: {what}\n\nWritten by `bench/pyspy_profile.py` on "
+            f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC (py-spy, {RATE} Hz, samples with the "
+            f"GIL held only; load average as the profiled run began: {load}).\n\n")
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+# --- registration: the system under max load ------------------------------------------
+
+BUSY = ("venues-api", "omakaiku-worker", "cards-worker", "notifications-worker",
+        "venues-relay")
+
+
+async def profile_registration(ns: Namespace, supervisor: Supervisor, urls: dict) -> str:
+    token, cards, offerings = await registration.setup(ns, urls)
+    await registration.wait_for_cards(ns, len(cards))
+    used: set = set()
+    # Warm up (first requests pay imports and caches), then profile one max-load run.
+    await registration.load(urls["venues"], token,
+                            registration.make_pairs(cards, offerings, 500, used), 64, None)
+    recorders = {name: record(["--pid", str(supervisor.processes[name].pid)],
+                              RAW / f"registration-{name}.txt") for name in BUSY}
+    await asyncio.sleep(1.0)  # py-spy attaches
+    load = load_average()
+    started = time.perf_counter()
+    elapsed, latencies, tickets, refused = await registration.load(
+        urls["venues"], token,
+        registration.make_pairs(cards, offerings, registration.MAX_LOAD_REQUESTS, used),
+        registration.CLIENTS, None)
+    await registration.propagation_lags(ns, tickets)  # until the consumers are done
+    seconds = time.perf_counter() - started
+    for recorder in recorders.values():
+        stop(recorder)
+    rate = len(tickets) / elapsed
+    text = header("ticket registration at max load", load) + (
+        f"{len(tickets):,} registrations ({refused} refused) by "
+        f"{registration.CLIENTS} box offices at {rate:,.0f}/s, until omakaiku's history "
+        f"had them all: {seconds:.1f} s profiled. Sampling slows the system a little "
+        "(py-spy itself takes CPU on the same two cores).\n\n")
+    for name in BUSY:
+        text += summarise(name, parse(RAW / f"registration-{name}.txt"), seconds) + "\n"
+    return text
+
+
+def registration_main() -> str:
+    with registration.running_system("prof") as (ns, supervisor, urls):
+        return run_loop(profile_registration(ns, supervisor, urls))
+
+
+# --- rebuild: the statistics rebuild from the cards event store -------------------------
+
+def rebuild_main(scale: float) -> str:
+    plan = history.Plan(cards=round(history.SEED_CARDS * scale),
+                        uses=round(history.SEED_USES * scale),
+                        uses_with_children=round(history.SEED_USES_WITH_CHILDREN * scale),
+                        batch=100, seed="bench")
+    with bench_servers() as (nats_url, database_url):
+        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
+                                 namespace=f"prof{uuid.uuid4().hex[:8]}",
+                                 jwt_secret="bench-only")
+        try:
+            async def prepare():
+                await history.ensure_database(settings, "cards")
+                pool = await history.create_pool(settings, "cards", size=2)
+                await history.apply_schema(pool, *history.statistics.SCHEMA)
+                await pool.close()
+
+            asyncio.run(prepare())
+            app = history.build_application(settings)
+            asyncio.run(history.bulk_load(settings, app, plan))
+            app.close()
+            env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
+                   "KAIKU_DATABASE_URL": settings.database_url,
+                   "KAIKU_NAMESPACE": settings.namespace}
+            text = header(f"statistics rebuild at {scale:g}× ({plan.cards:,} cards, "
+                          f"{plan.uses:,} uses)", load_average())
+            text += ("Each measurement of `cards_seed_history.py` in its own process, "
+                     "under py-spy: the raw baseline (read + `json.loads`) and the "
+                     "rebuild, from the same event table. Each is sampled from its start, so "
+                     "its first second or so is imports and set-up.\n\n")
+            for kind in ("raw", "rebuild"):
+                out = RAW / f"rebuild-{kind}.txt"
+                started = time.perf_counter()
+                recorder = record(["--", sys.executable, history.__file__, "--child", kind],
+                                  out, env=env)
+                _, errors = recorder.communicate()
+                if recorder.returncode:
+                    raise RuntimeError(f"{kind} under py-spy failed:\n{errors.decode()}")
+                seconds = time.perf_counter() - started
+                text += summarise(f"{kind} ({'read + json.loads' if kind == 'raw' else 'rebuild.rebuild'})",
+                                  parse(out), seconds) + "\n"
+            return text
+        finally:
+            asyncio.run(history.drop(settings))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("what", choices=("registration", "rebuild"))
+    parser.add_argument("--scale", type=float, default=1.0, help="rebuild: multiple of the seed")
+    args = parser.parse_args()
+    py_spy()
+    text = registration_main() if args.what == "registration" else rebuild_main(args.scale)
+    out = OUT / f"{args.what}.md"
+    out.write_text(text)
+    console.print(text)
+    console.print(f"written to {out.relative_to(HERE.parent)}")
+
+
+if __name__ == "__main__":
+    main()
