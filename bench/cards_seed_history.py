@@ -90,6 +90,33 @@ def settings_from_env() -> KaikuSettings:
                          namespace=os.environ["KAIKU_NAMESPACE"], jwt_secret="bench-only")
 
 
+def fresh_settings(nats_url: str, database_url: str, prefix: str = "bench") -> KaikuSettings:
+    """A namespace of its own on the bench servers (``drop`` removes its database)."""
+    return KaikuSettings(nats_url=nats_url, database_url=database_url,
+                         namespace=f"{prefix}{uuid.uuid4().hex[:8]}", jwt_secret="bench-only")
+
+
+def plan_at(scale: float, batch: int = 100) -> Plan:
+    return Plan(cards=round(SEED_CARDS * scale), uses=round(SEED_USES * scale),
+                uses_with_children=round(SEED_USES_WITH_CHILDREN * scale),
+                batch=batch, seed="bench")
+
+
+async def prepare_database(settings: KaikuSettings) -> None:
+    """The cards database with its statistics tables, empty."""
+    await ensure_database(settings, "cards")
+    pool = await create_pool(settings, "cards", size=2)
+    await apply_schema(pool, *statistics.SCHEMA)
+    await pool.close()
+
+
+def child(kind: str, settings: KaikuSettings) -> tuple[list[str], dict[str, str]]:
+    """(command, environment) of one measurement in a process of its own."""
+    env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
+           "KAIKU_DATABASE_URL": settings.database_url, "KAIKU_NAMESPACE": settings.namespace}
+    return [sys.executable, __file__, "--child", kind], env
+
+
 # --- loading the history ---------------------------------------------------------------
 
 async def raw_baseline_ingest(settings: KaikuSettings, plan: Plan, app) -> dict[str, float]:
@@ -222,10 +249,8 @@ def peak_rss_mb() -> float:
 
 
 def run_child(kind: str, settings: KaikuSettings) -> dict:
-    env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
-           "KAIKU_DATABASE_URL": settings.database_url, "KAIKU_NAMESPACE": settings.namespace}
-    done = subprocess.run([sys.executable, __file__, "--child", kind], env=env,
-                          capture_output=True, text=True)
+    command, env = child(kind, settings)
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"{kind} measurement failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -272,13 +297,9 @@ def main() -> int:
         print(json.dumps(asyncio.run(measure(args.child, settings_from_env())), default=str))
         return 0
     load = args.load or ("real" if args.scale <= 1 else "bulk")
-    plan = Plan(cards=round(SEED_CARDS * args.scale), uses=round(SEED_USES * args.scale),
-                uses_with_children=round(SEED_USES_WITH_CHILDREN * args.scale),
-                batch=args.batch, seed="bench")
+    plan = plan_at(args.scale, args.batch)
     with bench_servers() as (nats_url, database_url):
-        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
-                                 namespace=f"bench{uuid.uuid4().hex[:8]}",
-                                 jwt_secret="bench-only")
+        settings = fresh_settings(nats_url, database_url)
         try:
             return run(settings, plan, load, args)
         finally:
@@ -286,13 +307,7 @@ def main() -> int:
 
 
 def run(settings: KaikuSettings, plan: Plan, load: str, args: argparse.Namespace) -> int:
-    async def prepare():
-        await ensure_database(settings, "cards")
-        pool = await create_pool(settings, "cards", size=2)
-        await apply_schema(pool, *statistics.SCHEMA)
-        await pool.close()
-
-    asyncio.run(prepare())
+    asyncio.run(prepare_database(settings))
     app = build_application(settings)
     scale = f"{args.scale:g}×"
     console.print(f"[bold]cards history benchmark[/bold] at {scale}: {plan.cards:,} cards, "

@@ -7,9 +7,10 @@ Sampled with py-spy (from outside the process, at 100 Hz, without pausing it),
 counting only samples where a Python thread holds the GIL, so the figures are
 CPU spent in Python, not waiting. Each profile is summarised into
 ``bench/profiles/<name>.md``: per process the share of samples by layer (the
-library the innermost frame belongs to) and the functions with the most self
-and total time. The raw stacks go to ``bench/profiles/raw/`` (not committed);
-``py-spy``'s own flame graph can be drawn from them.
+library the innermost frame belongs to), the functions with the most self
+time, and the total time of this system's own functions. The raw stacks go to
+``bench/profiles/raw/`` (not committed); py-spy's own flame graph can be drawn
+from them.
 
 The same processes and load as ``registration.py`` and ``cards_seed_history.py``
 (this imports them); the numbers each profile prints are from this run only.
@@ -25,7 +26,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,6 @@ import registration  # noqa: E402
 from common import bench_servers, console  # noqa: E402
 
 from kaiku_shared.service import run_loop  # noqa: E402
-from kaiku_shared.settings import KaikuSettings  # noqa: E402
 from kaiku_shared.supervisor import Supervisor  # noqa: E402
 from kaiku_shared.testing import Namespace  # noqa: E402
 
@@ -127,20 +126,16 @@ def summarise(title: str, stacks: Counter, seconds: float, top: int = 15) -> str
     return "\n".join(lines) + "\n"
 
 
-def py_spy() -> str:
-    found = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which(
-        "py-spy")
-    if not found:
-        sys.exit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
-    return found
+# py-spy beside this interpreter (the venv), else on PATH.
+PY_SPY = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
 
 
 def record(target: list[str], out: Path, *, env: dict | None = None) -> subprocess.Popen:
     """py-spy recording `target` (['--pid', N] or ['--', command...]) into `out`."""
     out.parent.mkdir(parents=True, exist_ok=True)
     return subprocess.Popen(
-        [py_spy(), "record", "--gil", "--nonblocking", "--full-filenames", "--rate", str(RATE), "--format", "raw",
-         "--output", str(out), *target], env=env,
+        [PY_SPY, "record", "--gil", "--nonblocking", "--full-filenames", "--rate", str(RATE),
+         "--format", "raw", "--output", str(out), *target], env=env,
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
@@ -174,7 +169,8 @@ async def profile_registration(ns: Namespace, supervisor: Supervisor, urls: dict
     used: set = set()
     # Warm up (first requests pay imports and caches), then profile one max-load run.
     await registration.load(urls["venues"], token,
-                            registration.make_pairs(cards, offerings, 500, used), 64, None)
+                            registration.make_pairs(cards, offerings, 500, used),
+                            registration.CLIENTS, None)
     recorders = {name: record(["--pid", str(supervisor.processes[name].pid)],
                               RAW / f"registration-{name}.txt") for name in BUSY}
     await asyncio.sleep(1.0)  # py-spy attaches
@@ -207,45 +203,30 @@ def registration_main() -> str:
 # --- rebuild: the statistics rebuild from the cards event store -------------------------
 
 def rebuild_main(scale: float) -> str:
-    plan = history.Plan(cards=round(history.SEED_CARDS * scale),
-                        uses=round(history.SEED_USES * scale),
-                        uses_with_children=round(history.SEED_USES_WITH_CHILDREN * scale),
-                        batch=100, seed="bench")
+    plan = history.plan_at(scale)
     with bench_servers() as (nats_url, database_url):
-        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
-                                 namespace=f"prof{uuid.uuid4().hex[:8]}",
-                                 jwt_secret="bench-only")
+        settings = history.fresh_settings(nats_url, database_url, "prof")
         try:
-            async def prepare():
-                await history.ensure_database(settings, "cards")
-                pool = await history.create_pool(settings, "cards", size=2)
-                await history.apply_schema(pool, *history.statistics.SCHEMA)
-                await pool.close()
-
-            asyncio.run(prepare())
+            asyncio.run(history.prepare_database(settings))
             app = history.build_application(settings)
             asyncio.run(history.bulk_load(settings, app, plan))
             app.close()
-            env = {**os.environ, "KAIKU_NATS_URL": settings.nats_url,
-                   "KAIKU_DATABASE_URL": settings.database_url,
-                   "KAIKU_NAMESPACE": settings.namespace}
             text = header(f"statistics rebuild at {scale:g}× ({plan.cards:,} cards, "
                           f"{plan.uses:,} uses)", load_average())
             text += ("Each measurement of `cards_seed_history.py` in its own process, "
                      "under py-spy: the raw baseline (read + `json.loads`) and the "
-                     "rebuild, from the same event table. Each is sampled from its start, so "
-                     "its first second or so is imports and set-up.\n\n")
-            for kind in ("raw", "rebuild"):
+                     "rebuild, from the same event table. Each is sampled from its start, "
+                     "so its first second or so is imports and set-up.\n\n")
+            for kind, what in (("raw", "read + json.loads"), ("rebuild", "rebuild.rebuild")):
                 out = RAW / f"rebuild-{kind}.txt"
+                command, env = history.child(kind, settings)
                 started = time.perf_counter()
-                recorder = record(["--", sys.executable, history.__file__, "--child", kind],
-                                  out, env=env)
+                recorder = record(["--", *command], out, env=env)
                 _, errors = recorder.communicate()
                 if recorder.returncode:
                     raise RuntimeError(f"{kind} under py-spy failed:\n{errors.decode()}")
                 seconds = time.perf_counter() - started
-                text += summarise(f"{kind} ({'read + json.loads' if kind == 'raw' else 'rebuild.rebuild'})",
-                                  parse(out), seconds) + "\n"
+                text += summarise(f"{kind} ({what})", parse(out), seconds) + "\n"
             return text
         finally:
             asyncio.run(history.drop(settings))
@@ -256,7 +237,8 @@ def main() -> None:
     parser.add_argument("what", choices=("registration", "rebuild"))
     parser.add_argument("--scale", type=float, default=1.0, help="rebuild: multiple of the seed")
     args = parser.parse_args()
-    py_spy()
+    if not PY_SPY:
+        sys.exit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
     text = registration_main() if args.what == "registration" else rebuild_main(args.scale)
     out = OUT / f"{args.what}.md"
     out.write_text(text)

@@ -36,9 +36,8 @@ def free_port(block: int = 1) -> int:
     connections to NATS and PostgreSQL), which then holds it for as long as it
     lives."""
     low, _ = ephemeral_range()
-    pick = random.SystemRandom()
     for _ in range(200):
-        start = pick.randrange(10_000, max(10_001, low - block))
+        start = random.randrange(10_000, max(10_001, low - block))
         if all(port_free(start + offset) for offset in range(block)):
             return start
     with socket.socket() as sock:  # no room below the range: let the kernel choose
