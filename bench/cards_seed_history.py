@@ -87,13 +87,13 @@ MEASUREMENTS = ("raw", "mapper", "translate", "rebuild")
 def settings_from_env() -> KaikuSettings:
     return KaikuSettings(nats_url=os.environ["KAIKU_NATS_URL"],
                          database_url=os.environ["KAIKU_DATABASE_URL"],
-                         namespace=os.environ["KAIKU_NAMESPACE"], jwt_secret="bench-only")
+                         namespace=os.environ["KAIKU_NAMESPACE"])
 
 
 def fresh_settings(nats_url: str, database_url: str, prefix: str = "bench") -> KaikuSettings:
     """A namespace of its own on the bench servers (``drop`` removes its database)."""
     return KaikuSettings(nats_url=nats_url, database_url=database_url,
-                         namespace=f"{prefix}{uuid.uuid4().hex[:8]}", jwt_secret="bench-only")
+                         namespace=f"{prefix}{uuid.uuid4().hex[:8]}")
 
 
 def plan_at(scale: float, batch: int = 100) -> Plan:

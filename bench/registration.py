@@ -362,7 +362,7 @@ def running_system(prefix: str = "bench"):
         ports = {s: free_port() for s in ("cards", "venues", "omakaiku", "notifications")}
         work = Path(os.environ.get("TMPDIR", "/tmp")) / f"kaiku-{ns.name}"
         supervisor = Supervisor(ns.env(), work / "logs", restart_crashed=False)
-        for spec in service_specs(ports):
+        for spec in service_specs(ports, keys=ns.keys):
             supervisor.add(spec)
         started = time.perf_counter()
         supervisor.start_all()

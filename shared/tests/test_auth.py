@@ -1,4 +1,7 @@
-"""Bearer tokens: what ``verify_token`` accepts and, above all, what it refuses."""
+"""Bearer tokens: what the verifier accepts and, above all, what it refuses.
+
+Staff tokens come from cards' key set, holder tokens from omakaiku's; every
+other process holds public keys only."""
 
 from __future__ import annotations
 
@@ -6,266 +9,377 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
 import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from uuid import UUID, uuid4
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from kaiku_shared.auth import (
+    HOLDER_ISSUER,
+    HOLDER_ROLES,
+    STAFF_ISSUER,
+    STAFF_ROLES,
+    KeysUnavailable,
     Principal,
     SigningKeyMissing,
     TokenError,
-    issue_token,
-    verify_token,
+    TokenSigner,
+    TokenVerifier,
+    TrustedKeys,
 )
+from kaiku_shared.keys import KeyMaterial, generate_signing_key, public_key_set
+from kaiku_shared.revocation import RevocationList
 from kaiku_shared.settings import KaikuSettings
 
-SECRET = "unit-test-signing-key-" + "0123456789abcdef" * 3  # 70 bytes: long enough for HS512 too
+AUDIENCE = "kaikukortti"
+
+
+@pytest.fixture(scope="module")
+def keys() -> KeyMaterial:
+    return KeyMaterial.generate(development=True)
 
 
 @pytest.fixture
-def settings() -> KaikuSettings:
-    return KaikuSettings(jwt_secret=SECRET, jwt_audience="kaikukortti",
-                         jwt_issuer="kaikukortti-test")
+def staff(keys: KeyMaterial) -> TokenSigner:
+    return TokenSigner.for_staff(KaikuSettings(
+        staff_signing_keys=keys.values["KAIKU_STAFF_SIGNING_KEYS"]))
 
 
-def claims(settings: KaikuSettings, **overrides: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base: dict[str, Any] = {
-        "iss": settings.jwt_issuer, "aud": settings.jwt_audience, "iat": now,
-        "exp": now + 600, "role": "distributor", "sub": "staff-1", "org": str(uuid4()),
-    }
-    base.update(overrides)
-    return {k: v for k, v in base.items() if v is not None}
+@pytest.fixture
+def holders(keys: KeyMaterial) -> TokenSigner:
+    return TokenSigner.for_holders(KaikuSettings(
+        holder_signing_keys=keys.values["KAIKU_HOLDER_SIGNING_KEYS"]))
+
+
+@pytest.fixture
+def verifier(keys: KeyMaterial) -> TokenVerifier:
+    """What venues or notifications hold: the two public key sets, nothing else."""
+    return TokenVerifier.from_settings(KaikuSettings(**{
+        "staff_jwks": keys.values["KAIKU_STAFF_JWKS"],
+        "holder_jwks": keys.values["KAIKU_HOLDER_JWKS"],
+        "staff_jwks_url": "", "holder_jwks_url": ""}))
 
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def hand_signed(header: dict[str, Any], payload: dict[str, Any], key: str) -> str:
-    """A JWT whose header says whatever we like, HMAC-SHA256-signed with ``key``."""
-    signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(payload).encode())}"
-    signature = hmac.new(key.encode(), signing_input.encode(), hashlib.sha256).digest()
-    return f"{signing_input}.{b64(signature)}"
+def claims(**overrides: Any) -> dict[str, Any]:
+    now = time.time()
+    base: dict[str, Any] = {"iss": STAFF_ISSUER, "aud": AUDIENCE, "iat": now, "exp": now + 600,
+                            "jti": uuid4().hex, "role": "distributor", "sub": "staff-1",
+                            "org": str(uuid4())}
+    base.update(overrides)
+    return {k: v for k, v in base.items() if v is not None}
+
+
+def private_key(signer: TokenSigner) -> Any:
+    return jwt.PyJWK(signer.keys[0], algorithm="EdDSA").key
 
 
 # --- the happy paths -----------------------------------------------------------------
 
 
-def test_staff_token_round_trip(settings: KaikuSettings) -> None:
+async def test_staff_token_round_trip(staff: TokenSigner, verifier: TokenVerifier) -> None:
     org = uuid4()
-    token = issue_token(settings, role="distributor", organisation_id=org, subject="staff-7")
-    principal = verify_token(settings, token)
+    token = staff.issue(role="distributor", organisation_id=org, subject="staff-7")
+    principal = await verifier.verify(token)
     assert principal == Principal(role="distributor", subject="staff-7", organisation_id=org)
-    assert principal.is_staff
-    assert principal.account_id is None
+    assert principal.is_staff and principal.account_id is None
     assert principal.key == f"distributor:{org}"
+    assert principal.token_id and principal.issued_at <= time.time() < principal.expires_at
 
 
-@pytest.mark.parametrize("role", ["venue", "ticket_agent"])
-def test_other_staff_roles_round_trip(settings: KaikuSettings, role: str) -> None:
-    org = uuid4()
-    principal = verify_token(settings, issue_token(settings, role=role, organisation_id=org))
-    assert (principal.role, principal.organisation_id) == (role, org)
-    assert principal.subject == str(org)  # no subject given: the organisation
-
-
-def test_kaikukeskus_needs_no_organisation(settings: KaikuSettings) -> None:
-    principal = verify_token(settings, issue_token(settings, role="kaikukeskus"))
-    assert principal.role == "kaikukeskus"
-    assert principal.organisation_id is None
-    assert principal.is_staff
-
-
-def test_holder_token_gives_the_account_id(settings: KaikuSettings) -> None:
+async def test_holder_token_gives_the_account_id(holders: TokenSigner,
+                                                 verifier: TokenVerifier) -> None:
     account = uuid4()
-    principal = verify_token(settings, issue_token(settings, role="holder", account_id=account))
-    assert principal.role == "holder"
-    assert principal.account_id == account
+    principal = await verifier.verify(holders.issue(role="holder", account_id=account))
+    assert principal.role == "holder" and principal.account_id == account
     assert isinstance(principal.account_id, UUID)
-    assert principal.organisation_id is None
     assert not principal.is_staff
-    assert principal.key == f"holder:{account}"
 
 
-def test_issued_token_is_hs256_with_audience_issuer_and_expiry(settings: KaikuSettings) -> None:
-    token = issue_token(settings, role="kaikukeskus", ttl_seconds=120)
-    assert jwt.get_unverified_header(token)["alg"] == "HS256"
+async def test_kaikukeskus_needs_no_organisation(staff: TokenSigner,
+                                                 verifier: TokenVerifier) -> None:
+    principal = await verifier.verify(staff.issue(role="kaikukeskus"))
+    assert principal.role == "kaikukeskus" and principal.organisation_id is None
+
+
+def test_issued_token_is_eddsa_with_kid_jti_audience_issuer_and_expiry(
+        staff: TokenSigner) -> None:
+    token = staff.issue(role="kaikukeskus", ttl_seconds=120)
+    header = jwt.get_unverified_header(token)
+    assert header["alg"] == "EdDSA" and header["kid"] == staff.kid
+    assert staff.kid.startswith("dev-staff-")
     payload = jwt.decode(token, options={"verify_signature": False})
-    assert payload["aud"] == "kaikukortti" and payload["iss"] == "kaikukortti-test"
-    assert payload["exp"] - payload["iat"] == 120
+    assert payload["aud"] == AUDIENCE and payload["iss"] == STAFF_ISSUER
+    assert int(payload["exp"]) - int(payload["iat"]) == 120
+    assert len(payload["jti"]) == 32
 
 
-# --- issuing refuses incomplete tokens --------------------------------------------------
+def test_the_public_key_set_holds_no_private_part(staff: TokenSigner) -> None:
+    public = staff.public_jwks()
+    assert public["keys"][0]["kid"] == staff.kid
+    assert all("d" not in key for key in public["keys"])
 
 
-def test_issue_refuses_without_a_key() -> None:
-    with pytest.raises(SigningKeyMissing):
-        issue_token(KaikuSettings(jwt_secret=None), role="kaikukeskus")
+# --- issuing refuses --------------------------------------------------------------------
 
 
-def test_issue_refuses_a_holder_without_account(settings: KaikuSettings) -> None:
-    with pytest.raises(ValueError, match="account id"):
-        issue_token(settings, role="holder")
+def test_no_signer_without_a_key() -> None:
+    with pytest.raises(SigningKeyMissing, match="KAIKU_STAFF_SIGNING_KEYS"):
+        TokenSigner.for_staff(KaikuSettings())
+    with pytest.raises(SigningKeyMissing, match="KAIKU_HOLDER_SIGNING_KEYS"):
+        TokenSigner.for_holders(KaikuSettings())
+
+
+def test_each_issuer_issues_only_its_own_roles(staff: TokenSigner, holders: TokenSigner) -> None:
+    with pytest.raises(ValueError, match="does not issue holder"):
+        staff.issue(role="holder", account_id=uuid4())
+    with pytest.raises(ValueError, match="does not issue kaikukeskus"):
+        holders.issue(role="kaikukeskus")
 
 
 @pytest.mark.parametrize("role", ["distributor", "venue", "ticket_agent"])
-def test_issue_refuses_staff_without_organisation(settings: KaikuSettings, role: str) -> None:
+def test_issue_refuses_staff_without_organisation(staff: TokenSigner, role: str) -> None:
     with pytest.raises(ValueError, match="organisation id"):
-        issue_token(settings, role=role)  # type: ignore[arg-type]
+        staff.issue(role=role)  # type: ignore[arg-type]
+
+
+def test_issue_refuses_a_holder_without_account(holders: TokenSigner) -> None:
+    with pytest.raises(ValueError, match="account id"):
+        holders.issue(role="holder")
 
 
 # --- verification refuses ---------------------------------------------------------------
 
 
-def test_without_a_key_nothing_verifies(settings: KaikuSettings) -> None:
-    token = issue_token(settings, role="kaikukeskus")
-    with pytest.raises(TokenError, match="no signing key"):
-        verify_token(KaikuSettings(jwt_secret=None), token)
+async def test_a_staff_role_signed_with_the_holder_keys_is_refused(
+        holders: TokenSigner, verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(iss=HOLDER_ISSUER, role="kaikukeskus", org=None),
+                       private_key(holders), algorithm="EdDSA", headers={"kid": holders.kid})
+    with pytest.raises(TokenError, match="wrong issuer"):
+        await verifier.verify(token)
 
 
-def test_expired_token_is_refused(settings: KaikuSettings) -> None:
-    token = issue_token(settings, role="kaikukeskus", ttl_seconds=-5)
+async def test_a_holder_token_naming_the_staff_issuer_is_refused(
+        holders: TokenSigner, verifier: TokenVerifier) -> None:
+    token = jwt.encode(claims(role="holder", sub=str(uuid4()), org=None), private_key(holders),
+                       algorithm="EdDSA", headers={"kid": holders.kid})
+    with pytest.raises(TokenError):
+        await verifier.verify(token)
+
+
+async def test_a_token_from_another_services_key_is_refused(
+        staff: TokenSigner, verifier: TokenVerifier) -> None:
+    """A venues-made key, even under the real kid: no service but cards mints staff."""
+    venues_key = generate_signing_key("venues")
+    for kid in (venues_key["kid"], staff.kid):
+        token = jwt.encode(claims(role="kaikukeskus", org=None),
+                           jwt.PyJWK(venues_key, algorithm="EdDSA").key, algorithm="EdDSA",
+                           headers={"kid": kid})
+        with pytest.raises(TokenError):
+            await verifier.verify(token)
+
+
+async def test_hs256_with_the_old_shared_secret_is_refused(verifier: TokenVerifier) -> None:
+    old = "dev-only-insecure-jwt-secret-change-me-0123456789"
+    token = jwt.encode(claims(role="kaikukeskus", org=None), old, algorithm="HS256")
+    with pytest.raises(TokenError, match="only EdDSA"):
+        await verifier.verify(token)
+
+
+async def test_an_hmac_made_with_the_public_key_is_refused(
+        staff: TokenSigner, verifier: TokenVerifier) -> None:
+    """The classic algorithm confusion: HS256 keyed with the published key."""
+    public = staff.public_jwks()["keys"][0]["x"]
+    signing_input = (f"{b64(json.dumps({'alg': 'HS256', 'kid': staff.kid}).encode())}."
+                     f"{b64(json.dumps(claims()).encode())}")
+    signature = hmac.new(public.encode(), signing_input.encode(), hashlib.sha256).digest()
+    with pytest.raises(TokenError):
+        await verifier.verify(f"{signing_input}.{b64(signature)}")
+
+
+@pytest.mark.parametrize("make_key,alg", [
+    (lambda: rsa.generate_private_key(public_exponent=65537, key_size=2048), "RS256"),
+    (lambda: ec.generate_private_key(ec.SECP256R1()), "ES256"),
+])
+async def test_other_asymmetric_algorithms_are_refused(
+        verifier: TokenVerifier, staff: TokenSigner, make_key: Any, alg: str) -> None:
+    token = jwt.encode(claims(), make_key(), algorithm=alg, headers={"kid": staff.kid})
+    with pytest.raises(TokenError):
+        await verifier.verify(token)
+
+
+async def test_alg_none_is_refused(verifier: TokenVerifier, staff: TokenSigner) -> None:
+    token = jwt.encode(claims(), None, algorithm="none", headers={"kid": staff.kid})
+    with pytest.raises(TokenError):
+        await verifier.verify(token)
+
+
+async def test_a_tampered_payload_is_refused(staff: TokenSigner,
+                                             verifier: TokenVerifier) -> None:
+    token = staff.issue(role="venue", organisation_id=uuid4())
+    header, _, signature = token.split(".")
+    forged = b64(json.dumps(claims(role="kaikukeskus", org=None)).encode())
+    with pytest.raises(TokenError):
+        await verifier.verify(f"{header}.{forged}.{signature}")
+
+
+async def test_expired_token_is_refused(staff: TokenSigner, verifier: TokenVerifier) -> None:
     with pytest.raises(TokenError, match="expired"):
-        verify_token(settings, token)
+        await verifier.verify(staff.issue(role="kaikukeskus", ttl_seconds=-5))
 
 
-def test_a_token_verified_before_is_refused_once_it_expires(
-        settings: KaikuSettings, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_a_remembered_token_is_refused_once_it_expires(
+        staff: TokenSigner, verifier: TokenVerifier, monkeypatch: pytest.MonkeyPatch) -> None:
     import types
 
     from kaiku_shared import auth
 
-    token = issue_token(settings, role="kaikukeskus", ttl_seconds=60)
-    assert verify_token(settings, token).role == "kaikukeskus"  # now remembered
+    token = staff.issue(role="kaikukeskus", ttl_seconds=60)
+    assert (await verifier.verify(token)).role == "kaikukeskus"  # now remembered
     later = time.time() + 61
-    monkeypatch.setattr(auth, "time", types.SimpleNamespace(time=lambda: later))
+    monkeypatch.setattr(auth, "time", types.SimpleNamespace(time=lambda: later,
+                                                            monotonic=time.monotonic))
     with pytest.raises(TokenError, match="expired"):
-        verify_token(settings, token)
+        await verifier.verify(token)
 
 
-def test_a_remembered_token_is_not_valid_under_another_key(settings: KaikuSettings) -> None:
-    token = issue_token(settings, role="kaikukeskus")
-    verify_token(settings, token)
-    with pytest.raises(TokenError, match="not valid"):
-        verify_token(settings.model_copy(update={"jwt_secret": "another-key-" * 3}), token)
-
-
-def test_wrong_audience_is_refused(settings: KaikuSettings) -> None:
-    token = issue_token(settings.model_copy(update={"jwt_audience": "another-system"}),
-                        role="kaikukeskus")
+@pytest.mark.parametrize("missing", ["exp", "iat", "aud", "iss", "sub", "role", "jti"])
+async def test_a_missing_required_claim_is_refused(
+        staff: TokenSigner, verifier: TokenVerifier, missing: str) -> None:
+    token = jwt.encode({k: v for k, v in claims().items() if k != missing},
+                       private_key(staff), algorithm="EdDSA", headers={"kid": staff.kid})
     with pytest.raises(TokenError):
-        verify_token(settings, token)
+        await verifier.verify(token)
 
 
-def test_wrong_issuer_is_refused(settings: KaikuSettings) -> None:
-    token = issue_token(settings.model_copy(update={"jwt_issuer": "someone-else"}),
-                        role="kaikukeskus")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-
-
-def test_alg_none_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings, role="kaikukeskus"), None, algorithm="none")
-    assert jwt.get_unverified_header(token)["alg"] == "none"
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-    # Also the hand-made kind with an empty signature.
-    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
-    payload = b64(json.dumps(claims(settings, role="kaikukeskus")).encode())
-    with pytest.raises(TokenError):
-        verify_token(settings, f"{header}.{payload}.")
-
-
-def test_token_signed_with_another_hmac_key_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings), "another-key-that-is-long-enough-xx", algorithm="HS256")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-
-
-def test_token_signed_with_an_rsa_key_is_refused(settings: KaikuSettings) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    token = jwt.encode(claims(settings), key, algorithm="RS256")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-
-
-@pytest.mark.parametrize("alg", ["RS256", "HS512", "ES256", "HS384"])
-def test_hs256_signature_under_another_alg_header_is_refused(
-    settings: KaikuSettings, alg: str,
-) -> None:
-    # The signature is a valid HS256 MAC with the real key; only the header lies.
-    token = hand_signed({"alg": alg, "typ": "JWT"}, claims(settings), SECRET)
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-    # Control: the very same construction with an honest header is accepted.
-    honest = hand_signed({"alg": "HS256", "typ": "JWT"}, claims(settings), SECRET)
-    assert verify_token(settings, honest).role == "distributor"
-
-
-def test_hs512_token_with_the_right_key_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings), SECRET, algorithm="HS512")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
-
-
-def test_a_tampered_payload_is_refused(settings: KaikuSettings) -> None:
-    token = issue_token(settings, role="venue", organisation_id=uuid4())
-    header, _, signature = token.split(".")
-    forged = b64(json.dumps(claims(settings, role="kaikukeskus")).encode())
-    with pytest.raises(TokenError):
-        verify_token(settings, f"{header}.{forged}.{signature}")
+@pytest.mark.parametrize("overrides,message", [
+    ({"role": "admin"}, "unknown role"),
+    ({"org": None}, "must name its organisation"),
+    ({"org": "not-a-uuid"}, "malformed"),
+    ({"aud": "another-system"}, "not valid"),
+])
+async def test_bad_claims_are_refused(staff: TokenSigner, verifier: TokenVerifier,
+                                      overrides: dict[str, Any], message: str) -> None:
+    token = jwt.encode(claims(**overrides), private_key(staff), algorithm="EdDSA",
+                       headers={"kid": staff.kid})
+    with pytest.raises(TokenError, match=message):
+        await verifier.verify(token)
 
 
 @pytest.mark.parametrize("garbage", ["", "abc", "a.b.c", "Bearer x.y.z"])
-def test_garbage_is_refused(settings: KaikuSettings, garbage: str) -> None:
+async def test_garbage_is_refused(verifier: TokenVerifier, garbage: str) -> None:
     with pytest.raises(TokenError):
-        verify_token(settings, garbage)
+        await verifier.verify(garbage)
 
 
-@pytest.mark.parametrize("missing", ["exp", "iat", "aud", "iss", "sub", "role"])
-def test_a_missing_required_claim_is_refused(settings: KaikuSettings, missing: str) -> None:
-    token = jwt.encode({k: v for k, v in claims(settings).items() if k != missing},
-                       SECRET, algorithm="HS256")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
+# --- rotation and fetched keys ------------------------------------------------------------
 
 
-def test_an_unknown_role_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings, role="admin"), SECRET, algorithm="HS256")
-    with pytest.raises(TokenError, match="unknown role"):
-        verify_token(settings, token)
+async def test_after_a_rotation_the_new_key_signs_and_the_old_still_verifies(
+        keys: KeyMaterial) -> None:
+    rotated = keys.rotated("staff", development=True)
+    old = TokenSigner.for_staff(KaikuSettings(
+        staff_signing_keys=keys.values["KAIKU_STAFF_SIGNING_KEYS"]))
+    new = TokenSigner.for_staff(KaikuSettings(
+        staff_signing_keys=rotated.values["KAIKU_STAFF_SIGNING_KEYS"]))
+    assert new.kid != old.kid and [k["kid"] for k in new.keys][1] == old.kid
+    verifier = TokenVerifier.from_settings(KaikuSettings(
+        staff_jwks=rotated.values["KAIKU_STAFF_JWKS"], staff_jwks_url="", holder_jwks_url=""))
+    for signer in (old, new):
+        token = signer.issue(role="kaikukeskus")
+        assert jwt.get_unverified_header(token)["kid"] == signer.kid
+        assert (await verifier.verify(token)).role == "kaikukeskus"
 
 
-@pytest.mark.parametrize("role", ["distributor", "venue", "ticket_agent"])
-def test_staff_token_without_org_claim_is_refused(settings: KaikuSettings, role: str) -> None:
-    token = jwt.encode(claims(settings, role=role, org=None), SECRET, algorithm="HS256")
-    with pytest.raises(TokenError, match="must name its organisation"):
-        verify_token(settings, token)
+@pytest.fixture
+def jwks_server(staff: TokenSigner) -> Iterator[tuple[str, list[int]]]:
+    """A real HTTP server publishing the staff keys, counting its requests."""
+    hits: list[int] = []
+    body = json.dumps(staff.public_jwks()).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(1)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/.well-known/jwks.json", hits
+    finally:
+        server.shutdown()
 
 
-def test_malformed_org_claim_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings, org="not-a-uuid"), SECRET, algorithm="HS256")
-    with pytest.raises(TokenError, match="malformed"):
-        verify_token(settings, token)
+async def test_public_keys_are_fetched_once_and_an_unknown_kid_refetches_at_most_so_often(
+        staff: TokenSigner, jwks_server: tuple[str, list[int]]) -> None:
+    url, hits = jwks_server
+    trusted = TrustedKeys(STAFF_ISSUER, STAFF_ROLES, [], url, refetch_seconds=60)
+    verifier = TokenVerifier(AUDIENCE, [trusted, TrustedKeys(HOLDER_ISSUER, HOLDER_ROLES, [])])
+    for _ in range(3):
+        assert (await verifier.verify(staff.issue(role="kaikukeskus"))).role == "kaikukeskus"
+    assert len(hits) == 1
+    unknown = jwt.encode(claims(), private_key(staff), algorithm="EdDSA",
+                         headers={"kid": "never-published"})
+    for _ in range(5):
+        with pytest.raises(TokenError, match="does not know"):
+            await verifier.verify(unknown)
+    assert len(hits) == 1  # within refetch_seconds: no flood reaches the issuer
 
 
-def test_holder_token_whose_subject_is_not_an_account_id_is_refused(
-    settings: KaikuSettings,
-) -> None:
-    token = jwt.encode(claims(settings, role="holder", sub="someone", org=None), SECRET,
-                       algorithm="HS256")
-    with pytest.raises(TokenError, match="malformed"):
-        verify_token(settings, token)
+async def test_an_unreachable_issuer_is_unavailable_not_unauthorised(
+        staff: TokenSigner) -> None:
+    trusted = TrustedKeys(STAFF_ISSUER, STAFF_ROLES, [], "http://127.0.0.1:9/jwks.json")
+    verifier = TokenVerifier(AUDIENCE, [trusted])
+    with pytest.raises(KeysUnavailable):
+        await verifier.verify(staff.issue(role="kaikukeskus"))
 
 
+# --- revocation -----------------------------------------------------------------------------
 
 
-def test_non_string_org_claim_is_refused(settings: KaikuSettings) -> None:
-    token = jwt.encode(claims(settings, org=12345), SECRET, algorithm="HS256")
-    with pytest.raises(TokenError):
-        verify_token(settings, token)
+def test_a_user_revocation_refuses_only_tokens_issued_before_it() -> None:
+    user = uuid4()
+    before = Principal("distributor", str(user), uuid4(), issued_at=100.0, expires_at=9e9)
+    after = Principal("distributor", str(user), uuid4(), issued_at=200.0, expires_at=9e9)
+    other = Principal("distributor", str(uuid4()), uuid4(), issued_at=100.0, expires_at=9e9)
+    revoked = RevocationList()
+    revoked._not_before[("user", str(user))] = (150.0, "password_changed")
+    assert "password was changed" in (revoked.refusal(before) or "")
+    assert revoked.refusal(after) is None and revoked.refusal(other) is None
+
+
+def test_an_organisation_account_or_token_revocation_refuses() -> None:
+    org, account = uuid4(), uuid4()
+    revoked = RevocationList()
+    revoked._not_before[("organisation", str(org))] = (150.0, "left")
+    revoked._not_before[("account", str(account))] = (150.0, "erased")
+    revoked._not_before[("token", "abc")] = (0.0, "signed_out")
+    assert "left the Kaikukortti network" in (revoked.refusal(
+        Principal("venue", "x", org, issued_at=100.0)) or "")
+    assert "erased" in (revoked.refusal(
+        Principal("holder", str(account), account_id=account, issued_at=100.0)) or "")
+    assert "signed out" in (revoked.refusal(
+        Principal("holder", "y", account_id=uuid4(), token_id="abc", issued_at=999.0)) or "")
+    assert revoked.refusal(Principal("holder", "y", account_id=uuid4(), token_id="abd",
+                                     issued_at=100.0)) is None
+
+
+def test_a_public_set_of_private_keys_drops_every_private_part() -> None:
+    keys = [generate_signing_key("staff"), generate_signing_key("staff")]
+    assert all(set(k) == {"kty", "crv", "alg", "use", "kid", "x"}
+               for k in public_key_set(keys)["keys"])

@@ -305,8 +305,10 @@ def test_the_personal_data_check_would_catch_personal_fields() -> None:
 
 # omakaiku contracts that refer to no holder at all, and why:
 # - feedback_given: ratings must not be linkable to the holder who gave them;
-# - mobile_card_key_published: a public signing key, about no holder.
-NOT_ABOUT_A_HOLDER = {"feedback_given", "mobile_card_key_published"}
+# - mobile_card_key_published: a public signing key, about no holder;
+# - holder_access_revoked: a signed-out token's random id (``target``), so that
+#   the services refuse that token without learning whose it was.
+NOT_ABOUT_A_HOLDER = {"feedback_given", "mobile_card_key_published", "holder_access_revoked"}
 
 
 def test_holder_contracts_refer_to_holders_only_by_card_or_account() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
+from kaiku_shared.supervisor import ProcessSpec, Supervisor, jwks_urls
 from kaiku_shared.testing import System, eventually, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -168,13 +168,16 @@ async def web(system: System, tmp_path_factory) -> Web:
     sink = start(work / "mailbox")
     omakaiku_port, web_port = free_port(), free_port()
     supervisor = Supervisor(system.supervisor.base_env, work / "logs")
+    keys, jwks = system.ns.keys, jwks_urls(system.ports)
     supervisor.add(ProcessSpec("omakaiku-api-smtp", [sys.executable, "-m", "omakaiku", "api"], {
+        **keys.env_for("omakaiku"), **jwks,
         "KAIKU_HTTP_PORT": str(omakaiku_port),
         "KAIKU_OMAKAIKU_SMTP_HOST": "127.0.0.1",
         "KAIKU_OMAKAIKU_SMTP_PORT": str(sink.port),
         "KAIKU_OMAKAIKU_PUBLIC_URL": f"http://127.0.0.1:{web_port}/oma",
     }, omakaiku_port))
     supervisor.add(ProcessSpec("web-api", [sys.executable, "-m", "web", "api"], {
+        **keys.env_for("web"), **jwks,
         "KAIKU_HTTP_PORT": str(web_port),
         "KAIKU_WEB_CARDS_URL": system.url("cards"),
         "KAIKU_WEB_VENUES_URL": system.url("venues"),

@@ -219,8 +219,9 @@ def expired_mobile_card(web, card_number: str) -> str:
     from omakaiku.adapters.mobile_card import CardSigner
     from omakaiku.config import OmaKaikuSettings
 
-    seed = OmaKaikuSettings(card_signing_key=None).key_bytes(web.system.ns.settings,
-                                                             "card-signing")
+    keys = web.system.ns.keys.values
+    seed = OmaKaikuSettings(card_signing_key=keys["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"]
+                            ).key_bytes("card-signing")
     token, _ = CardSigner(seed).issue(card_number=card_number, valid_until=None, children=0,
                                       now=datetime.now(UTC) - timedelta(minutes=10),
                                       ttl_seconds=300)

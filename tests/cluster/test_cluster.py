@@ -233,7 +233,7 @@ async def test_cluster_survives_losing_a_nats_node_the_active_relay_and_a_worker
     say(f"NATS cluster up: {', '.join(cluster.urls)}; meta leader {cluster.meta_leader()}")
     # The test's own view goes through n3, which is never killed.
     ns = Namespace(unique_namespace("cl"), Servers(n3.url, servers.database_url))
-    supervisor = Supervisor({**ns.env(), "KAIKU_OTEL_EXPORTER": "none",
+    supervisor = Supervisor({**ns.env(), **ns.keys.public_env(), "KAIKU_OTEL_EXPORTER": "none",
                              "KAIKU_STREAM_REPLICAS": "3"}, tmp_path / "logs")
     admin = None
     try:
@@ -254,7 +254,7 @@ async def test_cluster_survives_losing_a_nats_node_the_active_relay_and_a_worker
         relays = ["venues-relay-1", "venues-relay-2"]
         for service in REPLICATED:
             for replica, node in ((1, n1), (2, n2)):
-                env = {"KAIKU_NATS_URL": node.url}
+                env = {"KAIKU_NATS_URL": node.url, **ns.keys.env_for(service)}
                 port = ports[f"{service}-{replica}"] = free_port()
                 supervisor.add(ProcessSpec(
                     f"{service}-api-{replica}", [sys.executable, "-m", service, "api"],

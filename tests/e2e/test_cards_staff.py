@@ -3,10 +3,18 @@ partner continuation round — over HTTP against the running system."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import date
 
 import pytest
+
+from kaiku_shared.testing import (
+    STAFF_PROBES,
+    accepted_everywhere,
+    reported,
+    seconds_until_refused_everywhere,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -211,8 +219,14 @@ async def test_the_partner_continuation_round(system, world):
     assert decisions[leaving["organisation_id"]] == "leave"
     assert world.venue_org_id in {str(p["organisation_id"]) for p in body["not_answered"]}
 
+    leaving_token = system.token("ticket_agent", organisation_id=leaving["organisation_id"])
+    await accepted_everywhere(system, leaving_token, STAFF_PROBES)
     closed = await _post(system, centre, f"/continuation-rounds/{year}/closure", {}, expect=200)
+    since = time.monotonic()
     assert closed["closed"] is True
+    # The organisation has left the network: its tokens stop working everywhere.
+    reported("organisation left", await seconds_until_refused_everywhere(
+        system, leaving_token, STAFF_PROBES, since))
     async with system.client("cards", world.venue_token) as client:
         late = await client.post(f"/continuation-rounds/{year}/answers",
                                  json={"decision": "continue"})

@@ -31,7 +31,9 @@ def crashing_apis(system, tmp_path_factory):
     for service, port in ports.items():
         supervisor.add(ProcessSpec(f"{service}-api-crashing",
                                    [system.supervisor.specs[f"{service}-api"].argv[0], "-m",
-                                    service, "api"], {"KAIKU_HTTP_PORT": str(port)}, port))
+                                    service, "api"],
+                                   {**system.ns.keys.env_for(service),
+                                    "KAIKU_HTTP_PORT": str(port)}, port))
     supervisor.start_all()
     try:
         supervisor.wait_ready(timeout=60)

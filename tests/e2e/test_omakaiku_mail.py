@@ -61,6 +61,14 @@ class Mail:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.iterdir()))
 
 
+def omakaiku_keys(system) -> OmaKaikuSettings:
+    """omakaiku's settings with this run's keys, for reading its data from here."""
+    keys = system.ns.keys.values
+    return OmaKaikuSettings(master_key=keys["KAIKU_OMAKAIKU_MASTER_KEY"],
+                            lookup_key=keys["KAIKU_OMAKAIKU_LOOKUP_KEY"],
+                            card_signing_key=keys["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"])
+
+
 @pytest.fixture(scope="module")
 def mail(system, tmp_path_factory):
     from omakaiku.smtp_sink import start
@@ -70,6 +78,7 @@ def mail(system, tmp_path_factory):
     port = free_port()
     supervisor = Supervisor(system.supervisor.base_env, work / "logs")
     supervisor.add(ProcessSpec("omakaiku-api-smtp", [sys.executable, "-m", "omakaiku", "api"], {
+        **system.ns.keys.env_for("omakaiku"),
         "KAIKU_HTTP_PORT": str(port),
         "KAIKU_OMAKAIKU_SMTP_HOST": "127.0.0.1",
         "KAIKU_OMAKAIKU_SMTP_PORT": str(sink.port),
@@ -259,7 +268,7 @@ async def test_notifications_are_emailed_in_the_holders_language(world, mail):
 
     settings = system.ns.settings
     smtp = OmaKaikuSettings(smtp_host="127.0.0.1", smtp_port=_sink_port(mail))
-    application = await asyncio.to_thread(build_application, settings, OmaKaikuSettings())
+    application = await asyncio.to_thread(build_application, settings, omakaiku_keys(system))
     pool = await create_pool(settings, "omakaiku", size=2)
     try:
         deliverer = Deliverer(pool, Mailer(smtp), "https://oma.kaikukortti.test",
@@ -370,7 +379,7 @@ async def test_canaries_never_leave_omakaiku_and_erasure_makes_them_unrecoverabl
 
     # The sealed copy in the event store opens with the holder's key — before erasure.
     application = await asyncio.to_thread(build_application, system.ns.settings,
-                                          OmaKaikuSettings())
+                                          omakaiku_keys(system))
     try:
         conn = await system.database("omakaiku")
         try:

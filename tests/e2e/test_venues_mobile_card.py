@@ -119,12 +119,12 @@ async def ready_to_scan(world, holder_token: str, card_number: str) -> str:
 
 
 def development_signing_seed(world) -> bytes:
-    """omakaiku's development signing key of this test run (derived from the JWT
-    secret, as omakaiku derives it when KAIKU_OMAKAIKU_CARD_SIGNING_KEY is unset)."""
+    """omakaiku's mobile-card signing key of this test run."""
     from omakaiku.config import OmaKaikuSettings
 
-    return OmaKaikuSettings(card_signing_key=None, require_keys=False).key_bytes(
-        world.system.ns.settings, "card-signing")
+    keys = world.system.ns.keys.values
+    return OmaKaikuSettings(card_signing_key=keys["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"]
+                            ).key_bytes("card-signing")
 
 
 async def restart_omakaiku_api(world) -> None:
@@ -312,6 +312,7 @@ async def test_restarts_publish_no_second_key_and_a_rotated_key_keeps_the_old_va
     # Rotation: omakaiku starts with a new key. Its kid is published once; the
     # old kid stays valid, so a token shown a moment before still works.
     spec = world.system.supervisor.specs["omakaiku-api"]
+    first_key = spec.env["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"]
     spec.env["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"] = base64.b64encode(os.urandom(32)).decode()
     try:
         await restart_omakaiku_api(world)
@@ -325,7 +326,7 @@ async def test_restarts_publish_no_second_key_and_a_rotated_key_keeps_the_old_va
             assert response.status_code == 201, response.text
             assert response.json()["card_number"] == card_number
     finally:
-        del spec.env["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"]
+        spec.env["KAIKU_OMAKAIKU_CARD_SIGNING_KEY"] = first_key
         await restart_omakaiku_api(world)
 
     # Back on the first key: known already, so nothing new again.

@@ -58,7 +58,7 @@ class Harness:
         env = {**self.ns.env(), "KAIKU_CONSUMER_BACKOFF_SECONDS": "[0.2, 0.5, 1, 2, 3]",
                "KAIKU_CONSUMER_MAX_DELIVER": "30"}
         self.supervisor = Supervisor(env, tmp / "logs")
-        for spec in service_specs(self.ports):
+        for spec in service_specs(self.ports, keys=self.ns.keys):
             self.supervisor.add(spec)
 
     def url(self, service: str) -> str:

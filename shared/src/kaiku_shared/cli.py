@@ -13,42 +13,111 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .auth import STAFF_ROLES, SigningKeyMissing, issue_token
+from .auth import STAFF_ROLES, SigningKeyMissing, TokenSigner
+from .keys import KeyMaterial
 from .settings import DEFAULT_PORTS, SERVICES, KaikuSettings
 
 console = Console(stderr=True, soft_wrap=True)
 DATA_DIR = Path(os.environ.get("KAIKU_DATA_DIR", ".kaiku"))
-SECRET_FILE = "jwt-secret"
+# A random value `kaiku run` keeps per installation: the demo staff password
+# derives from it. (Before 2026-12 it was the shared token secret, and the
+# omakaiku keys were derived from it: see development_keys.)
+SEED_FILE = "jwt-secret"
+KEYS_FILE = Path("keys") / "kaiku.env"
 
 
-def dev_secret(data_dir: Path, *, create: bool) -> str | None:
-    """The dev signing key: KAIKU_JWT_SECRET, else the one `kaiku run` keeps on disk."""
-    if os.environ.get("KAIKU_JWT_SECRET"):
-        return os.environ["KAIKU_JWT_SECRET"]
-    path = data_dir / SECRET_FILE
-    if path.exists():
-        return path.read_text().strip()
-    if not create:
-        return None
-    data_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text(secrets.token_urlsafe(48))
-    path.chmod(0o600)
+def dev_seed(data_dir: Path) -> str:
+    path = data_dir / SEED_FILE
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(48))
+        path.chmod(0o600)
     return path.read_text().strip()
 
 
+def development_keys(data_dir: Path) -> KeyMaterial:
+    """The development key set of this installation, made on first use.
+
+    An installation from before separate keys sealed holders' data with keys
+    derived from its seed: those three are derived once more and written down,
+    so its data stays readable; everything else is random and new."""
+    path = data_dir / KEYS_FILE
+    if path.exists():
+        return KeyMaterial.read_env_file(path)
+    keys = KeyMaterial.generate(development=True)
+    legacy_seed = data_dir / SEED_FILE
+    if legacy_seed.exists():
+        seed = legacy_seed.read_text().strip().encode()
+        keys = KeyMaterial({**keys.values, **{
+            f"KAIKU_OMAKAIKU_{purpose.upper().replace('-', '_')}_KEY": _legacy_key(seed, purpose)
+            for purpose in ("master", "lookup", "card-signing")}})
+    keys.write_env_file(path)
+    return keys
+
+
+def _legacy_key(seed: bytes, purpose: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+    key = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"kaikukortti-omakaiku-dev",
+               info=f"omakaiku/{purpose}".encode()).derive(seed)
+    return base64.b64encode(key).decode()
+
+
 def cmd_token(args: argparse.Namespace) -> int:
-    secret = dev_secret(DATA_DIR, create=False)
-    if not secret:
-        console.print("[red]No dev signing key: set KAIKU_JWT_SECRET or start `make run` "
-                      "first (it keeps one in .kaiku/).[/red]")
+    settings = KaikuSettings()
+    if settings.env == "production":
+        console.print("[red]kaiku token is a development tool: production tokens come from "
+                      "signing in (cards /auth/login, omakaiku /auth/token).[/red]")
         return 2
-    settings = KaikuSettings(jwt_secret=secret)
+    if settings.staff_signing_keys or settings.holder_signing_keys:
+        env = os.environ
+    elif (DATA_DIR / KEYS_FILE).exists():
+        env = KeyMaterial.read_env_file(DATA_DIR / KEYS_FILE).values
+    else:
+        console.print("[red]No signing keys: start `make run` first (it keeps development "
+                      "keys in .kaiku/keys/), or set KAIKU_STAFF_SIGNING_KEYS / "
+                      "KAIKU_HOLDER_SIGNING_KEYS.[/red]")
+        return 2
     try:
-        print(issue_token(settings, role=args.role, organisation_id=args.org,
-                          account_id=args.account, ttl_seconds=args.ttl))
+        signing = KaikuSettings(staff_signing_keys=env.get("KAIKU_STAFF_SIGNING_KEYS"),
+                                holder_signing_keys=env.get("KAIKU_HOLDER_SIGNING_KEYS"))
+        signer = (TokenSigner.for_holders(signing) if args.role == "holder"
+                  else TokenSigner.for_staff(signing))
+        print(signer.issue(role=args.role, organisation_id=args.org, account_id=args.account,
+                           ttl_seconds=args.ttl))
     except (ValueError, SigningKeyMissing) as error:
         console.print(f"[red]{error}[/red]")
         return 2
+    return 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    """`kaiku keys generate` writes a fresh set; `kaiku keys rotate` puts a new
+    signing key first in an existing set (the old ones keep verifying)."""
+    path = Path(args.out) / "kaiku.env" if args.action == "generate" else Path(args.file)
+    if args.action == "generate":
+        if path.exists() and not args.force:
+            console.print(f"[red]{path} exists; rotate it (kaiku keys rotate --file {path}) or "
+                          "pass --force to replace every key (holders' data sealed with the "
+                          "old master key could no longer be read).[/red]")
+            return 2
+        KeyMaterial.generate().write_env_file(path)
+        console.print(f"Wrote a new key set to {path} (mode 600). Give each service only its "
+                      "own lines: see docs/operations.md#keys.")
+        return 0
+    try:
+        keys = KeyMaterial.read_env_file(path)
+    except (OSError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        return 2
+    for purpose in args.purpose or ("staff", "holder"):
+        keys = keys.rotated(purpose)
+    keys.write_env_file(path)
+    console.print(f"Rotated the {' and '.join(args.purpose or ('staff', 'holder'))} signing key(s) in {path}: the new "
+                  "key signs, the old ones verify until you remove them (after 12 h).")
     return 0
 
 
@@ -129,13 +198,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     started = time.monotonic()
     data_dir = DATA_DIR.resolve()
-    secret = dev_secret(data_dir, create=True)
+    production = KaikuSettings().env == "production"
+    if production and (problem := production_preflight()):
+        console.print(f"[red]{problem}[/red]")
+        return 2
+    # Development keys live in .kaiku/keys/; production takes its own from the
+    # environment (each process checks them again as it starts).
+    keys = None if production else development_keys(data_dir)
+    seed = dev_seed(data_dir)
     servers = EmbeddedServers(data_dir, nats_url=os.environ.get("KAIKU_NATS_URL"),
                               database_url=os.environ.get("KAIKU_DATABASE_URL"))
     with console.status("Starting NATS and PostgreSQL…"):
         nats_url, database_url = servers.start()
     env = {"KAIKU_NATS_URL": nats_url, "KAIKU_DATABASE_URL": database_url,
-           "KAIKU_JWT_SECRET": secret or ""}
+           **(keys.public_env() if keys else {})}
     ports = {s: args.port_base + i for i, s in enumerate(SERVICES)}
     # Holders' e-mail (sign-in codes, welcome links) goes to a local sink.
     sink, mail_env = mail_sink(data_dir / "mail", args.smtp_port, ports["omakaiku"])
@@ -143,9 +219,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     mail_env["KAIKU_OMAKAIKU_PUBLIC_URL"] = f"http://127.0.0.1:{args.web_port}/oma"
     supervisor = Supervisor({**env, **mail_env}, data_dir / "logs")
     supervisor.add(sink)
-    for spec in service_specs(ports):
+    for spec in service_specs(ports, keys=keys):
         supervisor.add(spec)
-    supervisor.add(web_spec(args.web_port, ports, dev_token_signin=True))
+    supervisor.add(web_spec(args.web_port, ports, dev_token_signin=not production, keys=keys))
 
     def stop(*_: object) -> None:
         raise KeyboardInterrupt
@@ -156,13 +232,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             supervisor.start_all()
             supervisor.wait_ready(timeout=90)
         ready_after = time.monotonic() - started
-        settings = KaikuSettings(nats_url=nats_url, database_url=database_url,
-                                 jwt_secret=secret)
         urls = {s: f"http://127.0.0.1:{ports[s]}" for s in SERVICES}
         demo = None
-        if not args.no_demo:
+        if not args.no_demo and keys is not None:
             with console.status("Loading demo data…"):
-                demo = load_demo_data(settings, urls)
+                demo = load_demo_data(keys, seed, urls)
         console.print(f"\n[bold]Web: http://127.0.0.1:{args.web_port}/[/bold]  (staff: "
                       f"/staff, holders: /oma)")
         print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir)
@@ -177,6 +251,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         servers.stop()
         console.print("Stopped every process.")
     return 0
+
+
+def production_preflight() -> str | None:
+    """Each process's own production check, run before anything starts: the
+    first refusal, as the process printed it, or None."""
+    import subprocess
+
+    for module in (*SERVICES, "web"):
+        result = subprocess.run([sys.executable, "-m", module, "check"], capture_output=True,
+                                text=True, timeout=120)
+        if result.returncode != 0:
+            lines = result.stderr.strip().splitlines() or [f"{module} check failed"]
+            return lines[-1]
+    return None
 
 
 def print_welcome(urls, nats_url, database_url, ready_after, demo, data_dir) -> None:
@@ -216,6 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--account", help="account id (holder)")
     token.add_argument("--ttl", type=int, default=12 * 3600, help="seconds (default 12 h)")
     token.set_defaults(func=cmd_token)
+    keys = sub.add_parser("keys", help="make or rotate an installation's keys")
+    keys.add_argument("action", choices=["generate", "rotate"])
+    keys.add_argument("--out", default="kaiku-keys",
+                      help="generate: the folder for kaiku.env (default ./kaiku-keys)")
+    keys.add_argument("--force", action="store_true", help="generate: replace an existing set")
+    keys.add_argument("--file", default="kaiku-keys/kaiku.env", help="rotate: the set to change")
+    keys.add_argument("--purpose", action="append", choices=["staff", "holder"],
+                      help="rotate: which signing key (repeatable; default both)")
+    keys.set_defaults(func=cmd_keys)
     run = sub.add_parser("run", help="start NATS, Postgres, every service and demo data")
     run.add_argument("--no-demo", action="store_true", help="skip the demo data")
     run.add_argument("--web-port", type=int, default=8100,

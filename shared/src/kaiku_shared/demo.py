@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from .auth import issue_token
+from .auth import TokenSigner
+from .keys import KeyMaterial
 from .settings import KaikuSettings
 
 
@@ -29,12 +30,12 @@ class DemoData:
     usernames: tuple[str, ...] = ()
 
 
-def demo_password(settings: KaikuSettings) -> str:
+def demo_password(seed: str) -> str:
     """Stable per installation (a rerun must send the same body with its key),
-    different between installations (it derives from the local signing key)."""
+    different between installations (it derives from the installation's seed)."""
     import hashlib
 
-    return "demo-" + hashlib.sha256((settings.jwt_secret or "").encode()).hexdigest()[:12]
+    return "demo-" + hashlib.sha256(seed.encode()).hexdigest()[:12]
 
 
 def _post(client: httpx.Client, url: str, token: str, key: str, body: dict[str, Any]
@@ -47,8 +48,10 @@ def _post(client: httpx.Client, url: str, token: str, key: str, body: dict[str, 
     return response.json()
 
 
-def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
-    centre = issue_token(settings, role="kaikukeskus")
+def load_demo_data(keys: KeyMaterial, seed: str, urls: dict[str, str]) -> DemoData:
+    staff = TokenSigner.for_staff(KaikuSettings(
+        staff_signing_keys=keys.values["KAIKU_STAFF_SIGNING_KEYS"]))
+    centre = staff.issue(role="kaikukeskus")
     with httpx.Client(timeout=10) as client:
         orgs = {}
         for kind, name, municipality in (
@@ -60,7 +63,7 @@ def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
                                f"demo-org-{kind}", {"kind": kind, "name": name,
                                                     "municipality": municipality}
                                )["organisation_id"]
-        password = demo_password(settings)
+        password = demo_password(seed)
         users = (("demo.keskus", None), ("demo.jakaja", orgs["distributor"]),
                  ("demo.kohde", orgs["venue"]), ("demo.lipunvalitys", orgs["ticket_agent"]))
         for username, organisation_id in users:
@@ -68,7 +71,7 @@ def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
             if organisation_id:
                 body["organisation_id"] = organisation_id
             _post(client, f"{urls['cards']}/users", centre, f"demo-user-{username}", body)
-        venue_staff = issue_token(settings, role="venue", organisation_id=orgs["venue"])
+        venue_staff = staff.issue(role="venue", organisation_id=orgs["venue"])
         venue_id = _post(client, f"{urls['venues']}/venues", venue_staff, "demo-venue", {
             "organisation_id": orgs["venue"], "name": "Imatran Teatteri",
             "kind": "performing_arts", "municipality": "imatra",
@@ -91,7 +94,7 @@ def load_demo_data(settings: KaikuSettings, urls: dict[str, str]) -> DemoData:
                     "capacity": capacity, "card_cap": max(10, -(-capacity * 3 // 100)),
                 },
             )["offering_id"])
-        distributor = issue_token(settings, role="distributor",
+        distributor = staff.issue(role="distributor",
                                   organisation_id=orgs["distributor"])
         card = _post(client, f"{urls['cards']}/cards", distributor, "demo-card", {
             "birth_year": 1985, "postal_code": "55100", "municipality": "Imatra",

@@ -29,7 +29,7 @@ from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from .auth import Principal, Role, TokenError, verify_token
+from .auth import KeysUnavailable, Principal, Role, TokenError
 from .eventstore import command_meta
 from .metrics import HTTP_REQUESTS
 from .settings import KaikuSettings
@@ -210,12 +210,14 @@ def _bearer(request: Request) -> str:
 # Dependencies are async on purpose: FastAPI runs a plain ``def`` dependency in a
 # worker thread, a hop per dependency per request for a few microseconds of work.
 async def current_principal(request: Request) -> Principal:
-    settings: KaikuSettings = request.app.state.settings
     try:
-        return verify_token(settings, _bearer(request))
+        return await request.app.state.verifier.verify(_bearer(request))
     except TokenError as error:
         raise Problem(401, "Not signed in", str(error), kind="unauthenticated",
                       headers={"WWW-Authenticate": "Bearer"}) from None
+    except KeysUnavailable as error:
+        raise Problem(503, "Cannot check sign-in now", str(error), kind="keys-unavailable",
+                      headers={"Retry-After": "5"}) from None
 
 
 CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
@@ -349,8 +351,8 @@ class IdempotencyMiddleware:
             return
         token = headers.get("authorization", "").partition(" ")[2].strip()
         try:
-            principal_key = verify_token(settings, token).key
-        except TokenError:
+            principal_key = (await fastapi_app.state.verifier.verify(token)).key
+        except (TokenError, KeysUnavailable):
             await self.app(scope, receive, send)  # the route answers 401 itself
             return
 

@@ -23,6 +23,8 @@ from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from . import revocation
+from .auth import TokenSigner, TokenVerifier
 from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
 from .db import apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
@@ -96,8 +98,12 @@ def create_api(
     setup: Callable[[FastAPI, Runtime], Awaitable[None]],
     routers: list[Any],
     readiness_consumers: tuple[tuple[str, str], ...] = (),
+    signer: Callable[[KaikuSettings], TokenSigner] | None = None,
 ) -> FastAPI:
-    """A FastAPI app with health, readiness, metrics, errors and idempotency."""
+    """A FastAPI app with health, readiness, metrics, errors, idempotency and
+    token verification (with revocations); an issuer (``signer``) also serves
+    its public keys at /.well-known/jwks.json."""
+    own = signer(settings) if signer is not None else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,21 +112,31 @@ def create_api(
         # requests meet in one group commit instead of queueing for a thread.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=settings.api_threads, thread_name_prefix="usecase"))
-        runtime = await open_runtime(settings, service, schema)
+        runtime = await open_runtime(settings, service, (*schema, *revocation.SCHEMA))
         app.state.runtime = runtime
         app.state.pool = runtime.pool
         await setup(app, runtime)
-        settle_heap()
-        log.info("api ready", extra={"service": service})
-        try:
-            yield
-        finally:
-            await runtime.close()
-            shutdown_telemetry()
+        async with revocation.followed(revocation.RevocationList(), runtime.pool,
+                                       settings.revocation_refresh_seconds) as revoked:
+            app.state.verifier = TokenVerifier.from_settings(settings, own=own,
+                                                             revocations=revoked)
+            settle_heap()
+            log.info("api ready", extra={"service": service})
+            try:
+                yield
+            finally:
+                await runtime.close()
+                shutdown_telemetry()
 
     app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
     app.state.settings = settings
+    app.state.signer = own
     install_error_handlers(app)
+    if own is not None:
+        @app.get("/.well-known/jwks.json", tags=["operations"],
+                 summary="The public keys that verify this service's tokens")
+        async def jwks() -> JSONResponse:
+            return JSONResponse(own.public_jwks(), headers={"Cache-Control": "max-age=300"})
     for router in routers:
         app.include_router(router, responses=PROBLEM_RESPONSES)
 
@@ -192,9 +208,9 @@ async def run_worker(
 ) -> None:
     """Consume until SIGTERM/SIGINT (or ``stop``), then finish in-flight messages."""
     setup_telemetry(settings, service, "worker")
-    runtime = await open_runtime(settings, service, schema)
+    runtime = await open_runtime(settings, service, (*schema, *revocation.SCHEMA))
     js = runtime.nc.jetstream()
-    chosen = consumers(runtime)
+    chosen = [*consumers(runtime), *revocation.consumers(service)]
     # Streams are created idempotently by whoever starts first, so start order
     # between one service's worker and another's relay does not matter. Where
     # NATS permissions forbid creating another service's stream, wait for it.
@@ -353,17 +369,23 @@ def main_for(
     worker: Callable[[KaikuSettings], Awaitable[None]],
     relay: Callable[[KaikuSettings], Awaitable[None]],
     audit: Callable[[KaikuSettings], Awaitable[int]] | None = None,
+    production_problems: Callable[[KaikuSettings], list[str]] = lambda settings: [],
 ) -> Callable[[list[str] | None], None]:
-    """``python -m <service> api|worker|relay|audit``."""
+    """``python -m <service> api|worker|relay|audit``; in production each first
+    refuses to start on unsafe settings (``production.py``)."""
 
     def main(argv: list[str] | None = None) -> None:
         import sys
 
+        from .production import refuse_unsafe_start
         from .settings import load_settings
 
         args = sys.argv[1:] if argv is None else argv
         role = args[0] if args else ""
         settings = load_settings()
+        refuse_unsafe_start(settings, lambda: production_problems(settings))
+        if role == "check":
+            return  # the production check above passed (or this is development)
         if role == "api":
             serve_api(api(settings), settings, service)
         elif role == "worker":
@@ -373,7 +395,7 @@ def main_for(
         elif role == "audit" and audit is not None:
             raise SystemExit(run_loop(audit(settings)))
         else:
-            raise SystemExit(f"usage: python -m {service} api|worker|relay"
+            raise SystemExit(f"usage: python -m {service} api|worker|relay|check"
                              + ("|audit" if audit else ""))
 
     return main

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from functools import cached_property
+from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, field_validator
@@ -26,10 +27,23 @@ class KaikuSettings(BaseSettings):
     # Server-level URL; each service uses its own database on this server.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     namespace: str = "kaiku"
-    # HS256 key for staff and holder tokens; without it no token verifies.
-    jwt_secret: str | None = None
+    # production refuses development keys, unset secrets and insecure cookies
+    # at start-up (production.py); `kaiku run` is development.
+    env: Literal["development", "production"] = "development"
+
+    # Tokens (auth.py, keys.py). A key set is a JWK set as JSON text or a file
+    # path. Only cards holds the staff signing keys and only omakaiku the holder
+    # ones; every process verifies with the public keys, configured here or
+    # fetched from the issuer's /.well-known/jwks.json.
+    staff_signing_keys: str | None = None
+    holder_signing_keys: str | None = None
+    staff_jwks: str | None = None
+    holder_jwks: str | None = None
+    staff_jwks_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['cards']}/.well-known/jwks.json"
+    holder_jwks_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['omakaiku']}/.well-known/jwks.json"
     jwt_audience: str = "kaikukortti"
-    jwt_issuer: str = "kaikukortti-dev"
+    # How often an api reloads the revocations its worker projected (seconds).
+    revocation_refresh_seconds: float = Field(default=0.25, gt=0, le=1.0)
 
     http_host: str = "127.0.0.1"
     http_port: int | None = None

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 
+from .keys import KeyMaterial
 from .settings import DEFAULT_PORTS, SERVICES
 
 ROLES = ("api", "worker", "relay")
@@ -151,17 +152,28 @@ class Supervisor:
 
 def service_specs(ports: dict[str, int] | None = None,
                   services: tuple[str, ...] = SERVICES,
-                  python: str = sys.executable) -> list[ProcessSpec]:
-    """The 3 processes of each service; api ports from ``ports`` or the defaults."""
+                  python: str = sys.executable, *,
+                  keys: KeyMaterial | None = None) -> list[ProcessSpec]:
+    """The 3 processes of each service; api ports from ``ports`` or the defaults.
+    Each service gets only its own secrets from ``keys``."""
     ports = ports or DEFAULT_PORTS
     specs = []
     for service in services:
         for role in ROLES:
             port = ports[service] if role == "api" else None
-            env = {"KAIKU_HTTP_PORT": str(port)} if port else {}
+            env = {**jwks_urls(ports), **(keys.env_for(service) if keys else {})}
+            if port:
+                env["KAIKU_HTTP_PORT"] = str(port)
             specs.append(ProcessSpec(f"{service}-{role}", [python, "-m", service, role], env,
                                      port))
     return specs
+
+
+def jwks_urls(ports: dict[str, int]) -> dict[str, str]:
+    """Where the issuers serve their public keys in a run on this machine."""
+    return {"KAIKU_STAFF_JWKS_URL": f"http://127.0.0.1:{ports['cards']}/.well-known/jwks.json",
+            "KAIKU_HOLDER_JWKS_URL":
+                f"http://127.0.0.1:{ports['omakaiku']}/.well-known/jwks.json"}
 
 
 def mail_sink(mail_dir: Path, port: int, omakaiku_port: int,
@@ -176,9 +188,10 @@ def mail_sink(mail_dir: Path, port: int, omakaiku_port: int,
 
 
 def web_spec(port: int, service_ports: dict[str, int], *, dev_token_signin: bool = False,
-             python: str = sys.executable) -> ProcessSpec:
+             python: str = sys.executable, keys: KeyMaterial | None = None) -> ProcessSpec:
     """The staff and holder web interfaces (services/web), calling the four APIs."""
-    env = {"KAIKU_HTTP_PORT": str(port),
+    env = {"KAIKU_HTTP_PORT": str(port), **jwks_urls(service_ports),
+           **(keys.env_for("web") if keys else {}),
            **{f"KAIKU_WEB_{service.upper()}_URL": f"http://127.0.0.1:{service_port}"
               for service, service_port in service_ports.items()}}
     if dev_token_signin:

@@ -27,10 +27,11 @@ import httpx
 import nats
 import pytest
 
-from .auth import issue_token
+from .auth import TokenSigner
+from .keys import KeyMaterial
 from .ports import free_port
 from .settings import SERVICES, KaikuSettings
-from .supervisor import Supervisor, mail_sink, service_specs
+from .supervisor import Supervisor, jwks_urls, mail_sink, service_specs
 
 
 @dataclass
@@ -71,23 +72,32 @@ class Namespace:
     settings: KaikuSettings = field(init=False)
 
     def __post_init__(self) -> None:
+        # This run's own keys; processes get only their own (service_specs).
+        self.keys = KeyMaterial.generate(development=True)
         self.settings = KaikuSettings(
             nats_url=self.servers.nats_url, database_url=self.servers.database_url,
-            namespace=self.name, jwt_secret=f"test-secret-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+            namespace=self.name,
+            staff_signing_keys=self.keys.values["KAIKU_STAFF_SIGNING_KEYS"],
+            holder_signing_keys=self.keys.values["KAIKU_HOLDER_SIGNING_KEYS"],
         )
+        self.staff_signer = TokenSigner.for_staff(self.settings)
+        self.holder_signer = TokenSigner.for_holders(self.settings)
 
     def env(self) -> dict[str, str]:
+        """Every process's environment. No public keys are configured: the
+        verifiers fetch them from the issuers' /.well-known/jwks.json, as a
+        deployment does."""
         return {
             "KAIKU_NATS_URL": self.settings.nats_url,
             "KAIKU_DATABASE_URL": self.settings.database_url,
             "KAIKU_NAMESPACE": self.name,
-            "KAIKU_JWT_SECRET": self.settings.jwt_secret or "",
             # Fast retries so failure tests finish quickly.
             "KAIKU_CONSUMER_BACKOFF_SECONDS": "[0.1, 0.2, 0.5]",
         }
 
     def token(self, role: str, **ids: Any) -> str:
-        return issue_token(self.settings, role=role, **ids)
+        signer = self.holder_signer if role == "holder" else self.staff_signer
+        return signer.issue(role=role, **ids)  # type: ignore[arg-type]
 
     async def drop(self) -> None:
         """Remove this namespace's databases and streams from the shared servers."""
@@ -156,11 +166,12 @@ def system(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> It
     ports = {service: free_port() for service in SERVICES}
     spans_file = work / "spans.jsonl"
     sink, mail_env = mail_sink(work / "mail", free_port(), ports["omakaiku"])
-    env = {**namespace.env(), **mail_env, "KAIKU_OTEL_EXPORTER": "file",
+    # Extra processes a test starts from this base find the issuers' keys.
+    env = {**namespace.env(), **jwks_urls(ports), **mail_env, "KAIKU_OTEL_EXPORTER": "file",
            "KAIKU_OTEL_FILE": str(spans_file)}
     supervisor = Supervisor(env, work / "logs")
     supervisor.add(sink)
-    for spec in service_specs(ports):
+    for spec in service_specs(ports, keys=namespace.keys):
         supervisor.add(spec)
     supervisor.start_all()
     try:
@@ -265,3 +276,49 @@ async def database_dump(system: System, service: str) -> str:
         return "\n".join(parts)
     finally:
         await conn.close()
+
+
+# --- token revocation: is a token refused by every service? ------------------------
+# Each probe asks a route that answers 401 only when the token itself is refused:
+# a valid token of the wrong role gets 403, 404 or 422 there instead.
+
+REVOCATION_LIMIT = 2.0  # seconds, the issue's promise
+
+# (service, method, path, body): every service, for staff and for holder tokens.
+STAFF_PROBES = [("cards", "GET", "/auth/me", None), ("venues", "GET", "/venues", None),
+                ("notifications", "GET", "/inbox", None),
+                ("omakaiku", "POST", "/accounts", {})]
+HOLDER_PROBES = [("omakaiku", "GET", "/me/subscriptions", None),
+                 ("notifications", "GET", "/me/notifications", None),
+                 ("cards", "GET", "/auth/me", None), ("venues", "GET", "/venues", None)]
+
+
+async def statuses(system, token: str, probes) -> dict[str, int]:
+    async def ask(service, method, path, body) -> tuple[str, int]:
+        async with system.client(service, token) as client:
+            response = await client.request(method, path, json=body)
+        return service, response.status_code
+
+    return dict(await asyncio.gather(*(ask(*probe) for probe in probes)))
+
+
+async def accepted_everywhere(system, token: str, probes) -> None:
+    seen = await statuses(system, token, probes)
+    assert 401 not in seen.values(), f"a fresh token is refused: {seen}"
+
+
+async def seconds_until_refused_everywhere(system, token: str, probes,
+                                           since: float) -> float:
+    """Poll every service until each answers 401; the time since ``since``."""
+    deadline = since + 15
+    while time.monotonic() < deadline:
+        seen = await statuses(system, token, probes)
+        if set(seen.values()) == {401}:
+            return time.monotonic() - since
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"still accepted after 15 s: {seen}")
+
+
+def reported(what: str, delay: float) -> None:
+    print(f"\nrevocation ({what}): refused by every service after {delay * 1000:.0f} ms")
+    assert delay <= REVOCATION_LIMIT, f"{what}: {delay:.2f} s > {REVOCATION_LIMIT} s"

@@ -6,6 +6,8 @@ import asyncio
 
 from fastapi import FastAPI
 
+from kaiku_shared.auth import TokenSigner
+from kaiku_shared.production import signing_keys_problem
 from kaiku_shared.eventstore import application_env, construct_application
 from kaiku_shared.service import (
     Runtime,
@@ -43,6 +45,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         schema=(*statistics.SCHEMA, *LOGIN_SCHEMA), setup=setup, routers=[router],
         readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
                              ("venues", statistics.USAGE_CONSUMER)),
+        signer=TokenSigner.for_staff,
     )
 
 
@@ -60,7 +63,14 @@ async def audit(settings: KaikuSettings) -> int:
                            statistics.consumers())
 
 
-_process_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
+def production_problems(settings: KaikuSettings) -> list[str]:
+    """Cards signs staff tokens: production needs a real key set."""
+    problem = signing_keys_problem(settings.staff_signing_keys, "KAIKU_STAFF_SIGNING_KEYS")
+    return [problem] if problem else []
+
+
+_process_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
+                         production_problems=production_problems)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -68,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     import sys
 
     args = sys.argv[1:] if argv is None else argv
-    if args and args[0] not in ("api", "worker", "relay", "audit"):
+    if args and args[0] not in ("api", "worker", "relay", "audit", "check"):
         from .entrypoints.cli import main as cli_main
 
         raise SystemExit(cli_main(args))

@@ -149,13 +149,36 @@ def test_kaikukeskus_users_belong_to_kaikukeskus(app) -> None:
     assert user.role == "kaikukeskus"
 
 
-def test_user_events_never_leave_the_service(app, distributor) -> None:
+def test_user_events_leave_the_service_only_as_revocations_by_id(app, distributor) -> None:
+    """The username and password hash stay here; what ends a user's tokens leaves
+    as a revocation that names only the user id."""
     user = app.create_user(username="aino.jakaja", password=PASSWORD,
                            organisation_id=distributor, admin=False)
     app.change_password(user.id, "another long passphrase")
     app.deactivate_user(user.id)
-    assert contracts_of(app, user.id) == [None, None, None]
+    created, changed, deactivated = contracts_of(app, user.id)
+    assert created is None
+    assert (changed.scope, changed.target, changed.reason) == (
+        "user", str(user.id), "password_changed")
+    assert (deactivated.scope, deactivated.target, deactivated.reason) == (
+        "user", str(user.id), "deactivated")
+    assert deactivated.not_before == deactivated.occurred_at
+    for contract in (changed, deactivated):
+        assert b"aino" not in contract.to_json() and b"$argon2" not in contract.to_json()
     assert StaffUser.create_id("aino.jakaja") == user.id
+
+
+def test_a_signed_out_token_leaves_as_a_token_revocation(app) -> None:
+    from datetime import UTC, datetime
+
+    from cards.domain.model import SignedOutToken
+
+    expires = datetime(2026, 12, 5, 6, tzinfo=UTC)
+    app.sign_out("a1b2c3", expires)
+    app.sign_out("a1b2c3", expires)  # twice: one event
+    [revoked] = contracts_of(app, SignedOutToken.create_id("a1b2c3"))
+    assert (revoked.scope, revoked.target, revoked.expires_at, revoked.reason) == (
+        "token", "a1b2c3", expires, "signed_out")
 
 
 # --- approval and the partner year ------------------------------------------------------

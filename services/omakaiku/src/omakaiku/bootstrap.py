@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 from fastapi import FastAPI
 
+from kaiku_shared.auth import TokenSigner
+from kaiku_shared.production import secret_problem, signing_keys_problem
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
 from kaiku_shared.eventstore import application_env, construct_application
 from kaiku_shared.service import (
@@ -39,16 +41,16 @@ def build_application(settings: KaikuSettings,
     app = construct_application(lambda: OmaKaikuApplication(application_env(settings, SERVICE)))
     if omakaiku is not None:
         app.vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
-                          omakaiku.key_bytes(settings, "master"),
-                          omakaiku.key_bytes(settings, "lookup"))
+                          omakaiku.key_bytes("master"),
+                          omakaiku.key_bytes("lookup"))
     return app
 
 
 def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None) -> FastAPI:
     omakaiku = omakaiku or load_omakaiku_settings()
     # Fail at start, not at the first request, when keys are missing.
-    omakaiku.key_bytes(settings, "master")
-    signer = CardSigner(omakaiku.key_bytes(settings, "card-signing"))
+    omakaiku.key_bytes("master")
+    signer = CardSigner(omakaiku.key_bytes("card-signing"))
 
     async def setup(app: FastAPI, runtime: Runtime) -> None:
         app.state.omakaiku = omakaiku
@@ -61,7 +63,7 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
         app.state.mailer = Mailer(omakaiku)
         app.state.card_signer = signer
         app.state.signin = SignIn(
-            runtime.pool, omakaiku.key_bytes(settings, "lookup"),
+            runtime.pool, omakaiku.key_bytes("lookup"),
             code_ttl=omakaiku.signin_code_ttl_seconds,
             link_ttl=omakaiku.signin_link_ttl_seconds, window=omakaiku.signin_window_seconds,
             max_requests=omakaiku.signin_max_requests,
@@ -77,6 +79,7 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
                              ("venues", read_models.HISTORY_CONSUMER),
                              ("venues", read_models.OFFERING_CONSUMER),
                              ("notifications", DELIVERY_CONSUMER)),
+        signer=TokenSigner.for_holders,
     )
 
 
@@ -126,7 +129,27 @@ async def audit(settings: KaikuSettings) -> int:
                                               delivery_consumer(None)])
 
 
-_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
+def production_problems(settings: KaikuSettings) -> list[str]:
+    """OmaKaiku signs holder tokens and mobile cards, seals personal data and sends
+    the sign-in codes: production needs every one of its own keys and a relay."""
+    omakaiku = load_omakaiku_settings()
+    problems = [signing_keys_problem(settings.holder_signing_keys, "KAIKU_HOLDER_SIGNING_KEYS")]
+    values = {}
+    for purpose, value in (("master", omakaiku.master_key), ("lookup", omakaiku.lookup_key),
+                           ("card_signing", omakaiku.card_signing_key)):
+        setting = f"KAIKU_OMAKAIKU_{purpose.upper()}_KEY"
+        problems.append(secret_problem(value, setting, base64_bytes=32))
+        if value and value in values.values():
+            problems.append(f"{setting} is the same as another key; each must be its own")
+        values[purpose] = value
+    if not omakaiku.smtp_configured:
+        problems.append("KAIKU_OMAKAIKU_SMTP_HOST is not set: holders could never receive "
+                        "a sign-in code")
+    return [problem for problem in problems if problem]
+
+
+_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
+                 production_problems=production_problems)
 
 
 def main(argv: list[str] | None = None) -> None:

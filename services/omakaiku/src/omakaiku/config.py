@@ -1,16 +1,13 @@
 """OmaKaiku settings: the shared KAIKU_* settings plus omakaiku's own (KAIKU_OMAKAIKU_*).
 
-Secrets (all optional in development, required in production):
+Secrets, each its own random value, never derived from another (production
+refuses to start without them, `kaiku keys generate` makes a set, `kaiku run`
+keeps a development set in `.kaiku/keys/`):
 
+- ``KAIKU_HOLDER_SIGNING_KEYS`` (shared settings): the JWK set that signs holder tokens.
 - ``KAIKU_OMAKAIKU_MASTER_KEY``: 32 bytes, base64; wraps every holder's own data key.
 - ``KAIKU_OMAKAIKU_LOOKUP_KEY``: base64; the HMAC key of the e-mail lookup hash.
 - ``KAIKU_OMAKAIKU_CARD_SIGNING_KEY``: 32-byte Ed25519 seed, base64; signs mobile cards.
-
-When one is unset, a **development** key is derived from ``KAIKU_JWT_SECRET`` with
-HKDF (a distinct label per purpose). That keeps every omakaiku process of one
-embedded run (api replicas, worker) on the same keys without files to share, but
-it ties the keys to the JWT secret: never rely on it in production, where
-``KAIKU_OMAKAIKU_REQUIRE_KEYS=true`` refuses to start without explicit keys.
 
 E-mail: ``KAIKU_OMAKAIKU_SMTP_HOST``/``_PORT`` (unset: no e-mail is sent, the
 outcome is recorded as ``not_configured``), ``_SMTP_FROM``, ``_SMTP_USERNAME``/
@@ -22,8 +19,6 @@ from __future__ import annotations
 
 import base64
 
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -42,7 +37,6 @@ class OmaKaikuSettings(BaseSettings):
     master_key: str | None = None
     lookup_key: str | None = None
     card_signing_key: str | None = None
-    require_keys: bool = False
 
     smtp_host: str | None = None
     smtp_port: int = 25
@@ -60,22 +54,24 @@ class OmaKaikuSettings(BaseSettings):
     signin_max_attempts: int = Field(default=5, ge=1)   # wrong codes per e-mail per window
     mobile_card_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 
-    def key_bytes(self, kaiku: KaikuSettings, purpose: str) -> bytes:
-        """The configured key for ``purpose``, or the development key derived from
-        the JWT secret (see the module docstring)."""
+    def key_bytes(self, purpose: str) -> bytes:
+        """The configured key for ``purpose`` (master, lookup, card-signing)."""
+        setting = f"KAIKU_OMAKAIKU_{purpose.upper().replace('-', '_')}_KEY"
         configured = {"master": self.master_key, "lookup": self.lookup_key,
                       "card-signing": self.card_signing_key}[purpose]
-        if configured:
-            key = base64.b64decode(configured)
-            if len(key) < 32:
-                raise KeysMissing(f"the omakaiku {purpose} key must be at least 32 bytes")
-            return key[:32]
-        if self.require_keys or not kaiku.jwt_secret:
-            raise KeysMissing(
-                f"KAIKU_OMAKAIKU_{purpose.upper().replace('-', '_')}_KEY is not set "
-                "(and no development key can be derived)")
-        return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"kaikukortti-omakaiku-dev",
-                    info=f"omakaiku/{purpose}".encode()).derive(kaiku.jwt_secret.encode())
+        if not configured:
+            raise KeysMissing(f"{setting} is not set (see `kaiku keys generate`)")
+        try:
+            key = base64.b64decode(configured, validate=True)
+        except ValueError:
+            raise KeysMissing(f"{setting} is not base64") from None
+        if len(key) < 32:
+            raise KeysMissing(f"{setting} must be at least 32 bytes")
+        return key[:32]
+
+    @property
+    def smtp_configured(self) -> bool:
+        return bool(self.smtp_host)
 
 
 def load_omakaiku_settings() -> OmaKaikuSettings:

@@ -24,7 +24,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from kaiku_shared import taxonomy
-from kaiku_shared.auth import TokenError, verify_token
+from kaiku_shared.auth import KeysUnavailable, TokenError, TokenVerifier
+from kaiku_shared.production import refuse_unsafe_start, secret_problem
 from kaiku_shared.settings import KaikuSettings, load_settings
 
 from .client import Answer, Services
@@ -97,10 +98,10 @@ def create_app(settings: KaikuSettings | None = None,
                web: WebSettings | None = None) -> FastAPI:
     settings = settings or load_settings()
     web = web or WebSettings()
-    secret = web.session_secret or settings.jwt_secret
+    secret = web.session_secret
     if not secret:
-        raise SystemExit("the web needs KAIKU_WEB_SESSION_SECRET or KAIKU_JWT_SECRET to "
-                         "sign its session cookies")
+        raise SystemExit("the web needs KAIKU_WEB_SESSION_SECRET (a random value of its own) "
+                         "to sign its session cookies")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -114,6 +115,9 @@ def create_app(settings: KaikuSettings | None = None,
                   openapi_url=None)
     app.state.settings = settings
     app.state.web = web
+    # Public keys only: the web checks what a pasted or returned token is, and
+    # the services refuse a revoked one (the web then asks to sign in again).
+    app.state.verifier = TokenVerifier.from_settings(settings)
     app.state.sessions = Sessions(secret, web.session_seconds, web.secure_cookies)
     templates = Jinja2Templates(directory=str(HERE / "templates"))
     templates.env.filters["when"] = format_when
@@ -293,7 +297,13 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
 
     @app.post("/signout", dependencies=CSRF)
     async def sign_out(request: Request) -> Response:
-        holder = session_of(request).get("role") == "holder"
+        session = session_of(request)
+        holder = session.get("role") == "holder"
+        if session.get("token"):
+            # The token inside the cookie stops working everywhere, not just here.
+            await app.state.services.call("omakaiku" if holder else "cards", "POST",
+                                          "/me/sign-out" if holder else "/auth/sign-out",
+                                          token=session["token"])
         response = RedirectResponse("/oma/signin" if holder else "/staff/login",
                                     status_code=303)
         sessions.clear(response)
@@ -305,10 +315,10 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
     async def staff_login_page(request: Request) -> Response:
         return page(request, "staff/login.html")
 
-    def signed_in(token: str, extra: dict[str, Any] | None = None) -> Response | None:
+    async def signed_in(token: str, extra: dict[str, Any] | None = None) -> Response | None:
         try:
-            principal = verify_token(app.state.settings, token)
-        except TokenError:
+            principal = await app.state.verifier.verify(token)
+        except (TokenError, KeysUnavailable):
             return None
         if principal.role not in STAFF_ROLES:
             return None
@@ -324,7 +334,7 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         answer = await call(request, "cards", "POST", "/auth/login", anonymous=True,
                             json={"username": username.strip(), "password": password})
         if answer.ok:
-            response = signed_in(answer.data["access_token"], {
+            response = await signed_in(answer.data["access_token"], {
                 "username": username.strip(), "user_id": str(answer.data.get("user_id") or ""),
                 "admin": bool(answer.data.get("admin"))})
             if response is not None:
@@ -338,7 +348,7 @@ def register_routes(app: FastAPI) -> None:  # noqa: C901 - one place lists every
         if not app.state.web.dev_token_signin:
             return page(request, "message.html", status=404, heading_key="error.not_found",
                         message_key="login.token_disabled")
-        response = signed_in(token.strip())
+        response = await signed_in(token.strip())
         if response is None:
             return page(request, "staff/login.html", status=401, error_key="login.bad_token")
         return response
@@ -1021,9 +1031,23 @@ def main() -> None:
     import uvicorn
 
     args = sys.argv[1:]
-    if not args or args[0] != "api":
-        raise SystemExit("usage: python -m web api")
+    if not args or args[0] not in ("api", "check"):
+        raise SystemExit("usage: python -m web api|check")
     settings = load_settings()
+    refuse_unsafe_start(settings, lambda: production_problems(WebSettings()))
+    if args[0] == "check":
+        return
     uvicorn.run(create_app(settings), host=settings.http_host,
                 port=settings.http_port or DEFAULT_PORT, log_config=None, access_log=False,
                 timeout_graceful_shutdown=5)
+
+
+def production_problems(web: WebSettings) -> list[str]:
+    """The web signs its session cookies and must only send them over TLS."""
+    problems = [secret_problem(web.session_secret, "KAIKU_WEB_SESSION_SECRET")]
+    if not web.secure_cookies:
+        problems.append("KAIKU_WEB_SECURE_COOKIES is false: session cookies would travel "
+                        "without TLS")
+    if web.dev_token_signin:
+        problems.append("KAIKU_WEB_DEV_TOKEN_SIGNIN is a development form")
+    return [problem for problem in problems if problem]

@@ -18,7 +18,7 @@ class WebSettings(BaseSettings):
     venues_url: str = "http://127.0.0.1:8102"
     omakaiku_url: str = "http://127.0.0.1:8103"
     notifications_url: str = "http://127.0.0.1:8104"
-    # Signs the session and CSRF cookies; defaults to KAIKU_JWT_SECRET.
+    # Signs the session and CSRF cookies: a random value of its own (required).
     session_secret: str | None = None
     # Mark cookies Secure (behind TLS in production).
     secure_cookies: bool = False

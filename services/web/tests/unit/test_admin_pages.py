@@ -56,8 +56,9 @@ class FakeServices:
 def app_and_fake():
     web = WebSettings(cards_url="http://127.0.0.1:9", venues_url="http://127.0.0.1:9",
                       omakaiku_url="http://127.0.0.1:9",
-                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2)
-    app = create_app(KaikuSettings(jwt_secret="unit-test-secret-" + "x" * 32), web)
+                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2,
+                      session_secret="unit-test-session-secret-" + "x" * 32)
+    app = create_app(KaikuSettings(), web)
     with TestClient(app) as client:
         fake = FakeServices()
         app.state.services = fake

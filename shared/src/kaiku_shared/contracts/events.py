@@ -128,6 +128,23 @@ class OrganisationStatusChangedV1(IntegrationEvent):
     status: Literal["approved", "left"]
 
 
+@contract
+class StaffAccessRevokedV1(IntegrationEvent):
+    """Staff tokens stop counting: every token of a user issued before
+    ``not_before`` (deactivated, password changed), or one token (signed out;
+    ``target`` is its ``jti``, ``expires_at`` when it would have expired anyway).
+    Every service projects this and refuses such tokens within 2 s. Names no
+    person: a user id or a token id."""
+
+    PRODUCER = "cards"
+    EVENT_TYPE = "staff_access_revoked"
+    scope: Literal["user", "token"]
+    target: str = Field(min_length=1, max_length=100)  # the user, account or token id
+    not_before: datetime
+    expires_at: datetime | None = None
+    reason: Literal["deactivated", "password_changed", "signed_out"]
+
+
 # --- venues -------------------------------------------------------------------
 
 
@@ -140,6 +157,20 @@ class VenueRegisteredV1(IntegrationEvent):
     name: str
     kind: str
     municipality: str
+
+
+@contract
+class VenueChangedV1(IntegrationEvent):
+    """A venue's profile changed; ``changed`` names what (today ``ticket_agents``).
+    Readers that keep a copy read the venue again; ``ticket_agents`` is the full
+    list after the change, so a removed agent is simply absent."""
+
+    PRODUCER = "venues"
+    EVENT_TYPE = "venue_changed"
+    venue_id: UUID
+    organisation_id: UUID
+    changed: tuple[str, ...]
+    ticket_agents: tuple[UUID, ...] = ()
 
 
 @contract
@@ -334,6 +365,21 @@ class AccountErasedV1(IntegrationEvent):
     PRODUCER = "omakaiku"
     EVENT_TYPE = "account_erased"
     account_id: UUID
+
+
+@contract
+class HolderAccessRevokedV1(IntegrationEvent):
+    """A holder token stops counting: one token signed out (``target`` is its
+    ``jti``), or every token of an account issued before ``not_before``.
+    (Erasure needs no event of its own: ``AccountErasedV1`` revokes the account.)"""
+
+    PRODUCER = "omakaiku"
+    EVENT_TYPE = "holder_access_revoked"
+    scope: Literal["account", "token"]
+    target: str = Field(min_length=1, max_length=100)  # the user, account or token id
+    not_before: datetime
+    expires_at: datetime | None = None
+    reason: Literal["signed_out"]
 
 
 @contract

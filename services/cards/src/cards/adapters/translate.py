@@ -14,14 +14,19 @@ from kaiku_shared.contracts import (
     IntegrationEvent,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
+    StaffAccessRevokedV1,
 )
 
-from ..domain.model import Card, Organisation
+from ..domain.model import Card, Organisation, SignedOutToken, StaffUser
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
     """The contract for a domain event; None for what never leaves the service
-    (staff users and rosters: usernames stay here; continuation rounds)."""
+    (usernames and password hashes stay here; rosters, continuation rounds).
+    What ends a staff user's tokens leaves as a revocation naming the user id."""
+    revoked = _revocation(event, envelope)
+    if revoked is not None:
+        return revoked
     if isinstance(event, Card.Issued):
         return CardIssuedV1.build(
             **envelope, card_number=event.card_number,
@@ -65,4 +70,19 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
             **envelope, organisation_id=event.originator_id, kind=event.kind, name=event.name,
             municipality=event.municipality, status=getattr(event, "status", "approved"),
         )
+    return None
+
+
+def _revocation(event: Any, envelope: dict[str, Any]) -> StaffAccessRevokedV1 | None:
+    reason = {StaffUser.Deactivated: "deactivated",
+              StaffUser.PasswordChanged: "password_changed"}.get(type(event))
+    if reason is not None:
+        return StaffAccessRevokedV1.build(
+            **envelope, scope="user", target=str(event.originator_id),
+            not_before=envelope["occurred_at"], reason=reason)
+    if isinstance(event, SignedOutToken.SignedOut):
+        return StaffAccessRevokedV1.build(
+            **envelope, scope="token", target=event.token_id,
+            not_before=envelope["occurred_at"], expires_at=event.expires_at,
+            reason="signed_out")
     return None

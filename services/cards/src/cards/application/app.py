@@ -6,7 +6,7 @@ thread. Library errors are translated here into the service's own errors.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from argon2 import PasswordHasher
@@ -23,6 +23,7 @@ from ..domain.model import (
     Organisation,
     Roster,
     RuleViolation,
+    SignedOutToken,
     StaffUser,
     check_password,
     normalise_card_number,
@@ -244,6 +245,14 @@ class CardsApplication(KaikuApplication):
         user.change_password(self.hasher.hash(password))
         self.save(user)
         return user
+
+    def sign_out(self, token_id: str, expires_at: datetime) -> None:
+        """Record that a staff token no longer counts (every service refuses it
+        once the revocation reaches it). Signing out twice changes nothing."""
+        try:
+            self.save(SignedOutToken(token_id=token_id, expires_at=expires_at))
+        except IntegrityError:
+            pass  # signed out already
 
     @retry_on_conflict()
     def deactivate_user(self, user_id: UUID) -> StaffUser:

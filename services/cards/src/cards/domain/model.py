@@ -7,7 +7,7 @@ change state, so replaying history never re-checks an old rule.
 from __future__ import annotations
 
 import re
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -171,6 +171,20 @@ class StaffUser(Aggregate):
     @event("Deactivated")
     def _deactivated(self) -> None:
         self.active = False
+
+
+class SignedOutToken(Aggregate):
+    """A staff token signed out before it expired. The id derives from the token's
+    id (jti), so signing out twice is one event."""
+
+    @staticmethod
+    def create_id(token_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/kaikukanta/signed-out-tokens/{token_id}")
+
+    @event("SignedOut")
+    def __init__(self, token_id: str, expires_at: datetime) -> None:
+        self.token_id = token_id
+        self.expires_at = expires_at
 
 
 class Roster(Aggregate):

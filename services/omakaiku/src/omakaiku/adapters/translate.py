@@ -11,15 +11,21 @@ from kaiku_shared.contracts import (
     AccountErasedV1,
     FeedbackGivenV1,
     GenreSubscriptionsChangedV1,
+    HolderAccessRevokedV1,
     IntegrationEvent,
     MobileCardKeyPublishedV1,
     TicketCancellationRequestedV1,
 )
 
-from ..domain.model import Account, Feedback, MobileCardKey
+from ..domain.model import Account, Feedback, MobileCardKey, SignedOutToken
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
+    if isinstance(event, SignedOutToken.SignedOut):
+        return HolderAccessRevokedV1.build(
+            **envelope, scope="token", target=event.token_id,
+            not_before=envelope["occurred_at"], expires_at=event.expires_at,
+            reason="signed_out")
     if isinstance(event, Account.Activated):
         return AccountActivatedV1.build(**envelope, account_id=event.originator_id,
                                         card_number=event.card_number,

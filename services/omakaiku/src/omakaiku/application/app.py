@@ -17,6 +17,7 @@ from kaiku_shared.eventstore import KaikuApplication, retry_on_conflict
 
 from ..adapters.vault import KeyErased, Vault
 from ..domain.model import (
+    SignedOutToken,
     PERSONAL_FIELDS,
     Account,
     CardAccount,
@@ -204,6 +205,14 @@ class OmaKaikuApplication(KaikuApplication):
         return True
 
     # --- the mobile card's signing key ---------------------------------------------
+
+    def sign_out(self, token_id: str, expires_at: datetime) -> None:
+        """Record that a holder token no longer counts (every service refuses it
+        once the revocation reaches it). Signing out twice changes nothing."""
+        try:
+            self.save(SignedOutToken(token_id=token_id, expires_at=expires_at))
+        except IntegrityError:
+            pass  # signed out already
 
     def publish_mobile_card_key(self, *, kid: str, algorithm: str, kty: str, crv: str,
                                 x: str, now: datetime) -> bool:

@@ -197,3 +197,18 @@ class MobileCardKey(Aggregate):
         self.crv = crv
         self.x = x
         self.published_at = published_at
+
+
+class SignedOutToken(Aggregate):
+    """A holder token signed out before it expired (``POST /me/sign-out``). The id
+    derives from the token's id (jti), so signing out twice is one event. Names
+    no holder: the token id is random."""
+
+    @staticmethod
+    def create_id(token_id: str) -> UUID:
+        return uuid5(NAMESPACE_URL, f"/omakaiku/signed-out-tokens/{token_id}")
+
+    @event("SignedOut")
+    def __init__(self, token_id: str, expires_at: datetime) -> None:
+        self.token_id = token_id
+        self.expires_at = expires_at

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from kaiku_shared import card_numbers, taxonomy
-from kaiku_shared.auth import Principal, issue_token
+from kaiku_shared.auth import Principal
 from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
     unprocessable
 
@@ -346,8 +346,8 @@ async def exchange_code(body: TokenRequest, request: Request, app: App) -> Holde
     except CodeRejected as error:
         raise Problem(401, "Sign-in refused", str(error), kind="signin-refused") from None
     await run(app.get_account, account_id)  # erased since the code was sent: 404
-    token = issue_token(request.app.state.settings, role="holder", account_id=account_id,
-                        ttl_seconds=HOLDER_TOKEN_TTL_SECONDS)
+    token = request.app.state.signer.issue(role="holder", account_id=account_id,
+                                           ttl_seconds=HOLDER_TOKEN_TTL_SECONDS)
     return HolderToken(access_token=token, expires_in=HOLDER_TOKEN_TTL_SECONDS,
                        account_id=account_id)
 
@@ -368,6 +368,15 @@ async def me(app: App, principal: Holder) -> Profile:
                    first_name=personal.first_name, last_name=personal.last_name,
                    email=personal.email, phone=personal.phone,
                    municipality=personal.municipality, language=profile.account.language)
+
+
+@router.post("/me/sign-out", status_code=204, tags=["holder"],
+             responses={204: {"description": "this token is refused from now on"}})
+async def sign_out(app: App, principal: Holder) -> Response:
+    """The token this request carries stops working in every service within 2 s."""
+    expires_at = datetime.fromtimestamp(principal.expires_at, tz=UTC)
+    await run(app.sign_out, principal.token_id or "", expires_at)
+    return Response(status_code=204)
 
 
 @router.delete("/me", status_code=202, response_model=ErasureAccepted, tags=["holder"])
