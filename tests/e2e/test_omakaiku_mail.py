@@ -61,8 +61,10 @@ class Mail:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.log_dir.iterdir()))
 
 
-def omakaiku_keys(system) -> OmaKaikuSettings:
+def omakaiku_keys(system):
     """omakaiku's settings with this run's keys, for reading its data from here."""
+    from omakaiku.config import OmaKaikuSettings
+
     keys = system.ns.keys.values
     return OmaKaikuSettings(master_key=keys["KAIKU_OMAKAIKU_MASTER_KEY"],
                             lookup_key=keys["KAIKU_OMAKAIKU_LOOKUP_KEY"],
