@@ -478,6 +478,45 @@ async def test_channel_is_recorded_and_ticket_agents_act_for_their_venues(world)
     assert (registered[0]["channel"], registered[0]["registered_by"]) == ("ticket_agent", agent)
 
 
+async def test_a_removed_ticket_agent_is_refused_at_once(world):
+    """PATCH /venues/{id} with a new ticket_agents list: the agent left out gets
+    403 from its very next registration for that venue, and drops out of the
+    venue list it sees; the one kept goes on."""
+    kept, removed = str(uuid.uuid4()), str(uuid.uuid4())
+    venue_id = await new_venue(world, limits={"ticket_agents": [kept, removed]})
+    offering_id = await offering(world, venue_id)
+    tokens = {agent: world.system.token("ticket_agent", organisation_id=agent)
+              for agent in (kept, removed)}
+    before = await register(world, await card(world), offering_id, token=tokens[removed])
+    assert before.status_code == 201, before.text
+    async with world.system.client("venues", world.venue_token) as client:
+        changed = await client.patch(f"/venues/{venue_id}", json={"ticket_agents": [kept]})
+        foreign = await client.patch(f"/venues/{world.venue_id}", json={"name": "x"})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["limits"]["ticket_agents"] == [kept]
+    assert foreign.status_code == 422  # only ticket_agents changes for now
+    refused(await register(world, await card(world), offering_id, token=tokens[removed]),
+            403, "not-yours")
+    after = await register(world, await card(world), offering_id, token=tokens[kept])
+    assert after.status_code == 201, after.text
+    stranger = world.system.token("venue", organisation_id=str(uuid.uuid4()))
+    async with world.system.client("venues", stranger) as client:
+        assert (await client.patch(f"/venues/{venue_id}",
+                                   json={"ticket_agents": []})).status_code == 403
+
+    async def listed_for(agent: str) -> list[str]:
+        async with world.system.client("venues", tokens[agent]) as client:
+            return [v["venue_id"] for v in (await client.get("/venues")).json()]
+
+    await settled(lambda: _absent(listed_for(removed), venue_id),
+                  message="the venue gone from the removed agent's list")
+    assert venue_id in await listed_for(kept)
+
+
+async def _absent(listing, venue_id: str) -> bool:
+    return venue_id not in await listing
+
+
 # --- cancellation (item 4) ----------------------------------------------------------------
 
 

@@ -390,3 +390,37 @@ def test_venue_offering_and_ticket_events_translate_to_contracts(
     assert isinstance(cancelled, TicketCancelledV1)
     assert (cancelled.requested_by_holder, cancelled.reason, cancelled.aggregate_version) == (
         True, "holder cancelled", 2)
+
+
+# --- ticket agents change (PATCH /venues/{id}) -------------------------------------------
+
+
+def test_changing_ticket_agents_is_one_event_and_leaves_as_venue_changed(
+        app: VenuesApplication) -> None:
+    from venues.domain.model import Venue
+
+    kept, removed = uuid4(), uuid4()
+    venue_id = venue(app, ticket_agents=[kept, removed])
+    changed = app.change_ticket_agents(venue_id, VENUE_ORG, "venue", [kept, kept])
+    assert changed.ticket_agents == [kept]  # duplicates dropped
+    assert changed.may_register_for(kept, "ticket_agent")
+    assert not changed.may_register_for(removed, "ticket_agent")
+    again = app.change_ticket_agents(venue_id, VENUE_ORG, "venue", [kept])
+    assert again.version == changed.version  # unchanged: no event
+    stored = [app.mapper.to_domain_event(e) for e in app.recorder.select_events(venue_id)]
+    assert [type(e) for e in stored] == [Venue.Registered, Venue.TicketAgentsChanged]
+    contract = translate(stored[1], {"event_id": uuid4(), "occurred_at": datetime.now(UTC),
+                                     "aggregate_id": venue_id, "aggregate_version": 2})
+    assert (contract.venue_id, contract.organisation_id, contract.ticket_agents,
+            contract.changed) == (venue_id, VENUE_ORG, (kept,), ("ticket_agents",))
+
+
+def test_only_the_venue_or_kaikukeskus_changes_its_ticket_agents(app: VenuesApplication) -> None:
+    venue_id = venue(app)
+    with pytest.raises(Forbidden):
+        app.change_ticket_agents(venue_id, uuid4(), "venue", [uuid4()])
+    with pytest.raises(Forbidden):
+        app.change_ticket_agents(venue_id, VENUE_ORG, "ticket_agent", [uuid4()])
+    agent = uuid4()
+    assert app.change_ticket_agents(venue_id, None, "kaikukeskus", [agent]).ticket_agents == [
+        agent]

@@ -29,6 +29,7 @@ from kaiku_shared.contracts import (
     OfferingChangedV1,
     OfferingPublishedV1,
     OfferingTermsPublishedV1,
+    VenueChangedV1,
     VenueRegisteredV1,
 )
 
@@ -294,6 +295,19 @@ def consumers(application: Any = None) -> list[Consumer]:
             event.municipality, timezone, ticket_agents, json.dumps(contact),
             json.dumps(limits), event.aggregate_version,
         )
+
+    @venue_list.on(VenueChangedV1)
+    async def on_venue_changed(event: VenueChangedV1, conn: asyncpg.Connection) -> None:
+        # Only a newer version moves the row (a redelivered old change does not).
+        await conn.execute(
+            """
+            UPDATE venue_view SET ticket_agents = $2,
+                   limits = limits || jsonb_build_object('ticket_agents', $3::jsonb),
+                   version = $4
+             WHERE venue_id = $1 AND version < $4
+            """,
+            event.venue_id, list(event.ticket_agents),
+            json.dumps([str(a) for a in event.ticket_agents]), event.aggregate_version)
 
     return [cards, offerings, feedback, venue_list, mobile_card_keys]
 

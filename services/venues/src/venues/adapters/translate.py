@@ -15,6 +15,7 @@ from kaiku_shared.contracts import (
     TicketCancellationRefusedV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
     VenueRegisteredV1,
 )
 
@@ -79,6 +80,10 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
             **envelope, venue_id=event.originator_id, organisation_id=event.organisation_id,
             name=event.name, kind=event.kind, municipality=event.municipality,
         )
+    if isinstance(event, Venue.TicketAgentsChanged):
+        return VenueChangedV1.build(
+            **envelope, venue_id=event.originator_id, organisation_id=event.organisation_id,
+            changed=("ticket_agents",), ticket_agents=tuple(event.ticket_agents))
     if isinstance(event, SwimmingSeries.VisitRegistered):
         return SwimmingVisitRegisteredV1.build(
             **envelope, venue_id=event.venue_id, card_number=event.card_number,

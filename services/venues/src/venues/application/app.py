@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +114,7 @@ class VenuesApplication(KaikuApplication):
     def latest(self) -> LatestAggregates:
         if not hasattr(self, "_latest"):
             self._latest = LatestAggregates()
+            self._venue_read_at: dict[UUID, float] = {}
         return self._latest
 
     def _for_decision(self, aggregate_id: UUID, what: str) -> Any:
@@ -129,12 +131,19 @@ class VenuesApplication(KaikuApplication):
         except NotFound:
             return None
 
+    # A venue read for registrations is used for this long before it is read
+    # again: a change made in another api process (a ticket agent removed) is
+    # honoured here within this time; one made in this process at once.
+    VENUE_FRESH_SECONDS = 1.0
+
     def _venue(self, venue_id: UUID) -> Venue:
-        # Venues never change once registered: the cached one is shared, not copied.
+        # Only read, never saved from here: the cached one is shared, not copied.
         venue = self.latest.shared(venue_id)
-        if venue is None:
+        read_at = self._venue_read_at.get(venue_id, 0.0)
+        if venue is None or time.monotonic() - read_at > self.VENUE_FRESH_SECONDS:
             venue = self.get_venue(venue_id)
             self.latest.remember(venue)
+            self._venue_read_at[venue_id] = time.monotonic()
         return venue
 
     def save(self, *objs: Any, **kwargs: Any) -> Any:
@@ -174,6 +183,15 @@ class VenuesApplication(KaikuApplication):
             series_visits_per_year=series_visits_per_year,
             library_fee_cap_cents=library_fee_cap_cents, timezone=timezone)
         self.save(venue)
+        return venue
+
+    @retry_on_conflict()
+    def change_ticket_agents(self, venue_id: UUID, organisation_id: UUID | None, role: str,
+                             ticket_agents: list[UUID]) -> Venue:
+        venue = self.venue_managed_by(venue_id, organisation_id, role)
+        if venue.change_ticket_agents(ticket_agents):
+            self.save(venue)
+            self.latest.forget(venue_id)  # this process's registrations read it afresh
         return venue
 
     def get_venue(self, venue_id: UUID) -> Venue:

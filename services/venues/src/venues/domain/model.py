@@ -199,6 +199,20 @@ class Venue(Aggregate):
             "library_fee_cap_cents": self.library_fee_cap_cents,
         }
 
+    def change_ticket_agents(self, ticket_agents: list[UUID]) -> bool:
+        """Name the ticket agents that register for this venue; False if unchanged.
+        A removed agent's registrations are refused from the next request on."""
+        agents = list(dict.fromkeys(ticket_agents))
+        if agents == self.ticket_agents:
+            return False
+        self._ticket_agents_changed(ticket_agents=agents, organisation_id=self.organisation_id)
+        return True
+
+    @event("TicketAgentsChanged")
+    def _ticket_agents_changed(self, ticket_agents: list[UUID], organisation_id: UUID) -> None:
+        # organisation_id rides along for the contract; it does not change here.
+        self.ticket_agents = list(ticket_agents)
+
     def may_register_for(self, organisation_id: UUID | None, role: str) -> bool:
         if role == "venue":
             return organisation_id == self.organisation_id

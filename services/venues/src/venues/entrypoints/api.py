@@ -8,7 +8,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
@@ -131,6 +131,10 @@ class VenuePublic(BaseModel):
     timezone: str
     contact: dict[str, str]
     limits: dict[str, object]
+
+
+class VenueChange(Schema):
+    ticket_agents: list[UUID] | None = Field(default=None, max_length=50)
 
 
 class VenueCreated(BaseModel):
@@ -389,7 +393,25 @@ async def list_venues(
 @router.get("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
 async def get_venue(venue_id: UUID, app: App) -> VenuePublic:
     """A venue's public profile: kind, contact and the limits it chose."""
-    venue = await run(app.get_venue, venue_id)
+    return venue_public(await run(app.get_venue, venue_id))
+
+
+@router.patch("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
+async def change_venue(venue_id: UUID, body: VenueChange, app: App,
+                       principal: VenueStaff) -> VenuePublic:
+    """Change a venue's profile (that venue's organisation, or Kaikukeskus).
+
+    ``ticket_agents`` is the whole list after the change: an agent left out
+    can no longer register tickets for this venue (403 from its next request)."""
+    venue = await run(app.venue_managed_by, venue_id, principal.organisation_id,
+                      principal.role)
+    if body.ticket_agents is not None:
+        venue = await run(app.change_ticket_agents, venue_id, principal.organisation_id,
+                          principal.role, list(body.ticket_agents))
+    return venue_public(venue)
+
+
+def venue_public(venue: Any) -> VenuePublic:
     return VenuePublic(venue_id=venue.id, organisation_id=venue.organisation_id,
                        name=venue.name, kind=venue.kind, municipality=venue.municipality,
                        timezone=venue.timezone, contact=venue.contact,
