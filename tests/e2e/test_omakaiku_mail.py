@@ -324,7 +324,6 @@ def needles(canaries: dict[str, str]) -> dict[str, str]:
 async def test_canaries_never_leave_omakaiku_and_erasure_makes_them_unrecoverable(
         world, mail):
     from omakaiku.bootstrap import build_application
-    from omakaiku.config import OmaKaikuSettings
 
     system = world.system
     tag = uuid.uuid4().hex[:12]
