@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from kaiku_shared.http import (
 
 from ..adapters import report as report_page
 from ..adapters import statistics
+from ..adapters.login_throttle import LoginThrottle, TooManyAttempts
 from ..application.app import (
     KAIKUKESKUS_ID,
     AuthenticationFailed,
@@ -36,8 +38,10 @@ from ..application.app import (
 )
 from ..config import CardsSettings
 from ..domain.model import Card
+from .client_address import client_address
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+T = TypeVar("T")
 # Refusals of a well-formed request by the state of things: 409. The rest: 422.
 CONFLICT_RULES = {
     "card-closed", "card-already-replaced", "card-expired", "distributor-not-approved",
@@ -256,15 +260,30 @@ def organisation_public(organisation) -> OrganisationPublic:
 # --- sign-in and staff users ----------------------------------------------------------
 
 
-# Failed sign-ins per username (hashed), for rate limiting password guessing.
-LOGIN_SCHEMA = ("""
-    CREATE TABLE IF NOT EXISTS login_failures (
-        username_hash text NOT NULL,
-        failed_at     timestamptz NOT NULL DEFAULT now()
-    )""", "CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures "
-          "(username_hash, failed_at)")
-LOGIN_ATTEMPTS = 5
-LOGIN_WINDOW_MINUTES = 15
+def too_many_attempts(error: TooManyAttempts) -> Problem:
+    return Problem(429, "Too many attempts",
+                   f"Too many wrong passwords for this user from your address; try again in "
+                   f"{error.retry_after} seconds, or ask an admin of your organisation to set "
+                   "a new password.", kind="rate-limited",
+                   headers={"Retry-After": str(error.retry_after)})
+
+
+async def throttled(request: Request, settings: CardsSettings, username: str,
+                    check: Callable[[], T]) -> T:
+    """Run a password ``check`` (it raises AuthenticationFailed) as one attempt of
+    the sign-in throttle for this username and client address: reserved before
+    the check, so parallel guesses cannot overtake the limit; reset on success."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request.client.host if request.client else None,
+                             request.headers.getlist("x-forwarded-for"),
+                             settings.trusted_proxy_hops)
+    try:
+        await throttle.reserve(username, address)
+    except TooManyAttempts as error:
+        raise too_many_attempts(error) from None
+    result = await asyncio.to_thread(check)
+    await throttle.reset(username, address)
+    return result
 
 
 @router.post("/auth/login", response_model=LoginAnswer, tags=["auth"],
@@ -272,31 +291,15 @@ LOGIN_WINDOW_MINUTES = 15
 async def login(body: Login, request: Request, app: App, settings: Settings) -> LoginAnswer:
     """A staff member signs in; the token carries their role and organisation.
 
-    After five failures for a username within 15 minutes, further attempts are
-    refused with 429 until the window has passed (the right password too)."""
-    import hashlib
-
-    pool = request.app.state.pool
-    username_hash = hashlib.sha256(body.username.strip().lower().encode()).hexdigest()
-    async with pool.acquire() as conn:
-        recent = await conn.fetchval(
-            "SELECT count(*) FROM login_failures WHERE username_hash = $1 AND failed_at > "
-            f"now() - interval '{LOGIN_WINDOW_MINUTES} minutes'", username_hash)
-    if recent >= LOGIN_ATTEMPTS:
-        raise Problem(429, "Too many attempts",
-                      f"Too many failed sign-ins for this user; try again in "
-                      f"{LOGIN_WINDOW_MINUTES} minutes or ask an admin to reset the password.",
-                      kind="rate-limited", headers={"Retry-After": str(LOGIN_WINDOW_MINUTES * 60)})
+    Five attempts for a username from one address, and that address is refused
+    with 429 (the right password too) for a minute, then for twice as long after
+    each further failure; other addresses are not affected."""
     try:
-        user = await asyncio.to_thread(app.authenticate, body.username, body.password)
+        user = await throttled(request, settings, body.username,
+                               lambda: app.authenticate(body.username, body.password))
     except AuthenticationFailed:
-        async with pool.acquire() as conn:
-            await conn.execute("INSERT INTO login_failures (username_hash) VALUES ($1)",
-                               username_hash)
         raise Problem(401, "Not signed in", "The username or password is wrong, or the "
                       "user is deactivated.", kind="login-failed") from None
-    async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM login_failures WHERE username_hash = $1", username_hash)
     token = issue_token(request.app.state.settings, role=user.role,
                         organisation_id=user.organisation_id, subject=str(user.id),
                         ttl_seconds=settings.login_token_seconds)
