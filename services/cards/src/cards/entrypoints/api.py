@@ -135,6 +135,9 @@ class UserPublic(BaseModel):
 
 class PasswordChange(Schema):
     password: str = Field(min_length=1, max_length=256)
+    current_password: str | None = Field(default=None, max_length=256, description=(
+        "needed when users change their own password; an admin setting another user's "
+        "password leaves it out"))
 
 
 class CardCreate(Schema):
@@ -378,13 +381,37 @@ async def deactivate_user(user_id: UUID, app: App, principal: Staff) -> UserPubl
     return user_public(await run(deactivate))
 
 
+async def prove_own_password(request: Request, app: CardsApplication,
+                             settings: CardsSettings, user_id: UUID,
+                             current_password: str | None) -> None:
+    """A stolen token alone must not be enough to take over the account."""
+    if not current_password:
+        raise Problem(403, "Current password needed", "To change your own password, send "
+                      "your current password as current_password as well.",
+                      kind="current-password-needed")
+    user = await run(app.get_user, user_id)
+    try:
+        # Guesses here count with the sign-in's, or this would be a way round them.
+        await throttled(request, settings, user.username,
+                        lambda: app.verify_current_password(user_id, current_password))
+    except AuthenticationFailed:
+        raise Problem(403, "Current password wrong", "The current password is not right. "
+                      "Type it again, or ask an admin of your organisation to set a new "
+                      "password for you.", kind="current-password-wrong") from None
+
+
 @router.put("/users/{user_id}/password", response_model=UserPublic, tags=["users"])
-async def change_password(user_id: UUID, body: PasswordChange, app: App,
-                          principal: Staff) -> UserPublic:
+async def change_password(user_id: UUID, body: PasswordChange, request: Request, app: App,
+                          settings: Settings, principal: Staff) -> UserPublic:
+    """Users change their own password with their current one; Kaikukeskus and an
+    organisation's admin users set a new one for another user without it."""
+    own = principal.subject == str(user_id)
+    if own:
+        await prove_own_password(request, app, settings, user_id, body.current_password)
+
     def change():
-        target = app.get_user(user_id)
-        if principal.subject != str(user_id):
-            _check_user_admin(app, principal, target.organisation_id)
+        if not own:
+            _check_user_admin(app, principal, app.get_user(user_id).organisation_id)
         return app.change_password(user_id, body.password)
 
     return user_public(await run(change))
