@@ -30,7 +30,7 @@ def namespace(servers):
 @pytest.fixture
 async def pool(namespace):
     await ensure_database(namespace.settings, "cards")
-    pool = await create_pool(namespace.settings, "cards", size=20)
+    pool = await create_pool(namespace.settings, "cards", size=10)
     await apply_schema(pool, *OLD_SCHEMA)  # an existing database of the old kind
     await apply_schema(pool, *login_throttle.SCHEMA)
     await apply_schema(pool, *login_throttle.SCHEMA)  # and every later start
@@ -66,7 +66,9 @@ async def test_a_success_starts_the_pair_afresh_and_only_that_pair(pool) -> None
     await outcomes(throttle, "onnistuja", "192.0.2.20", 4)
     await outcomes(throttle, "onnistuja", "192.0.2.21", 5)
     await throttle.reset("Onnistuja ", "192.0.2.20")
-    assert await outcomes(throttle, "onnistuja", "192.0.2.20", 6) == ["reserved"] * 5 + [60]
+    afresh = await outcomes(throttle, "onnistuja", "192.0.2.20", 6)
+    assert afresh.count("reserved") == 5  # in whichever order they got the row
+    assert [r for r in afresh if r != "reserved"][0] in (59, 60)
     locked = await outcomes(throttle, "onnistuja", "192.0.2.21", 1)
     assert locked != ["reserved"]
 
