@@ -38,10 +38,12 @@ SCHEMA = (
 
 @dataclass(frozen=True)
 class ThrottlePolicy:
-    limit: int = 5
-    lock_seconds: int = 60
-    max_lock_seconds: int = 3600
-    forget_seconds: int = 86400
+    """The limits, from the cards settings (KAIKU_CARDS_LOGIN_*)."""
+
+    limit: int
+    lock_seconds: int
+    max_lock_seconds: int
+    forget_seconds: int
 
     def lock_for(self, attempts: int) -> int:
         """Seconds the pair is locked once its ``attempts``-th attempt is reserved."""

@@ -294,7 +294,7 @@ async def throttled(request: Request, settings: CardsSettings, username: str,
 async def login(body: Login, request: Request, app: App, settings: Settings) -> LoginAnswer:
     """A staff member signs in; the token carries their role and organisation.
 
-    Five attempts for a username from one address, and that address is refused
+    After five attempts for a username from one address, that address is refused
     with 429 (the right password too) for a minute, then for twice as long after
     each further failure; other addresses are not affected."""
     try:
