@@ -191,8 +191,12 @@ def run_loop(main: Awaitable[Any]) -> Any:
 
 def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
     # uvicorn's defaults pick uvloop and the httptools parser when installed.
+    # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any
+    # client on 127.0.0.1 as its address; a service that needs the client's
+    # address decides itself how many proxies it trusts (cards' sign-in throttle).
     uvicorn.run(app, host=settings.http_host, port=settings.port_for(service),
-                log_config=None, access_log=False, timeout_graceful_shutdown=5)
+                log_config=None, access_log=False, timeout_graceful_shutdown=5,
+                proxy_headers=False)
 
 
 # --- worker -----------------------------------------------------------------------

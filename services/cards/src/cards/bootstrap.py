@@ -18,12 +18,13 @@ from kaiku_shared.service import (
     run_worker,
 )
 
-from .adapters import statistics
+from .adapters import login_throttle, statistics
+from .adapters.login_throttle import LoginThrottle, ThrottlePolicy
 from .adapters.reference import load_network
 from .adapters.translate import translate
 from .application.app import CardsApplication
-from .config import SERVICE, KaikuSettings, load_cards_settings
-from .entrypoints.api import LOGIN_SCHEMA, router
+from .config import SERVICE, CardsSettings, KaikuSettings, load_cards_settings
+from .entrypoints.api import router
 
 
 def build_application(settings: KaikuSettings) -> CardsApplication:
@@ -32,17 +33,25 @@ def build_application(settings: KaikuSettings) -> CardsApplication:
     )
 
 
+def throttle_policy(cards: CardsSettings) -> ThrottlePolicy:
+    return ThrottlePolicy(limit=cards.login_attempts, lock_seconds=cards.login_lock_seconds,
+                          max_lock_seconds=cards.login_lock_max_seconds,
+                          forget_seconds=cards.login_forget_seconds)
+
+
 def build_api(settings: KaikuSettings) -> FastAPI:
     async def setup(app: FastAPI, runtime: Runtime) -> None:
         app.state.application = await asyncio.to_thread(build_application, settings)
         app.state.cards_settings = load_cards_settings()
+        app.state.login_throttle = LoginThrottle(runtime.pool,
+                                                 throttle_policy(app.state.cards_settings))
         # The editable network is seeded from the reference data on first start.
         await asyncio.to_thread(app.state.application.ensure_network)
 
     return create_api(
         service=SERVICE, settings=settings, title="Kaikukanta — the Kaikukortti registry",
         description="The national card registry. It never identifies a person.",
-        schema=(*statistics.SCHEMA, *LOGIN_SCHEMA), setup=setup, routers=[router],
+        schema=(*statistics.SCHEMA, *login_throttle.SCHEMA), setup=setup, routers=[router],
         readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
                              ("venues", statistics.USAGE_CONSUMER)),
         signer=TokenSigner.for_staff,

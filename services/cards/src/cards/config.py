@@ -16,6 +16,16 @@ class CardsSettings(BaseSettings):
     suppress_below: int = Field(default=5, ge=1)
     # Lifetime of the token /auth/login gives a staff member.
     login_token_seconds: int = Field(default=8 * 3600, ge=60)
+    # Sign-in throttle, per username and client address: the attempt that reaches
+    # the limit locks the pair for login_lock_seconds, each later one for twice as
+    # long as the last (up to the cap); a day without attempts forgets them.
+    login_attempts: int = Field(default=5, ge=1)
+    login_lock_seconds: int = Field(default=60, ge=1)
+    login_lock_max_seconds: int = Field(default=3600, ge=1)
+    login_forget_seconds: int = Field(default=24 * 3600, ge=60)
+    # How many proxies in front of the api append to X-Forwarded-For and are
+    # trusted to; 0: the header is ignored and the connection's peer is the client.
+    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
 
 
 def load_cards_settings() -> CardsSettings:

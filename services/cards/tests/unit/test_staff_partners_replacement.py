@@ -141,6 +141,26 @@ def test_a_password_change_takes_effect(app, distributor) -> None:
     assert app.authenticate("aino.jakaja", "another long passphrase").id == user.id
 
 
+def test_the_current_password_is_verified_before_an_own_change(app, distributor) -> None:
+    user = app.create_user(username="aino.jakaja", password=PASSWORD,
+                           organisation_id=distributor, admin=False)
+    assert app.verify_current_password(user.id, PASSWORD).id == user.id
+    for wrong in ("wrong password!!", "", "x" * 300):
+        with pytest.raises(AuthenticationFailed):
+            app.verify_current_password(user.id, wrong)
+
+
+def test_a_hash_with_old_argon2_parameters_is_renewed_at_sign_in(app, distributor) -> None:
+    user = app.create_user(username="aino.jakaja", password=PASSWORD,
+                           organisation_id=distributor, admin=False)
+    old_hash = user.password_hash
+    app.hasher = PasswordHasher(time_cost=2, memory_cost=16, parallelism=1)
+    app.authenticate("aino.jakaja", PASSWORD)
+    renewed = app.get_user(user.id).password_hash
+    assert renewed != old_hash and "m=16,t=2,p=1" in renewed
+    assert app.authenticate("aino.jakaja", PASSWORD).id == user.id
+
+
 def test_kaikukeskus_users_belong_to_kaikukeskus(app) -> None:
     centre = app.ensure_kaikukeskus()
     assert centre.id == KAIKUKESKUS_ID and app.ensure_kaikukeskus().version == 1

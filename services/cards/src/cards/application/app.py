@@ -224,10 +224,8 @@ class CardsApplication(KaikuApplication):
             # Spend the same time as a real check, so timing reveals no usernames.
             self.hasher.hash(password or "x")
             raise AuthenticationFailed()
-        try:
-            self.hasher.verify(user.password_hash, password)
-        except (VerificationError, InvalidHashError):
-            raise AuthenticationFailed() from None
+        if not self._password_matches(user, password):
+            raise AuthenticationFailed()
         if not user.active or self.get_organisation(user.organisation_id).status == "left":
             raise AuthenticationFailed()
         if self.hasher.check_needs_rehash(user.password_hash):
@@ -237,6 +235,19 @@ class CardsApplication(KaikuApplication):
             except IntegrityError:
                 pass  # a concurrent sign-in rehashed it already
         return user
+
+    def verify_current_password(self, user_id: UUID, password: str) -> StaffUser:
+        """A user proves their password before changing it; AuthenticationFailed if not."""
+        user = self.get_user(user_id)
+        if not self._password_matches(user, password):
+            raise AuthenticationFailed()
+        return user
+
+    def _password_matches(self, user: StaffUser, password: str) -> bool:
+        try:
+            return self.hasher.verify(user.password_hash, password)
+        except (VerificationError, InvalidHashError):
+            return False
 
     @retry_on_conflict()
     def change_password(self, user_id: UUID, password: str) -> StaffUser:

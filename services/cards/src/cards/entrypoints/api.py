@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+from collections.abc import Callable
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
@@ -26,6 +27,7 @@ from kaiku_shared.http import (
 
 from ..adapters import report as report_page
 from ..adapters import statistics
+from ..adapters.login_throttle import LoginThrottle, TooManyAttempts
 from ..application.app import (
     KAIKUKESKUS_ID,
     AuthenticationFailed,
@@ -36,8 +38,10 @@ from ..application.app import (
 )
 from ..config import CardsSettings
 from ..domain.model import Card
+from .client_address import client_address
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
+T = TypeVar("T")
 # Refusals of a well-formed request by the state of things: 409. The rest: 422.
 CONFLICT_RULES = {
     "card-closed", "card-already-replaced", "card-expired", "distributor-not-approved",
@@ -131,6 +135,9 @@ class UserPublic(BaseModel):
 
 class PasswordChange(Schema):
     password: str = Field(min_length=1, max_length=256)
+    current_password: str | None = Field(default=None, max_length=256, description=(
+        "needed when users change their own password; an admin setting another user's "
+        "password leaves it out"))
 
 
 class CardCreate(Schema):
@@ -256,15 +263,30 @@ def organisation_public(organisation) -> OrganisationPublic:
 # --- sign-in and staff users ----------------------------------------------------------
 
 
-# Failed sign-ins per username (hashed), for rate limiting password guessing.
-LOGIN_SCHEMA = ("""
-    CREATE TABLE IF NOT EXISTS login_failures (
-        username_hash text NOT NULL,
-        failed_at     timestamptz NOT NULL DEFAULT now()
-    )""", "CREATE INDEX IF NOT EXISTS login_failures_user ON login_failures "
-          "(username_hash, failed_at)")
-LOGIN_ATTEMPTS = 5
-LOGIN_WINDOW_MINUTES = 15
+def too_many_attempts(error: TooManyAttempts) -> Problem:
+    return Problem(429, "Too many attempts",
+                   f"Too many wrong passwords for this user from your address; try again in "
+                   f"{error.retry_after} seconds, or ask an admin of your organisation to set "
+                   "a new password.", kind="rate-limited",
+                   headers={"Retry-After": str(error.retry_after)})
+
+
+async def throttled(request: Request, settings: CardsSettings, username: str,
+                    check: Callable[[], T]) -> T:
+    """Run a password ``check`` (it raises AuthenticationFailed) as one attempt of
+    the sign-in throttle for this username and client address: reserved before
+    the check, so parallel guesses cannot overtake the limit; reset on success."""
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = client_address(request.client.host if request.client else None,
+                             request.headers.getlist("x-forwarded-for"),
+                             settings.trusted_proxy_hops)
+    try:
+        await throttle.reserve(username, address)
+    except TooManyAttempts as error:
+        raise too_many_attempts(error) from None
+    result = await asyncio.to_thread(check)
+    await throttle.reset(username, address)
+    return result
 
 
 @router.post("/auth/login", response_model=LoginAnswer, tags=["auth"],
@@ -272,31 +294,15 @@ LOGIN_WINDOW_MINUTES = 15
 async def login(body: Login, request: Request, app: App, settings: Settings) -> LoginAnswer:
     """A staff member signs in; the token carries their role and organisation.
 
-    After five failures for a username within 15 minutes, further attempts are
-    refused with 429 until the window has passed (the right password too)."""
-    import hashlib
-
-    pool = request.app.state.pool
-    username_hash = hashlib.sha256(body.username.strip().lower().encode()).hexdigest()
-    async with pool.acquire() as conn:
-        recent = await conn.fetchval(
-            "SELECT count(*) FROM login_failures WHERE username_hash = $1 AND failed_at > "
-            f"now() - interval '{LOGIN_WINDOW_MINUTES} minutes'", username_hash)
-    if recent >= LOGIN_ATTEMPTS:
-        raise Problem(429, "Too many attempts",
-                      f"Too many failed sign-ins for this user; try again in "
-                      f"{LOGIN_WINDOW_MINUTES} minutes or ask an admin to reset the password.",
-                      kind="rate-limited", headers={"Retry-After": str(LOGIN_WINDOW_MINUTES * 60)})
+    After five attempts for a username from one address, that address is refused
+    with 429 (the right password too) for a minute, then for twice as long after
+    each further failure; other addresses are not affected."""
     try:
-        user = await asyncio.to_thread(app.authenticate, body.username, body.password)
+        user = await throttled(request, settings, body.username,
+                               lambda: app.authenticate(body.username, body.password))
     except AuthenticationFailed:
-        async with pool.acquire() as conn:
-            await conn.execute("INSERT INTO login_failures (username_hash) VALUES ($1)",
-                               username_hash)
         raise Problem(401, "Not signed in", "The username or password is wrong, or the "
                       "user is deactivated.", kind="login-failed") from None
-    async with pool.acquire() as conn:
-        await conn.execute("DELETE FROM login_failures WHERE username_hash = $1", username_hash)
     token = request.app.state.signer.issue(role=user.role,
                                            organisation_id=user.organisation_id,
                                            subject=str(user.id),
@@ -386,13 +392,37 @@ async def deactivate_user(user_id: UUID, app: App, principal: Staff) -> UserPubl
     return user_public(await run(deactivate))
 
 
+async def prove_own_password(request: Request, app: CardsApplication,
+                             settings: CardsSettings, user_id: UUID,
+                             current_password: str | None) -> None:
+    """A stolen token alone must not be enough to take over the account."""
+    if not current_password:
+        raise Problem(403, "Current password needed", "To change your own password, send "
+                      "your current password as current_password as well.",
+                      kind="current-password-needed")
+    user = await run(app.get_user, user_id)
+    try:
+        # Guesses here count with the sign-in's, or this would be a way round them.
+        await throttled(request, settings, user.username,
+                        lambda: app.verify_current_password(user_id, current_password))
+    except AuthenticationFailed:
+        raise Problem(403, "Current password wrong", "The current password is not right. "
+                      "Type it again, or ask an admin of your organisation to set a new "
+                      "password for you.", kind="current-password-wrong") from None
+
+
 @router.put("/users/{user_id}/password", response_model=UserPublic, tags=["users"])
-async def change_password(user_id: UUID, body: PasswordChange, app: App,
-                          principal: Staff) -> UserPublic:
+async def change_password(user_id: UUID, body: PasswordChange, request: Request, app: App,
+                          settings: Settings, principal: Staff) -> UserPublic:
+    """Users change their own password with their current one; Kaikukeskus and an
+    organisation's admin users set a new one for another user without it."""
+    own = principal.subject == str(user_id)
+    if own:
+        await prove_own_password(request, app, settings, user_id, body.current_password)
+
     def change():
-        target = app.get_user(user_id)
-        if principal.subject != str(user_id):
-            _check_user_admin(app, principal, target.organisation_id)
+        if not own:
+            _check_user_admin(app, principal, app.get_user(user_id).organisation_id)
         return app.change_password(user_id, body.password)
 
     return user_public(await run(change))
