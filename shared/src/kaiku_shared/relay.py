@@ -24,7 +24,6 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import nats
 from eventsourcing.persistence import StoredEvent
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import BadRequestError
@@ -35,6 +34,7 @@ from .contracts import IntegrationEvent, event_id_for
 from .eventstore import MetaMapper, events_table
 from .metrics import RELAY_LAG, RELAY_PUBLISHED
 from .settings import KaikuSettings
+from .tls import connect_nats
 
 log = logging.getLogger("kaiku.relay")
 tracer = trace.get_tracer("kaiku.relay")
@@ -127,7 +127,7 @@ class Relay:
         the lock and keep a healthy standby from publishing.
         """
         db_url = self.settings.service_database_url(self.service)
-        nc = await nats.connect(self.settings.nats_servers, name=f"{self.service}-relay",
+        nc = await connect_nats(self.settings, name=f"{self.service}-relay",
                                 max_reconnect_attempts=-1, connect_timeout=5,
                                 inbox_prefix=self.settings.inbox_prefix(self.service).encode())
         try:
