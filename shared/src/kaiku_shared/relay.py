@@ -26,7 +26,7 @@ from typing import Any
 import asyncpg
 from eventsourcing.persistence import StoredEvent
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -90,6 +90,15 @@ async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
 
 
 async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
+    """Create the dead-letter stream when it is missing; never change one that
+    exists. Changing it (update, purge, delete) is for the NATS ``admin`` user
+    only (deploy/nats/nats.conf): a service must not be able to shorten or empty
+    the record of what it failed to process."""
+    try:
+        await js.stream_info(settings.dead_letter_stream)
+        return
+    except NotFoundError:
+        pass
     config = StreamConfig(
         name=settings.dead_letter_stream,
         subjects=[f"{settings.namespace}.dlq.>"],
@@ -100,7 +109,8 @@ async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
     try:
         await js.add_stream(config)
     except BadRequestError:
-        await js.update_stream(config)
+        # Another process created it first (with another configuration): keep it.
+        await js.stream_info(settings.dead_letter_stream)
 
 
 @dataclass
