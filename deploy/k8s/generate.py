@@ -673,7 +673,7 @@ def web() -> list[dict[str, Any]]:
 def files() -> dict[str, list[dict[str, Any]]]:
     out = {
         "00-namespace.yaml": common(),
-        "01-secrets.yaml": secrets(),
+        SECRETS: secrets(),
         "10-nats.yaml": nats(),
         "11-postgres.yaml": postgres(),
         "12-observability.yaml": observability(),
@@ -698,7 +698,8 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-NOTES = {"01-secrets.yaml": (
+SECRETS = "01-secrets.yaml"  # placeholders, filled by fill_secrets.py; not in kustomization
+NOTES = {SECRETS: (
     "# Placeholders only: nothing here is a usable key or password. Apply the filled\n"
     "# copy, never this file: python deploy/k8s/fill_secrets.py --env-file keys/kaiku.env\n"
     "#   --env-file secrets.env --tls-dir tls | kubectl apply -f -   (deploy/README.md)\n")}
@@ -712,7 +713,9 @@ def render(docs: list[dict[str, Any]], note: str = "") -> str:
 
 def kustomization(names: list[str]) -> str:
     return (
-        "# kubectl apply -k deploy/k8s   (or kubectl apply -f deploy/k8s/ in file order)\n"
+        "# kubectl apply -k deploy/k8s\n"
+        "# 01-secrets.yaml is not listed: it holds placeholders, and applying it would\n"
+        "# overwrite the real Secrets (deploy/k8s/fill_secrets.py makes those).\n"
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
         f"namespace: {NS}\n"
@@ -727,7 +730,7 @@ def kustomization(names: list[str]) -> str:
 def main(argv: list[str]) -> int:
     check = "--check" in argv
     wanted = {name: render(docs, NOTES.get(name, "")) for name, docs in files().items()}
-    wanted["kustomization.yaml"] = kustomization(sorted(n for n in wanted))
+    wanted["kustomization.yaml"] = kustomization(sorted(n for n in wanted if n != SECRETS))
     stale = []
     for name, text in wanted.items():
         path = HERE / name
