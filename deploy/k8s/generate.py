@@ -6,12 +6,14 @@
 The manifests are committed and applied as they are (``kubectl apply -k
 deploy/k8s``); this script only keeps the twelve near-identical Deployments and
 the copies of deploy/nats/nats.conf and deploy/otel/collector.yaml from
-drifting. Things that are copied rather than restated:
+drifting. 01-secrets.yaml holds placeholders only; fill_secrets.py fills them
+for ``kubectl apply``. Things that are copied rather than restated:
 
 * the postgres-init script and every process's command, from docker-compose.yml;
 * the NATS permissions and accounts, from deploy/nats/nats.conf (everything
   after its ``# ---- permissions`` line), below a cluster header;
-* the OTel collector configuration, from deploy/otel/collector.yaml.
+* the OTel collector configuration, from deploy/otel/collector.yaml;
+* Postgres's client authentication, from deploy/postgres/pg_hba.conf.
 
 tests/deploy/test_k8s_manifests.py runs ``--check`` and validates the result
 against the Kubernetes OpenAPI schema.
@@ -24,6 +26,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from fill_secrets import TLS_FILES  # this directory: run as a script
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -38,6 +42,12 @@ NATS_REPLICAS = 3
 POSTGRES_IMAGE = "postgres:16"
 COLLECTOR_IMAGE = "otel/opentelemetry-collector-contrib:0.111.0"
 JAEGER_IMAGE = "jaegertracing/all-in-one:1.62.0"
+# Where the processes find the CA that signed NATS's and Postgres's certificates.
+CA_DIR = "/etc/kaiku/tls"
+CA_FILE = f"{CA_DIR}/ca.crt"
+DB_TLS = f"?sslmode=verify-full&sslrootcert={CA_FILE}"
+CA_VOLUME = {"name": "kaiku-ca", "secret": {"secretName": "kaiku-ca"}}
+CA_MOUNT = {"name": "kaiku-ca", "mountPath": CA_DIR, "readOnly": True}
 
 # Requests are what the scheduler reserves; the memory limit stops a leak from
 # taking the node. No CPU limits: throttling a Python process only adds latency.
@@ -81,6 +91,12 @@ def common() -> list[dict[str, Any]]:
         "data": {
             # deploy/nats/nats.conf's subject permissions are written for it.
             "KAIKU_NAMESPACE": "kaiku",
+            "KAIKU_ENV": "production",
+            # The token issuers' public keys: cards signs staff tokens, omakaiku holders'.
+            "KAIKU_STAFF_JWKS_URL": f"http://cards-api:{PORTS['cards']}/.well-known/jwks.json",
+            "KAIKU_HOLDER_JWKS_URL":
+                f"http://omakaiku-api:{PORTS['omakaiku']}/.well-known/jwks.json",
+            "KAIKU_NATS_TLS_CA": CA_FILE,
             "KAIKU_OTEL_EXPORTER": "otlp",
             "KAIKU_OTEL_ENDPOINT": "http://otel-collector:4318",
             "KAIKU_LOG_LEVEL": "INFO",
@@ -91,39 +107,72 @@ def common() -> list[dict[str, Any]]:
             "KAIKU_METRICS_PORT": str(METRICS_PORT),
         },
     }
+    # omakaiku's mail relay: replace these in an overlay (deploy/README.md#smtp).
+    # Its user name and password are in the Secret kaiku-omakaiku.
+    mail = {
+        "apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("kaiku-omakaiku-config"),
+        "data": {
+            "KAIKU_OMAKAIKU_SMTP_HOST": "smtp.example.invalid",
+            "KAIKU_OMAKAIKU_SMTP_PORT": "587",
+            "KAIKU_OMAKAIKU_SMTP_STARTTLS": "true",
+            "KAIKU_OMAKAIKU_SMTP_FROM": "OmaKaiku <omakaiku@example.invalid>",
+            "KAIKU_OMAKAIKU_PUBLIC_URL": "https://kaikukortti.example.invalid/oma",
+            "KAIKU_OMAKAIKU_REQUIRE_KEYS": "true",
+        },
+    }
     namespace = {"apiVersion": "v1", "kind": "Namespace",
                  "metadata": {"name": NS, "labels": labels(NS)}}
-    return [namespace, config]
+    return [namespace, config, mail]
+
+
+# Secrets: every value is a ${NAME} placeholder, never a usable one. fill_secrets.py
+# replaces them from `kaiku keys generate`'s kaiku.env, the operator's passwords
+# and the TLS files (deploy/README.md#kubernetes-secrets).
+SERVICE_KEYS = {
+    "cards": ("KAIKU_STAFF_SIGNING_KEYS",),
+    "omakaiku": ("KAIKU_HOLDER_SIGNING_KEYS", "KAIKU_OMAKAIKU_MASTER_KEY",
+                 "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY",
+                 "KAIKU_OMAKAIKU_SMTP_USERNAME", "KAIKU_OMAKAIKU_SMTP_PASSWORD"),
+}
+
+
+def _secret(name: str, data: dict[str, str]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": meta(name), "type": "Opaque",
+            "stringData": data}
 
 
 def secrets() -> list[dict[str, Any]]:
-    """Development placeholders, like docker-compose.yml's defaults: replace every
-    value (sealed-secrets, external-secrets or `kubectl create secret`) before use."""
+    """Placeholders only; each process's Secret holds its own credentials only."""
+    tls = {file: f"${{{name}}}" for file, name in TLS_FILES.items()}
     docs = [
-        {"apiVersion": "v1", "kind": "Secret", "metadata": meta("kaiku-jwt"), "type": "Opaque",
-         "stringData": {"KAIKU_JWT_SECRET": "dev-only-insecure-jwt-secret-change-me-0123456789"}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": meta("postgres"), "type": "Opaque",
-         "stringData": {"POSTGRES_PASSWORD": "postgres",
-                        **{f"{s.upper()}_PASSWORD": f"{s}-dev-password" for s in SERVICES}}},
-        {"apiVersion": "v1", "kind": "Secret", "metadata": meta("nats"), "type": "Opaque",
-         "stringData": {f"NATS_{s.upper()}_PASSWORD": f"{s}-dev-password"
-                        for s in (*SERVICES, "admin", "sys")}},
+        _secret("postgres", {"POSTGRES_PASSWORD": "${POSTGRES_PASSWORD}", **{
+            f"{s.upper()}_PASSWORD": f"${{KAIKU_PG_{s.upper()}_PASSWORD}}" for s in SERVICES}}),
+        _secret("nats", {f"NATS_{u.upper()}_PASSWORD": f"${{NATS_{u.upper()}_PASSWORD}}"
+                         for u in (*SERVICES, "admin", "sys")}),
+        # The CA every client trusts; each server's own certificate and key.
+        _secret("kaiku-ca", {"ca.crt": tls["ca.crt"]}),
+        _secret("nats-tls", {"ca.crt": tls["ca.crt"], "tls.crt": tls["nats.crt"],
+                             "tls.key": tls["nats.key"]}),
+        _secret("postgres-tls", {"tls.crt": tls["postgres.crt"], "tls.key": tls["postgres.key"]}),
+        _secret("kaiku-web", {"KAIKU_WEB_SESSION_SECRET": "${KAIKU_WEB_SESSION_SECRET}"}),
     ]
     for service in SERVICES:
-        # One Secret per service: its own Postgres role and NATS user, nothing else.
-        docs.append({
-            "apiVersion": "v1", "kind": "Secret", "metadata": meta(f"kaiku-{service}"),
-            "type": "Opaque",
-            "stringData": {
-                "KAIKU_DATABASE_URL":
-                    f"postgresql://{service}:{service}-dev-password@postgres:5432/postgres",
-                "KAIKU_NATS_URL": f"nats://{service}:{service}-dev-password@nats:4222",
-            },
-        })
+        up = service.upper()
+        docs.append(_secret(f"kaiku-{service}", {
+            "KAIKU_DATABASE_URL": f"postgresql://{service}:${{KAIKU_PG_{up}_PASSWORD}}"
+                                  f"@postgres:5432/postgres{DB_TLS}",
+            "KAIKU_NATS_URL": f"nats://{service}:${{NATS_{up}_PASSWORD}}@nats:4222",
+            **{key: f"${{{key}}}" for key in SERVICE_KEYS.get(service, ())},
+        }))
     return docs
 
 
 # -------------------------------------------------------------------- NATS
+
+
+def _nats_tls(indent: str) -> str:
+    return (f"{indent}cert_file: /etc/nats/tls/tls.crt\n"
+            f"{indent}key_file: /etc/nats/tls/tls.key\n")
 
 
 def nats_config() -> str:
@@ -151,11 +200,25 @@ def nats_config() -> str:
         "  max_file_store: 40GB\n"
         "}\n"
         "\n"
+        "# TLS required for clients, as deploy/nats/tls.conf (the Secret nats-tls).\n"
+        "tls {\n"
+        + _nats_tls("  ") +
+        "  handshake_first: 300ms\n"
+        "  timeout: 2\n"
+        "}\n"
+        "\n"
         "# Three servers; streams are stored at replication 3, so losing any one\n"
         "# server (or its node) loses no acknowledged message and keeps a quorum.\n"
+        "# Routes are TLS too, and each server must show a certificate of our CA.\n"
         "cluster {\n"
         "  name: kaiku\n"
         "  listen: 0.0.0.0:6222\n"
+        "  tls {\n"
+        + _nats_tls("    ") +
+        "    ca_file: /etc/nats/tls/ca.crt\n"
+        "    verify: true\n"
+        "    timeout: 3\n"
+        "  }\n"
         "  routes: [\n"
         f"{routes}\n"
         "  ]\n"
@@ -199,6 +262,8 @@ def nats() -> list[dict[str, Any]]:
                         "resources": {"requests": {"cpu": "500m", "memory": "1Gi"},
                                       "limits": {"memory": "2Gi"}},
                         "volumeMounts": [{"name": "config", "mountPath": "/etc/nats"},
+                                         {"name": "tls", "mountPath": "/etc/nats/tls",
+                                          "readOnly": True},
                                          {"name": "pid", "mountPath": "/var/run/nats"},
                                          {"name": "data", "mountPath": "/data"}],
                         "startupProbe": {
@@ -217,6 +282,8 @@ def nats() -> list[dict[str, Any]]:
                             "nats-server", "-sl=ldm=/var/run/nats/nats.pid"]}}},
                     }],
                     "volumes": [{"name": "config", "configMap": {"name": "nats-config"}},
+                                {"name": "tls", "secret": {"secretName": "nats-tls",
+                                                           "defaultMode": 0o400}},
                                 {"name": "pid", "emptyDir": {}}],
                 },
             },
@@ -235,7 +302,8 @@ def nats() -> list[dict[str, Any]]:
     }
     client = {
         "apiVersion": "v1", "kind": "Service", "metadata": meta("nats", component),
-        "spec": {"selector": {"app.kubernetes.io/name": component},
+        # Inside the cluster only: clients and the monitor are never exposed.
+        "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": component},
                  "ports": [{"name": "client", "port": 4222, "targetPort": "client"},
                            {"name": "monitor", "port": 8222, "targetPort": "monitor"}]},
     }
@@ -268,11 +336,12 @@ def nats_streams_job() -> dict[str, Any]:
     script = "\n".join([
         "set -eu",
         'server="nats://admin:${NATS_ADMIN_PASSWORD}@nats:4222"',
+        f'tls="--tlsca {CA_FILE}"',
         "stream() {",
-        '  if nats -s "$server" stream info "$1" >/dev/null 2>&1; then',
-        '    nats -s "$server" stream edit "$1" --replicas 3 --force',
+        '  if nats -s "$server" $tls stream info "$1" >/dev/null 2>&1; then',
+        '    nats -s "$server" $tls stream edit "$1" --replicas 3 --force',
         "  else",
-        '    nats -s "$server" stream add "$1" --subjects "$2" --storage file \\',
+        '    nats -s "$server" $tls stream add "$1" --subjects "$2" --storage file \\',
         "      --retention limits --discard old --dupe-window 10m --replicas 3 --defaults",
         "  fi",
         "}",
@@ -294,7 +363,9 @@ def nats_streams_job() -> dict[str, Any]:
                         "env": [{"name": "NATS_ADMIN_PASSWORD", "valueFrom": {"secretKeyRef": {
                             "name": "nats", "key": "NATS_ADMIN_PASSWORD"}}}],
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                        "volumeMounts": [CA_MOUNT],
                     }],
+                    "volumes": [CA_VOLUME],
                 },
             },
         },
@@ -304,12 +375,36 @@ def nats_streams_job() -> dict[str, Any]:
 # ---------------------------------------------------------------- Postgres
 
 
+PG_TLS_DIR = "/etc/postgres/tls"
+# TLS on, plain TCP refused (deploy/postgres/pg_hba.conf, the ConfigMap below).
+PG_TLS_ARGS = ["-c", "ssl=on", "-c", "ssl_min_protocol_version=TLSv1.2",
+               "-c", f"ssl_cert_file={PG_TLS_DIR}/tls.crt",
+               "-c", f"ssl_key_file={PG_TLS_DIR}/tls.key",
+               "-c", "hba_file=/etc/postgres/config/pg_hba.conf"]
+
+
 def postgres() -> list[dict[str, Any]]:
     component = "postgres"
-    init = compose()["services"]["postgres-init"]
-    script = init["command"][0].replace("$$", "$")
     superuser = {"name": "POSTGRES_PASSWORD", "valueFrom": {"secretKeyRef": {
         "name": "postgres", "key": "POSTGRES_PASSWORD"}}}
+    container = {
+        "name": "postgres", "image": POSTGRES_IMAGE,
+        "env": [{"name": "POSTGRES_USER", "value": "postgres"}, superuser,
+                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
+        # wal_level=replica: pg_basebackup and streaming replicas work
+        # (docs/scaling.md, backup and restore).
+        "args": ["-c", "max_connections=400", "-c", "wal_level=replica", *PG_TLS_ARGS],
+        "ports": [{"name": "postgres", "containerPort": 5432}],
+        "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"memory": "4Gi"}},
+        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                         {"name": "tls", "mountPath": PG_TLS_DIR, "readOnly": True},
+                         {"name": "config", "mountPath": "/etc/postgres/config",
+                          "readOnly": True}],
+        "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
+                          "periodSeconds": 10, "failureThreshold": 6},
+        "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
+                           "periodSeconds": 5},
+    }
     statefulset = {
         "apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": meta("postgres"),
         "spec": {
@@ -318,23 +413,13 @@ def postgres() -> list[dict[str, Any]]:
                 "metadata": {"labels": labels(component)},
                 "spec": {
                     "terminationGracePeriodSeconds": 60,
+                    # The key file is root:postgres(999), mode 0640: what Postgres accepts.
                     "securityContext": {"fsGroup": 999},
-                    "containers": [{
-                        "name": "postgres", "image": POSTGRES_IMAGE,
-                        "env": [{"name": "POSTGRES_USER", "value": "postgres"}, superuser,
-                                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"}],
-                        # wal_level=replica: pg_basebackup and streaming replicas work
-                        # (docs/scaling.md, backup and restore).
-                        "args": ["-c", "max_connections=400", "-c", "wal_level=replica"],
-                        "ports": [{"name": "postgres", "containerPort": 5432}],
-                        "resources": {"requests": {"cpu": "1", "memory": "2Gi"},
-                                      "limits": {"memory": "4Gi"}},
-                        "volumeMounts": [{"name": "data", "mountPath": "/var/lib/postgresql/data"}],
-                        "livenessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
-                                          "periodSeconds": 10, "failureThreshold": 6},
-                        "readinessProbe": {"exec": {"command": ["pg_isready", "-U", "postgres"]},
-                                           "periodSeconds": 5},
-                    }],
+                    "containers": [container],
+                    "volumes": [
+                        {"name": "tls", "secret": {"secretName": "postgres-tls",
+                                                   "defaultMode": 0o640}},
+                        {"name": "config", "configMap": {"name": "postgres-config"}}],
                 },
             },
             "volumeClaimTemplates": [{
@@ -345,15 +430,26 @@ def postgres() -> list[dict[str, Any]]:
         },
     }
     service = {"apiVersion": "v1", "kind": "Service", "metadata": meta("postgres", component),
-               "spec": {"selector": {"app.kubernetes.io/name": component},
+               "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": component},
                         "ports": [{"name": "postgres", "port": 5432, "targetPort": "postgres"}]}}
+    config = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": meta("postgres-config",
+                                                                        component),
+              "data": {"pg_hba.conf": (REPO / "deploy" / "postgres" / "pg_hba.conf").read_text()}}
+    return [config, service, statefulset, postgres_init_job()]
+
+
+def postgres_init_job() -> dict[str, Any]:
+    """compose's postgres-init: a role and a database per service, over TLS."""
+    script = compose()["services"]["postgres-init"]["command"][0].replace("$$", "$")
     env = [{"name": "PGHOST", "value": "postgres"}, {"name": "PGUSER", "value": "postgres"},
            {"name": "PGDATABASE", "value": "postgres"},
+           {"name": "PGSSLMODE", "value": "verify-full"},
+           {"name": "PGSSLROOTCERT", "value": CA_FILE},
            {"name": "PGPASSWORD", "valueFrom": {"secretKeyRef": {
                "name": "postgres", "key": "POSTGRES_PASSWORD"}}}]
     env += [{"name": f"{s.upper()}_PASSWORD", "valueFrom": {"secretKeyRef": {
         "name": "postgres", "key": f"{s.upper()}_PASSWORD"}}} for s in SERVICES]
-    job = {
+    return {
         "apiVersion": "batch/v1", "kind": "Job", "metadata": meta("postgres-init"),
         "spec": {
             "backoffLimit": 20,
@@ -365,12 +461,13 @@ def postgres() -> list[dict[str, Any]]:
                         "name": "postgres-init", "image": POSTGRES_IMAGE,
                         "command": ["/bin/sh", "-ec", script], "env": env,
                         "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}},
+                        "volumeMounts": [CA_MOUNT],
                     }],
+                    "volumes": [CA_VOLUME],
                 },
             },
         },
     }
-    return [service, statefulset, job]
 
 
 # ---------------------------------------------------------- observability
@@ -425,12 +522,13 @@ def observability() -> list[dict[str, Any]]:
          "data": {"collector.yaml": collector_config}},
         collector,
         {"apiVersion": "v1", "kind": "Service", "metadata": meta("otel-collector"),
-         "spec": {"selector": {"app.kubernetes.io/name": "otel-collector"},
+         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": "otel-collector"},
                   "ports": [{"name": "otlp-grpc", "port": 4317, "targetPort": "otlp-grpc"},
                             {"name": "otlp-http", "port": 4318, "targetPort": "otlp-http"}]}},
         jaeger,
+        # The trace UI stays inside: kubectl port-forward svc/jaeger 16686.
         {"apiVersion": "v1", "kind": "Service", "metadata": meta("jaeger"),
-         "spec": {"selector": {"app.kubernetes.io/name": "jaeger"},
+         "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": "jaeger"},
                   "ports": [{"name": "ui", "port": 16686, "targetPort": "ui"},
                             {"name": "otlp-grpc", "port": 4317, "targetPort": "otlp-grpc"}]}},
     ]
@@ -461,15 +559,17 @@ def process(service: str, role: str) -> list[dict[str, Any]]:
         "name": role,
         "image": IMAGE,
         "command": command,
+        # Its own Secret only: its Postgres role, NATS user and keys (secrets()).
         "envFrom": [{"configMapRef": {"name": "kaiku-config"}},
-                    {"secretRef": {"name": "kaiku-jwt"}},
+                    *([{"configMapRef": {"name": "kaiku-omakaiku-config"}}]
+                      if service == "omakaiku" else []),
                     {"secretRef": {"name": f"kaiku-{service}"}}],
         "env": [{"name": "KAIKU_HTTP_PORT", "value": str(PORTS[service])}],
         "ports": [{"name": port_name, "containerPort": port}],
         "resources": RESOURCES[role],
         "securityContext": CONTAINER_SECURITY,
         # Python writes nothing but logs (stdout); /tmp for libraries that want it.
-        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}, CA_MOUNT],
         "startupProbe": {"httpGet": {"path": "/healthz", "port": port_name},
                          "periodSeconds": 2, "failureThreshold": 60},
         "livenessProbe": {"httpGet": {"path": "/healthz", "port": port_name},
@@ -502,7 +602,7 @@ def process(service: str, role: str) -> list[dict[str, Any]]:
                     "affinity": _spread(name),
                     "topologySpreadConstraints": [_zone_spread(name)],
                     "containers": [container],
-                    "volumes": [{"name": "tmp", "emptyDir": {}}],
+                    "volumes": [{"name": "tmp", "emptyDir": {}}, CA_VOLUME],
                 },
             },
         },
@@ -514,7 +614,8 @@ def process(service: str, role: str) -> list[dict[str, Any]]:
     if role == "api":
         docs.append({"apiVersion": "v1", "kind": "Service",
                      "metadata": {**meta(name), "labels": pod_labels},
-                     "spec": {"selector": {"app.kubernetes.io/name": name},
+                     # ClusterIP: an Ingress (the operator's) publishes the APIs.
+                     "spec": {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": name},
                               "ports": [{"name": "http", "port": PORTS[service],
                                          "targetPort": "http"}]}})
     if role in AUTOSCALE:
@@ -544,7 +645,7 @@ def web() -> list[dict[str, Any]]:
         "name": "web",
         "command": compose()["services"]["web"]["command"],
         "envFrom": [{"configMapRef": {"name": "kaiku-config"}},
-                    {"secretRef": {"name": "kaiku-jwt"}}],
+                    {"secretRef": {"name": "kaiku-web"}}],
         "env": [{"name": "KAIKU_HTTP_PORT", "value": str(port)},
                 {"name": "KAIKU_WEB_SECURE_COOKIES", "value": "true"},
                 *[{"name": f"KAIKU_WEB_{s.upper()}_URL",
@@ -560,7 +661,7 @@ def web() -> list[dict[str, Any]]:
     template["spec"]["affinity"] = _spread(name)
     template["spec"]["topologySpreadConstraints"] = [_zone_spread(name)]
     budget["spec"]["selector"] = selector(name)
-    service["spec"] = {"selector": {"app.kubernetes.io/name": name},
+    service["spec"] = {"type": "ClusterIP", "selector": {"app.kubernetes.io/name": name},
                        "ports": [{"name": "http", "port": port, "targetPort": "http"}]}
     autoscaler["spec"]["scaleTargetRef"]["name"] = name
     return docs
@@ -572,7 +673,7 @@ def web() -> list[dict[str, Any]]:
 def files() -> dict[str, list[dict[str, Any]]]:
     out = {
         "00-namespace.yaml": common(),
-        "01-secrets.yaml": secrets(),
+        SECRETS: secrets(),
         "10-nats.yaml": nats(),
         "11-postgres.yaml": postgres(),
         "12-observability.yaml": observability(),
@@ -597,15 +698,24 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str)
 
 
-def render(docs: list[dict[str, Any]]) -> str:
+SECRETS = "01-secrets.yaml"  # placeholders, filled by fill_secrets.py; not in kustomization
+NOTES = {SECRETS: (
+    "# Placeholders only: nothing here is a usable key or password. Apply the filled\n"
+    "# copy, never this file: python deploy/k8s/fill_secrets.py --env-file keys/kaiku.env\n"
+    "#   --env-file secrets.env --tls-dir tls | kubectl apply -f -   (deploy/README.md)\n")}
+
+
+def render(docs: list[dict[str, Any]], note: str = "") -> str:
     header = "# Generated by deploy/k8s/generate.py from docker-compose.yml and deploy/: edit there.\n"
-    return header + "---\n".join(
+    return header + note + "---\n".join(
         yaml.dump(doc, Dumper=_Dumper, sort_keys=False, width=100) for doc in docs)
 
 
 def kustomization(names: list[str]) -> str:
     return (
-        "# kubectl apply -k deploy/k8s   (or kubectl apply -f deploy/k8s/ in file order)\n"
+        "# kubectl apply -k deploy/k8s\n"
+        "# 01-secrets.yaml is not listed: it holds placeholders, and applying it would\n"
+        "# overwrite the real Secrets (deploy/k8s/fill_secrets.py makes those).\n"
         "apiVersion: kustomize.config.k8s.io/v1beta1\n"
         "kind: Kustomization\n"
         f"namespace: {NS}\n"
@@ -619,8 +729,8 @@ def kustomization(names: list[str]) -> str:
 
 def main(argv: list[str]) -> int:
     check = "--check" in argv
-    wanted = {name: render(docs) for name, docs in files().items()}
-    wanted["kustomization.yaml"] = kustomization(sorted(n for n in wanted))
+    wanted = {name: render(docs, NOTES.get(name, "")) for name, docs in files().items()}
+    wanted["kustomization.yaml"] = kustomization(sorted(n for n in wanted if n != SECRETS))
     stale = []
     for name, text in wanted.items():
         path = HERE / name

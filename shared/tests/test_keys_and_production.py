@@ -33,7 +33,7 @@ def production_env(keys: KeyMaterial, **extra: str) -> dict[str, str]:
     """Everything a production installation sets, every process's secrets at once."""
     return clean_env(**{"KAIKU_ENV": "production", **keys.values,
                         "KAIKU_OMAKAIKU_SMTP_HOST": "smtp.example.org",
-                        "KAIKU_WEB_SECURE_COOKIES": "true", **extra})
+                        **extra})
 
 
 def check(module: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -151,7 +151,7 @@ def test_production_refuses_to_start_without_each_key(module: str, missing: str)
     ("omakaiku", "KAIKU_OMAKAIKU_MASTER_KEY", "c2hvcnQ=", "at least 32"),
     ("web", "KAIKU_WEB_SESSION_SECRET", "dev-only-insecure-jwt-secret-change-me-0123456789",
      "published in this repository"),
-    ("web", "KAIKU_WEB_SECURE_COOKIES", "false", "without TLS"),
+    ("web", "KAIKU_WEB_DEV_TOKEN_SIGNIN", "true", "development form"),
     ("notifications", "KAIKU_FAILPOINTS", "crash-after-commit", "test setting"),
 ])
 def test_production_refuses_development_and_unsafe_values(module: str, setting: str,

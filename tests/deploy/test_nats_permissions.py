@@ -16,12 +16,16 @@ What is shown:
 * core subscriptions are limited to consumed subjects and the service's own
   reply inbox ``_INBOX.<service>.>`` — never ``_INBOX.>``, where another
   service's pull deliveries travel;
-* a worker's full path works: durable pull consumer, fetch, ack, dead letter.
+* a worker's full path works: durable pull consumer, fetch, ack, dead letter;
+* the dead-letter stream: services create it when missing and publish their
+  dead letters, but only ``admin`` may update, purge or delete it or a message
+  in it (what ``kaiku dlq replay`` does, run as admin).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -36,6 +40,10 @@ nats = pytest.importorskip("nats")
 pytest_asyncio = pytest.importorskip("pytest_asyncio")
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig  # noqa: E402
 
+from kaiku_shared.deadletters import list_dead_letters, replay_dead_letters  # noqa: E402
+from kaiku_shared.relay import ensure_dead_letter_stream  # noqa: E402
+from kaiku_shared.settings import KaikuSettings  # noqa: E402
+
 pytestmark = pytest.mark.asyncio
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,6 +51,7 @@ CONFIG = REPO / "deploy" / "nats" / "nats.conf"
 SERVER = Path(sys.executable).parent / "nats-server"
 
 SERVICES = ("cards", "venues", "omakaiku", "notifications")
+KAIKU = KaikuSettings(namespace="kaiku")  # the namespace nats.conf is written for
 
 
 def code_consumers() -> dict[str, list[tuple[str, str]]]:
@@ -391,11 +400,7 @@ async def test_worker_pulls_acks_and_dead_letters(connect) -> None:
     info = await venues.js.consumer_info("KAIKU_CARDS", durable)
     assert info.ack_floor.stream_seq >= message.metadata.sequence.stream
 
-    dlq = StreamConfig(name="KAIKU_DLQ", subjects=["kaiku.dlq.>"])
-    try:
-        await venues.js.add_stream(dlq)
-    except nats.js.errors.BadRequestError:
-        await venues.js.update_stream(dlq)
+    await ensure_dead_letter_stream(venues.js, KAIKU)  # what the worker does at start
     ack = await venues.js.publish(f"kaiku.dlq.venues.{durable}", b"{}", stream="KAIKU_DLQ")
     assert ack.stream == "KAIKU_DLQ"
     assert venues.errors == []
@@ -407,3 +412,73 @@ async def test_default_inbox_is_refused(connect) -> None:
     with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
         await venues.js.stream_info("KAIKU_VENUES")
     await venues.violation("subscription to")
+
+
+async def _denied(client: Client, operation, subject: str) -> None:
+    """The JetStream API request gets no answer and the server reports why."""
+    with pytest.raises((nats.errors.TimeoutError, asyncio.TimeoutError)):
+        await operation
+    await client.violation(subject)
+
+
+async def _cannot_change_the_dead_letter_stream(client: Client) -> None:
+    # A worker starting up leaves the existing stream alone: no update needed.
+    await ensure_dead_letter_stream(client.js, KAIKU)
+    service = client.user
+    ack = await client.js.publish(f"kaiku.dlq.{service}.{service}-probe", b"{}",
+                                  stream="KAIKU_DLQ")
+    await _denied(client, client.js.purge_stream("KAIKU_DLQ"), "$JS.API.STREAM.PURGE.KAIKU_DLQ")
+    await _denied(client, client.js.delete_stream("KAIKU_DLQ"),
+                  "$JS.API.STREAM.DELETE.KAIKU_DLQ")
+    await _denied(client, client.nc.request("$JS.API.STREAM.MSG.DELETE.KAIKU_DLQ",
+                                            json.dumps({"seq": ack.seq}).encode(),
+                                            timeout=DENIED_WAIT),
+                  "$JS.API.STREAM.MSG.DELETE.KAIKU_DLQ")
+    await _denied(client, client.js.update_stream(StreamConfig(
+        name="KAIKU_DLQ", subjects=["kaiku.dlq.>"], max_msgs=1)),
+        "$JS.API.STREAM.UPDATE.KAIKU_DLQ")
+
+
+async def test_services_cannot_change_the_dead_letter_stream(connect) -> None:
+    admin = await connect("admin")
+    # As an operator set it up (k8s: the nats-streams Job): not the code's config.
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        await admin.js.delete_stream("KAIKU_DLQ")
+    await admin.js.add_stream(StreamConfig(name="KAIKU_DLQ", subjects=["kaiku.dlq.>"],
+                                           max_age=30 * 24 * 3600))
+    clients = [await connect(service) for service in SERVICES]
+    await asyncio.gather(*(_cannot_change_the_dead_letter_stream(c) for c in clients))
+    info = await admin.js.stream_info("KAIKU_DLQ")
+    assert info.state.messages == len(SERVICES)  # every dead letter kept
+    assert info.config.max_age == 30 * 24 * 3600 and info.config.max_msgs == -1
+
+    # The admin may do all of it.
+    await admin.js.update_stream(StreamConfig(name="KAIKU_DLQ", subjects=["kaiku.dlq.>"],
+                                              max_age=60 * 24 * 3600))
+    first = (await admin.js.stream_info("KAIKU_DLQ")).state.first_seq
+    assert await admin.js.delete_msg("KAIKU_DLQ", first)
+    assert await admin.js.purge_stream("KAIKU_DLQ")
+    assert (await admin.js.stream_info("KAIKU_DLQ")).state.messages == 0
+    assert await admin.js.delete_stream("KAIKU_DLQ")
+    assert admin.errors == []
+
+
+async def test_kaiku_dlq_replay_runs_as_admin(connect, nats_server: str) -> None:
+    cards = await connect("cards")
+    await _ensure_stream(cards, "cards")
+    venues = await connect("venues")
+    await ensure_dead_letter_stream(venues.js, KAIKU)
+    await venues.js.publish("kaiku.dlq.venues.venues-card-validity", b'{"n": "dead"}',
+                            stream="KAIKU_DLQ", headers={
+                                "Kaiku-Dead-Letter-Reason": "test",
+                                "Kaiku-Original-Subject": "kaiku.cards.card_renewed.v1"})
+    password = _passwords()["NATS_ADMIN_PASSWORD"]
+    as_admin = KAIKU.model_copy(update={"nats_url": f"nats://admin:{password}@{nats_server}"})
+    [letter] = [d for d in await list_dead_letters(as_admin, "venues-card-validity")
+                if d.body == b'{"n": "dead"}']
+    assert await replay_dead_letters(as_admin, [letter.sequence]) == [letter.sequence]
+    # Re-published on its original subject, and gone from the dead-letter stream.
+    admin = await connect("admin")
+    replayed = await admin.js.get_last_msg("KAIKU_CARDS", "kaiku.cards.card_renewed.v1")
+    assert replayed.data == b'{"n": "dead"}'
+    assert letter.sequence not in [d.sequence for d in await list_dead_letters(as_admin)]

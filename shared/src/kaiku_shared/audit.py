@@ -33,6 +33,7 @@ from .consumer import Consumer
 from .contracts import event_id_for
 from .eventstore import events_table
 from .settings import KaikuSettings
+from .tls import connect_nats
 
 
 @dataclass
@@ -114,7 +115,7 @@ async def audit_service(
 ) -> AuditReport:
     db_url = settings.service_database_url(service)
     conn = await asyncpg.connect(db_url)
-    nc = await nats.connect(settings.nats_servers)
+    nc = await connect_nats(settings)
     js = nc.jetstream()
     checks: list[Check] = []
     try:

@@ -37,6 +37,7 @@ from .contracts import IntegrationEvent, contract_for
 from .contracts.base import UnknownContract
 from .metrics import CONSUMED, DEAD_LETTERS
 from .settings import KaikuSettings
+from .tls import nats_broker_security
 
 log = logging.getLogger("kaiku.consumer")
 tracer = trace.get_tracer("kaiku.consumer")
@@ -177,6 +178,7 @@ def build_broker(
         # Per-message detail is at debug; failures and dead letters stay warnings.
         log_level=logging.DEBUG,
         inbox_prefix=settings.inbox_prefix(service),
+        security=nats_broker_security(settings),
     )
     for consumer in consumers:
         _subscribe(broker, settings, service, pool, consumer, filtered)

@@ -17,6 +17,7 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from .settings import KaikuSettings
+from .tls import connect_nats
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,7 @@ class DeadLetter:
 
 async def list_dead_letters(settings: KaikuSettings, consumer: str | None = None
                             ) -> list[DeadLetter]:
-    nc = await nats.connect(settings.nats_servers)
+    nc = await connect_nats(settings)
     try:
         js = nc.jetstream()
         try:
@@ -94,7 +95,7 @@ async def replay_dead_letters(settings: KaikuSettings, sequences: list[int] | No
     """Re-publish the chosen dead letters (all when ``sequences`` is None)."""
     letters = await list_dead_letters(settings, consumer)
     chosen = [d for d in letters if sequences is None or d.sequence in sequences]
-    nc = await nats.connect(settings.nats_servers)
+    nc = await connect_nats(settings)
     replayed = []
     try:
         js = nc.jetstream()

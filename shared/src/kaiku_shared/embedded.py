@@ -77,6 +77,10 @@ class EmbeddedServers:
     nats_url: str | None = None  # given: use it and start no NATS
     database_url: str | None = None  # given: use it and start no PostgreSQL
     start_timeout: float = 15.0
+    # (certificate file, key file): the NATS started here then requires TLS;
+    # with a client CA it also requires a client certificate that CA signed.
+    nats_tls: tuple[str, str] | None = None
+    nats_tls_client_ca: str | None = None
 
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _urls: tuple[str, str] | None = field(default=None, init=False, repr=False)
@@ -231,7 +235,8 @@ class EmbeddedServers:
             client_port = _reuse_or_pick_port(ports.get("client"))
             http_port = _reuse_or_pick_port(ports.get("http"), avoid={client_port})
             config = nats_dir / "nats.conf"
-            config.write_text(_nats_config(client_port, http_port, nats_dir / "jetstream"))
+            config.write_text(_nats_config(client_port, http_port, nats_dir / "jetstream",
+                                           self.nats_tls, self.nats_tls_client_ca))
             log_offset = log_path.stat().st_size if log_path.exists() else 0
             with open(log_path, "ab") as log:
                 self._nats_proc = subprocess.Popen(
@@ -427,9 +432,10 @@ def find_nats_server() -> Path:
     )
 
 
-def _nats_config(port: int, http_port: int, store_dir: Path) -> str:
+def _nats_config(port: int, http_port: int, store_dir: Path,
+                 tls: tuple[str, str] | None = None, client_ca: str | None = None) -> str:
     # json.dumps gives a quoted string the NATS config parser accepts.
-    return (
+    config = (
         "# Written by kaiku_shared.embedded on every start; edits are lost.\n"
         "server_name: kaiku_embedded\n"
         f"listen: 127.0.0.1:{port}\n"
@@ -440,6 +446,18 @@ def _nats_config(port: int, http_port: int, store_dir: Path) -> str:
         "  max_file_store: 2GB\n"
         "}\n"
     )
+    return config + (_nats_tls_block(tls, client_ca) if tls is not None else "")
+
+
+def _nats_tls_block(tls: tuple[str, str], client_ca: str | None) -> str:
+    # As deploy/nats/tls.conf: TLS required; handshake-first clients (ours)
+    # start TLS at once, others get INFO after 300 ms and upgrade.
+    cert, key = tls
+    lines = [f"  cert_file: {json.dumps(str(cert))}", f"  key_file: {json.dumps(str(key))}",
+             "  handshake_first: 300ms"]
+    if client_ca:
+        lines += [f"  ca_file: {json.dumps(str(client_ca))}", "  verify: true"]
+    return "tls {\n" + "\n".join(lines) + "\n}\n"
 
 
 def _reuse_or_pick_port(preferred: object, avoid: Collection[int] = ()) -> int:

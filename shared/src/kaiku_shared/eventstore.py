@@ -30,7 +30,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic
 
-from .settings import KaikuSettings, postgres_params
+from .settings import LIBPQ_TLS_PARAMS, KaikuSettings, postgres_params
 
 META_KEY = "__meta__"
 command_meta: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
@@ -127,7 +127,8 @@ def application_env(settings: KaikuSettings, service: str, **extra: str) -> dict
     """Environment for an eventsourcing Application in ``service``'s database."""
     params = postgres_params(settings.service_database_url(service))
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        # eventsourcing.postgres, plus the URL's TLS parameters (pgstore).
+        "PERSISTENCE_MODULE": "kaiku_shared.pgstore:TlsPostgresFactory",
         "POSTGRES_DBNAME": params["dbname"],
         "POSTGRES_HOST": params["host"],
         "POSTGRES_PORT": params["port"],
@@ -144,6 +145,8 @@ def application_env(settings: KaikuSettings, service: str, **extra: str) -> dict
         "CREATE_TABLE": "y",
         "MAPPER_TOPIC": get_topic(MetaMapper),
     }
+    env.update({f"POSTGRES_{name.upper()}": params[name]
+                for name in LIBPQ_TLS_PARAMS if name in params})
     env.update(extra)
     return env
 

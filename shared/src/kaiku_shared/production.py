@@ -2,7 +2,7 @@
 
 Every process calls ``refuse_unsafe_start`` before it opens a connection: with a
 missing key, a development key, a value once shipped in this repository, an old
-shared secret, insecure cookies or no SMTP relay, it exits non-zero at once with
+shared secret, the web's token form or no SMTP relay, it exits non-zero at once with
 one line that names the setting. Development (``kaiku run``, the tests) accepts
 anything, and makes its own keys.
 """

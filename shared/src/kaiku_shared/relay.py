@@ -24,10 +24,9 @@ from datetime import timedelta
 from typing import Any
 
 import asyncpg
-import nats
 from eventsourcing.persistence import StoredEvent
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import BadRequestError
+from nats.js.errors import BadRequestError, NotFoundError
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
@@ -35,6 +34,7 @@ from .contracts import IntegrationEvent, event_id_for
 from .eventstore import MetaMapper, events_table
 from .metrics import RELAY_LAG, RELAY_PUBLISHED
 from .settings import KaikuSettings
+from .tls import connect_nats
 
 log = logging.getLogger("kaiku.relay")
 tracer = trace.get_tracer("kaiku.relay")
@@ -90,6 +90,15 @@ async def ensure_stream(js: Any, settings: KaikuSettings, service: str) -> None:
 
 
 async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
+    """Create the dead-letter stream when it is missing; never change one that
+    exists. Changing it (update, purge, delete) is for the NATS ``admin`` user
+    only (deploy/nats/nats.conf): a service must not be able to shorten or empty
+    the record of what it failed to process."""
+    try:
+        await js.stream_info(settings.dead_letter_stream)
+        return
+    except NotFoundError:
+        pass
     config = StreamConfig(
         name=settings.dead_letter_stream,
         subjects=[f"{settings.namespace}.dlq.>"],
@@ -100,7 +109,8 @@ async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
     try:
         await js.add_stream(config)
     except BadRequestError:
-        await js.update_stream(config)
+        # Another process created it first (with another configuration): keep it.
+        await js.stream_info(settings.dead_letter_stream)
 
 
 @dataclass
@@ -127,7 +137,7 @@ class Relay:
         the lock and keep a healthy standby from publishing.
         """
         db_url = self.settings.service_database_url(self.service)
-        nc = await nats.connect(self.settings.nats_servers, name=f"{self.service}-relay",
+        nc = await connect_nats(self.settings, name=f"{self.service}-relay",
                                 max_reconnect_attempts=-1, connect_timeout=5,
                                 inbox_prefix=self.settings.inbox_prefix(self.service).encode())
         try:

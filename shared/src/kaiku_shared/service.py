@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import nats
 import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
@@ -37,6 +36,7 @@ from .http import (
 from .relay import Relay, Translator, ensure_dead_letter_stream, ensure_stream
 from .settings import KaikuSettings
 from .telemetry import setup_telemetry, shutdown_telemetry
+from .tls import connect_nats
 
 log = logging.getLogger("kaiku.service")
 
@@ -66,7 +66,7 @@ async def open_runtime(
     await apply_schema(pool, *schema)
     nc = None
     if with_nats:
-        nc = await nats.connect(settings.nats_servers, name=f"{service}", max_reconnect_attempts=-1,
+        nc = await connect_nats(settings, name=f"{service}", max_reconnect_attempts=-1,
                                 connect_timeout=5,
                                 inbox_prefix=settings.inbox_prefix(service).encode())
     return Runtime(settings, service, pool, nc)

@@ -24,11 +24,19 @@ class KaikuSettings(BaseSettings):
 
     # One URL, or several separated by commas (the servers of a NATS cluster).
     nats_url: str = "nats://127.0.0.1:4222"
+    # TLS to NATS (file paths). With a CA the client verifies the server's
+    # certificate and starts TLS before any protocol byte (handshake first, so a
+    # password never travels in clear); cert/key add a client certificate.
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    nats_tls_handshake_first: bool = True
     # Server-level URL; each service uses its own database on this server.
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     namespace: str = "kaiku"
-    # production refuses development keys, unset secrets and insecure cookies
-    # at start-up (production.py); `kaiku run` is development.
+    # production refuses development keys, unset secrets and a missing SMTP
+    # relay at start-up (production.py), and the web marks every cookie Secure
+    # and sends HSTS; `kaiku run` is development.
     env: Literal["development", "production"] = "development"
 
     # Tokens (auth.py, keys.py). A key set is a JWK set as JSON text or a file
@@ -126,8 +134,14 @@ class KaikuSettings(BaseSettings):
         return postgres_params(self.database_url)
 
 
+# libpq's TLS parameters, carried from KAIKU_DATABASE_URL's query to psycopg
+# (asyncpg reads them from the URL itself).
+LIBPQ_TLS_PARAMS = ("sslmode", "sslrootcert", "sslcert", "sslkey")
+
+
 def postgres_params(url: str) -> dict[str, str]:
-    """Split a libpq URL into host/port/user/password/dbname.
+    """Split a libpq URL into host/port/user/password/dbname, plus the TLS
+    parameters (``sslmode``, ``sslrootcert``, ``sslcert``, ``sslkey``) it names.
 
     A unix-socket server (pgserver) is written ``postgresql://user@/db?host=/dir``.
     """
@@ -136,13 +150,15 @@ def postgres_params(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     query = parse_qs(parts.query)
     host = query.get("host", [parts.hostname or "127.0.0.1"])[0]
-    return {
+    params = {
         "host": unquote(host),
         "port": str(parts.port or query.get("port", ["5432"])[0]),
         "user": unquote(parts.username or "postgres"),
         "password": unquote(parts.password or ""),
         "dbname": parts.path.lstrip("/") or "postgres",
     }
+    params.update({name: query[name][0] for name in LIBPQ_TLS_PARAMS if name in query})
+    return params
 
 
 def load_settings() -> KaikuSettings:

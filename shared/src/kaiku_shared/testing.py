@@ -32,6 +32,7 @@ from .keys import KeyMaterial
 from .ports import free_port
 from .settings import SERVICES, KaikuSettings
 from .supervisor import Supervisor, jwks_urls, mail_sink, service_specs
+from .tls import connect_nats
 
 
 @dataclass
@@ -102,7 +103,7 @@ class Namespace:
     async def drop(self) -> None:
         """Remove this namespace's databases and streams from the shared servers."""
         with contextlib.suppress(Exception):
-            nc = await nats.connect(self.settings.nats_servers)
+            nc = await connect_nats(self.settings)
             js = nc.jetstream()
             for service in (*SERVICES, "dlq"):
                 with contextlib.suppress(Exception):
@@ -204,7 +205,7 @@ async def stream_messages(system: System, service: str, subject_suffix: str = ">
     from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
     settings = system.ns.settings
-    nc = await nats.connect(settings.nats_servers)
+    nc = await connect_nats(settings)
     try:
         js = nc.jetstream()
         sub = await js.pull_subscribe(

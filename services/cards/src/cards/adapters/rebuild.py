@@ -170,11 +170,12 @@ async def card_contract_pages(conn: asyncpg.Connection, mapper: MetaMapper,
 
 async def venue_contracts(settings: KaikuSettings) -> AsyncIterator[IntegrationEvent]:
     """Every ticket fact in the venues stream, from its first message."""
-    import nats
     from nats.js.api import DeliverPolicy
     from nats.js.errors import NotFoundError
 
-    nc = await nats.connect(settings.nats_servers, name="cards-rebuild",
+    from kaiku_shared.tls import connect_nats
+
+    nc = await connect_nats(settings, name="cards-rebuild",
                             inbox_prefix=settings.inbox_prefix("cards").encode())
     try:
         js = nc.jetstream()
