@@ -330,6 +330,7 @@ async def test_kaikukeskus_and_an_admin_user_manage_users(web, staff_page, brows
         # Their own password, from the home page.
         await nav(admin, lang).get_by_role("link", name=text(lang, "nav.home")).click()
         await admin.get_by_role("link", name=text(lang, "users.own_password")).click()
+        await admin.get_by_label(text(lang, "users.current_password")).fill(PASSWORD)
         await admin.get_by_label(text(lang, "users.new_password"), exact=True).fill(
             PASSWORD + "-2")
         await admin.get_by_label(text(lang, "users.repeat_password")).fill(PASSWORD + "-2")
@@ -341,6 +342,11 @@ async def test_kaikukeskus_and_an_admin_user_manage_users(web, staff_page, brows
             signed_in = await client.post("/auth/login", json={
                 "username": admin_name, "password": PASSWORD + "-2"})
         assert signed_in.status_code == 200 and signed_in.json()["admin"] is True
+        # The change ended every earlier token, yet this session goes on: the web
+        # signed in again with the new password.
+        await nav(admin, lang).get_by_role("link", name=text(lang, "nav.home")).click()
+        await expect(admin.get_by_role("link", name=text(lang, "users.own_password"))
+                     ).to_be_visible()
     finally:
         await context.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -340,9 +341,45 @@ async def test_holder_signs_in_sees_tickets_cancels_one_and_gives_feedback(
         await page.get_by_role("button", name=text(lang, "erase.submit")).click()
         await expect(page.get_by_role("heading", level=1)).to_have_text(text(lang, "erase.done"))
         async with web.system.client("omakaiku", token) as client:
-            assert (await client.get("/me")).status_code == 404
+            # Gone (404), and soon the account's every token is refused (401).
+            assert (await client.get("/me")).status_code in (401, 404)
         await page.goto(web.url + "/oma")
         await expect(page).to_have_url(web.url + "/oma/signin")
+
+
+def session_token(web, cookies: list[dict]) -> str:
+    """The bearer token inside the browser's signed session cookie."""
+    from itsdangerous import URLSafeTimedSerializer
+
+    from web.session import SESSION_COOKIE
+
+    secret = web.system.ns.keys.values["KAIKU_WEB_SESSION_SECRET"]
+    raw = next(c["value"] for c in cookies if c["name"] == SESSION_COOKIE)
+    return URLSafeTimedSerializer(secret, salt="kaiku-web-session").loads(raw)["token"]
+
+
+async def test_signing_out_in_the_web_ends_the_token_in_every_service(
+        web, staff_page, ui):
+    """The sign-out button does not just drop the cookie: the token inside it
+    is refused by the services from then on (a copied cookie is worth nothing)."""
+    from playwright.async_api import expect
+
+    from kaiku_shared.testing import STAFF_PROBES, seconds_until_refused_everywhere
+
+    page = staff_page
+    await open_in(page, ui, web.url + "/staff/login", "fi")
+    await sign_in_staff(page, ui, web, "distributor")
+    token = session_token(web, await page.context.cookies())
+    async with web.system.client("cards", token) as client:
+        assert (await client.get("/auth/me")).status_code == 200
+    await page.get_by_role("button", name=text("fi", "nav.sign_out")).click()
+    since = time.monotonic()
+    await expect(page).to_have_url(re.compile(r"/staff/login$"))
+    delay = await seconds_until_refused_everywhere(web.system, token, STAFF_PROBES, since)
+    print(f"\nweb sign-out: the token refused by every service after {delay * 1000:.0f} ms")
+    assert delay <= 2.0
+    await page.goto(web.url + "/staff")
+    await expect(page).to_have_url(re.compile(r"/staff/login"))
 
 
 # --- Kaikukanta: Kaikukeskus ---------------------------------------------------------

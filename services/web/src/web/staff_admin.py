@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, Response
 
-from .app import CSRF, call, language, page, staff_session
+from .app import CSRF, call, language, page, session_of, staff_session
 from .client import Answer
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
@@ -395,15 +395,31 @@ def register_admin_routes(app: FastAPI) -> None:  # noqa: C901 - one place per p
         if password != repeat:
             return password_form(request, status=422, error_key="users.password_mismatch",
                                  **again)
-        answer = await call(request, "cards", "PUT", f"/users/{user_id}/password",
-                            json={"password": password})
+        body = {"password": password}
+        if own:
+            body["current_password"] = form.get("current_password", "")
+        answer = await call(request, "cards", "PUT", f"/users/{user_id}/password", json=body)
+        if own and answer.status == 403:
+            return password_form(request, status=403, error_key="users.current_password_wrong",
+                                 **again)
         if not answer.ok:
             return password_form(request, status=answer.status, error=answer, **again)
         if own:
-            return page(request, "message.html", heading_key="users.own_password_changed",
-                        message_key="users.own_password_changed_detail", live=True)
+            return await signed_in_again(request, username, password)
         return await users_page(request, organisation_id, done_key="users.password_changed",
                                 values={"username": answer.data.get("username", username)})
+
+    async def signed_in_again(request: Request, username: str, password: str) -> Response:
+        """A password change ends every earlier token of the user, this session's
+        too: sign in with the new password, so only the other sessions end."""
+        response = page(request, "message.html", heading_key="users.own_password_changed",
+                        message_key="users.own_password_changed_detail", live=True)
+        answer = await call(request, "cards", "POST", "/auth/login", anonymous=True,
+                            json={"username": username, "password": password})
+        if answer.ok:
+            session = {**session_of(request), "token": answer.data["access_token"]}
+            request.app.state.sessions.write(response, session)
+        return response
 
     @app.get("/staff/users/{user_id}/password", response_class=HTMLResponse)
     async def user_password_form(request: Request, user_id: str, username: str = "",

@@ -378,3 +378,45 @@ def test_a_user_who_may_not_manage_users_sees_why_and_no_form(app_and_fake):
     page = client.get("/staff/users")
     assert 'role="alert"' in page.text and "needs an admin user" in page.text
     assert 'action="/staff/users"' not in page.text
+
+
+def test_ones_own_password_needs_the_current_one_and_the_session_goes_on(app_and_fake):
+    """cards refuses a change of one's own password without the current one (403),
+    and the change ends every earlier token: the web signs in with the new one."""
+    app, client, fake = app_and_fake
+    sign_in(app, client, "distributor", user_id=USER, username="jakaja")
+    form = client.get("/staff/password").text
+    assert 'name="current_password"' in form and 'autocomplete="current-password"' in form
+    token = csrf_of(client, "/staff/password")
+    fake.on("cards", "PUT", f"/users/{USER}/password", 403,
+            {"type": "https://kaikukortti.fi/problems/current-password-wrong", "status": 403,
+             "title": "Forbidden", "detail": "The current password is wrong."})
+    wrong = client.post("/staff/password", data={
+        "csrf": token, "current_password": "arvaus", "password": "uusi-salasana-1",
+        "repeat": "uusi-salasana-1"})
+    assert wrong.status_code == 403
+    assert catalogue("fi")["users.current_password_wrong"] in wrong.text
+    assert fake.sent("PUT", f"/users/{USER}/password")[-1][3] == {
+        "password": "uusi-salasana-1", "current_password": "arvaus"}
+    fake.on("cards", "PUT", f"/users/{USER}/password", 200, {"user_id": USER})
+    fake.on("cards", "POST", "/auth/login", 200, {"access_token": "new-token"})
+    done = client.post("/staff/password", data={
+        "csrf": token, "current_password": "vanha-salasana", "password": "uusi-salasana-1",
+        "repeat": "uusi-salasana-1"})
+    assert done.status_code == 200, done.text
+    assert fake.sent("POST", "/auth/login")[-1][3] == {"username": "jakaja",
+                                                       "password": "uusi-salasana-1"}
+    session = app.state.sessions.serializer.loads(done.cookies[SESSION_COOKIE])
+    assert session["token"] == "new-token" and session["user_id"] == USER
+
+
+def test_an_admin_resetting_another_users_password_sends_no_current_one(app_and_fake):
+    app, client, fake = app_and_fake
+    sign_in(app, client, "distributor", admin=True, user_id=USER)
+    other = "6f1c2f0e-2a4b-4c5d-8e9f-0a1b2c3d4e5f"
+    fake.on("cards", "PUT", f"/users/{other}/password", 200, {"user_id": other})
+    fake.on("cards", "GET", "/users", 200, [])
+    token = csrf_of(client, f"/staff/users/{other}/password")
+    client.post(f"/staff/users/{other}/password", data={
+        "csrf": token, "password": "uusi-salasana-1", "repeat": "uusi-salasana-1"})
+    assert fake.sent("PUT", f"/users/{other}/password")[-1][3] == {"password": "uusi-salasana-1"}
