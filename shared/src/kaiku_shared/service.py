@@ -175,8 +175,12 @@ def run_loop(main: Awaitable[Any]) -> Any:
 
 def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
     # uvicorn's defaults pick uvloop and the httptools parser when installed.
+    # Its proxy headers are off: by default it would believe any X-Forwarded-For
+    # sent from 127.0.0.1. A service that needs the client's address decides how
+    # many proxies to trust itself (omakaiku's sign-in limits).
     uvicorn.run(app, host=settings.http_host, port=settings.port_for(service),
-                log_config=None, access_log=False, timeout_graceful_shutdown=5)
+                log_config=None, access_log=False, timeout_graceful_shutdown=5,
+                proxy_headers=False)
 
 
 # --- worker -----------------------------------------------------------------------
