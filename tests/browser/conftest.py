@@ -1,8 +1,9 @@
 """Browser tests: the web interfaces driven in Debian's Chromium by Playwright.
 
 Fixtures start, on top of the session's ``system`` (all twelve service
-processes): an SMTP sink and one more omakaiku api whose mail goes to it (so a
-holder can sign in with the code from the e-mail), and the web process itself,
+processes): an SMTP sink and one more omakaiku api whose mail goes to it (the
+welcome e-mail; sign-in codes come from the system's omakaiku worker, into the
+system's own sink), and the web process itself,
 pointed at the four service APIs. The organisations, a venue and staff users
 with passwords are made over HTTP, as Kaikukeskus would.
 """
@@ -71,8 +72,10 @@ class Web:
     # --- e-mail ------------------------------------------------------------------
 
     def messages(self, to: str) -> list[email.message.EmailMessage]:
+        """Oldest first, from both sinks: the api's (welcome) and the worker's (codes)."""
         found = []
-        for path in sorted(self.mailbox.glob("*.eml"), key=lambda p: p.stat().st_mtime):
+        paths = [*self.mailbox.glob("*.eml"), *Path(self.system.mail_dir).glob("*.eml")]
+        for path in sorted(paths, key=lambda p: p.stat().st_mtime):
             message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
             if message["To"] == to:
                 found.append(message)

@@ -193,7 +193,7 @@ def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
     # uvicorn's defaults pick uvloop and the httptools parser when installed.
     # proxy_headers off: uvicorn would otherwise take X-Forwarded-For from any
     # client on 127.0.0.1 as its address; a service that needs the client's
-    # address decides itself how many proxies it trusts (cards' sign-in throttle).
+    # address decides itself how many proxies it trusts (the sign-in limits).
     uvicorn.run(app, host=settings.http_host, port=settings.port_for(service),
                 log_config=None, access_log=False, timeout_graceful_shutdown=5,
                 proxy_headers=False)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from datetime import UTC, datetime
 
+import asyncpg
 from fastapi import FastAPI
 
 from kaiku_shared.auth import TokenSigner
@@ -26,12 +28,13 @@ from .adapters import read_models
 from .adapters.delivery import DELIVERY_CONSUMER, DELIVERY_SCHEMA, Deliverer, delivery_consumer
 from .adapters.mail import Mailer
 from .adapters.mobile_card import CardSigner
-from .adapters.signin import SignIn
+from .adapters.signin import SignIn, expires_in_minutes
+from .adapters.signin_queue import SIGNIN_QUEUE_SCHEMA, CodeRequests, CodeSender, Limit
 from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 
-SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA
+SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA + SIGNIN_QUEUE_SCHEMA
 log = logging.getLogger("omakaiku.bootstrap")
 
 
@@ -62,12 +65,8 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
             log.info("mobile-card key recorded for publishing", extra={"kid": signer.kid})
         app.state.mailer = Mailer(omakaiku)
         app.state.card_signer = signer
-        app.state.signin = SignIn(
-            runtime.pool, omakaiku.key_bytes("lookup"),
-            code_ttl=omakaiku.signin_code_ttl_seconds,
-            link_ttl=omakaiku.signin_link_ttl_seconds, window=omakaiku.signin_window_seconds,
-            max_requests=omakaiku.signin_max_requests,
-            max_attempts=omakaiku.signin_max_attempts)
+        app.state.signin = build_signin(runtime.pool, settings, omakaiku)
+        app.state.code_requests = build_code_requests(runtime.pool, settings, omakaiku)
 
     from .entrypoints.api import router
 
@@ -81,6 +80,41 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
                              ("notifications", DELIVERY_CONSUMER)),
         signer=TokenSigner.for_holders,
     )
+
+
+def build_signin(pool: asyncpg.Pool, settings: KaikuSettings,
+                 omakaiku: OmaKaikuSettings) -> SignIn:
+    return SignIn(pool, omakaiku.key_bytes("lookup"),
+                  code_ttl=omakaiku.signin_code_ttl_seconds,
+                  link_ttl=omakaiku.signin_link_ttl_seconds,
+                  window=omakaiku.signin_window_seconds,
+                  max_attempts=omakaiku.signin_max_attempts,
+                  code_max_tries=omakaiku.signin_code_max_tries)
+
+
+def build_code_requests(pool: asyncpg.Pool, settings: KaikuSettings,
+                        omakaiku: OmaKaikuSettings) -> CodeRequests:
+    window = omakaiku.signin_window_seconds
+    return CodeRequests(
+        pool, omakaiku.key_bytes("lookup"),
+        per_address=Limit("address", omakaiku.signin_max_requests, window,
+                          "Too many codes asked for this address; try again later."),
+        per_client=Limit("client", omakaiku.signin_max_requests_per_client, window,
+                         "Too many codes asked from your network; try again later."),
+        overall=Limit("global", omakaiku.signin_max_requests_global,
+                      omakaiku.signin_global_window_seconds,
+                      "Sign-in is very busy right now; try again in a moment."),
+        request_ttl=omakaiku.signin_request_ttl_seconds)
+
+
+def build_code_sender(pool: asyncpg.Pool, settings: KaikuSettings,
+                      omakaiku: OmaKaikuSettings,
+                      application: OmaKaikuApplication) -> CodeSender:
+    return CodeSender(pool, settings.service_database_url(SERVICE),
+                      build_signin(pool, settings, omakaiku), Mailer(omakaiku),
+                      application.signin_holder,
+                      code_minutes=expires_in_minutes(omakaiku.signin_code_ttl_seconds),
+                      poll_seconds=omakaiku.signin_sender_poll_seconds)
 
 
 async def worker(settings: KaikuSettings) -> None:
@@ -100,9 +134,17 @@ async def worker(settings: KaikuSettings) -> None:
                               omakaiku.public_url.rstrip("/"), application.get_profile)
         return [*read_models.consumers(move_card), delivery_consumer(deliverer)]
 
+    # Sign-in codes are sent here, never in the request that asked for them.
+    signin_pool = await create_pool(settings, SERVICE, size=4)
+    sender = build_code_sender(signin_pool, settings, omakaiku, application)
+    sending = asyncio.create_task(sender.run())
     try:
         await run_worker(settings, SERVICE, SCHEMA, consumers)
     finally:
+        sender.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(sending, timeout=10)
+        await signin_pool.close()
         await delivery_pool.close()
 
 

@@ -50,8 +50,21 @@ class OmaKaikuSettings(BaseSettings):
     signin_code_ttl_seconds: int = Field(default=600, ge=60)
     signin_link_ttl_seconds: int = Field(default=7 * 24 * 3600, ge=600)
     signin_window_seconds: int = Field(default=900, ge=60)
-    signin_max_requests: int = Field(default=5, ge=1)   # codes sent per e-mail per window
+    signin_max_requests: int = Field(default=5, ge=1)   # codes asked per e-mail per window
     signin_max_attempts: int = Field(default=5, ge=1)   # wrong codes per e-mail per window
+    signin_code_max_tries: int = Field(default=5, ge=1)  # wrong codes that void a code
+    # Codes asked from one client address per window. The web asks on its
+    # holders' behalf from its own address unless the proxy hops are trusted.
+    signin_max_requests_per_client: int = Field(default=50, ge=1)
+    signin_global_window_seconds: int = Field(default=60, ge=1)
+    signin_max_requests_global: int = Field(default=600, ge=1)  # all addresses together
+    # Proxies in front of the api whose X-Forwarded-For entries are believed;
+    # 0: the connection's own address is the client.
+    signin_trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # A queued code request the worker has not handled by then is dropped.
+    signin_request_ttl_seconds: int = Field(default=120, ge=10)
+    # The worker is woken by NOTIFY; this poll is the fallback.
+    signin_sender_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     mobile_card_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 
     def key_bytes(self, purpose: str) -> bytes:

@@ -11,8 +11,10 @@ import logging
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
+from uuid import UUID
 
 import aiosmtplib
+import asyncpg
 
 from ..config import OmaKaikuSettings
 
@@ -89,3 +91,14 @@ class Mailer:
             # The error text may quote the address back: keep only its type.
             return "failed", type(error).__name__
         return "sent", None
+
+
+async def record_mail(pool: asyncpg.Pool, account_id: UUID, kind: str,
+                      outcome: tuple[str, str | None]) -> None:
+    """The outcome of one e-mail, by account — never the address."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO mail_deliveries (account_id, kind, outcome, detail) "
+            "VALUES ($1, $2, $3, $4)", account_id, kind, *outcome)
+    log.info("e-mail", extra={"account_id": str(account_id), "kind": kind,
+                              "outcome": outcome[0]})

@@ -97,7 +97,7 @@ SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS signin_attempts (
         email_lookup  bytea NOT NULL,
-        kind          text NOT NULL,           -- 'request' or 'failure'
+        kind          text NOT NULL,           -- 'failure' ('request': before signin_rate)
         at            timestamptz NOT NULL DEFAULT now()
     )
     """,
@@ -334,6 +334,8 @@ async def drop_account_data(pool: asyncpg.Pool, account_id: UUID,
             if lookup is not None:
                 await conn.execute("DELETE FROM signin_codes WHERE email_lookup = $1", lookup)
                 await conn.execute("DELETE FROM signin_attempts WHERE email_lookup = $1",
+                                   lookup)
+                await conn.execute("DELETE FROM signin_requests WHERE email_lookup = $1",
                                    lookup)
             await conn.execute("DELETE FROM signin_codes WHERE account_id = $1", account_id)
             await conn.execute("DELETE FROM mail_deliveries WHERE account_id = $1", account_id)

@@ -85,6 +85,10 @@ class Vault:
     def accounts_for(self, email: str) -> list[UUID]:
         return self.store.find(self.email_lookup(email))
 
+    def accounts_for_lookup(self, email_lookup: bytes) -> list[UUID]:
+        """Newest first; for work queued under the hash without the address."""
+        return self.store.find(email_lookup)
+
     def _key(self, account_id: UUID) -> bytes:
         wrapped = self.store.get(account_id)
         if wrapped is None:

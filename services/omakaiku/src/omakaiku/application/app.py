@@ -117,6 +117,16 @@ class OmaKaikuApplication(KaikuApplication):
     def accounts_for_email(self, email: str) -> list[UUID]:
         return self._vault().accounts_for(email)
 
+    def signin_holder(self, email_lookup: bytes) -> Profile | None:
+        """Whom a sign-in code for this e-mail (by its lookup hash) goes to: the
+        newest live account with the address, or None."""
+        for account_id in self._vault().accounts_for_lookup(email_lookup)[:1]:
+            try:
+                return self.get_profile(account_id)
+            except NotFound:
+                return None
+        return None
+
     def account_for_card(self, card_number: str) -> UUID | None:
         try:
             link = self.repository.get(CardAccount.create_id(card_number))

@@ -14,18 +14,23 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal
-from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
-    unprocessable
+from kaiku_shared.http import PROBLEM, Problem, ProblemDetail, conflict, idempotency_key, \
+    not_found, require_role, unprocessable
 
 from ..adapters import network, read_models
-from ..adapters.mail import Mailer, render
+from ..adapters.mail import Mailer, record_mail, render
 from ..adapters.mobile_card import CardSigner, qr_svg
-from ..adapters.signin import CodeRejected, RateLimited, SignIn, expires_in_minutes
+from ..adapters.signin import CodeRejected, RateLimited, SignIn
+from ..adapters.signin_queue import CodeRequests
 from ..application.app import NotFound, OmaKaikuApplication, PersonalData, RuleViolation
 from ..config import OmaKaikuSettings
 
 CARD_ARRIVAL_GRACE_SECONDS = 3.0
 HOLDER_TOKEN_TTL_SECONDS = 12 * 3600
+RATE_LIMITED: dict[int | str, dict[str, Any]] = {429: {
+    "description": "Too many attempts (`rate-limited`); `Retry-After` says when to try again",
+    "model": ProblemDetail,
+    "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}}}
 
 log = logging.getLogger("omakaiku.api")
 router = APIRouter()
@@ -137,6 +142,8 @@ class MobileCard(BaseModel):
 
 class CodeRequest(Schema):
     email: EmailStr
+    language: Literal["fi", "sv", "en"] | None = Field(
+        default=None, description="The code e-mail's language; by default the account's.")
 
 
 class CodeRequested(BaseModel):
@@ -215,14 +222,18 @@ def _omakaiku(request: Request) -> OmaKaikuSettings:
     return request.app.state.omakaiku
 
 
-async def _record_mail(request: Request, account_id: UUID, kind: str,
-                       outcome: tuple[str, str | None]) -> None:
-    async with request.app.state.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO mail_deliveries (account_id, kind, outcome, detail) "
-            "VALUES ($1, $2, $3, $4)", account_id, kind, *outcome)
-    log.info("e-mail", extra={"account_id": str(account_id), "kind": kind,
-                              "outcome": outcome[0]})
+def client_address(peer: str | None, forwarded_for: list[str], trusted_hops: int) -> str:
+    """Who sent the request: the connection's peer or, behind ``trusted_hops``
+    proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries
+    further left are whatever the client claimed, so they are never believed."""
+    peer = peer or "unknown"
+    if trusted_hops == 0:
+        return peer
+    entries = [entry.strip() for header in forwarded_for for entry in header.split(",")
+               if entry.strip()]
+    if not entries:
+        return peer
+    return entries[-min(trusted_hops, len(entries))]
 
 
 # --- accounts (distributor) ------------------------------------------------------
@@ -265,7 +276,7 @@ async def _send_welcome(request: Request, account_id: UUID, personal: PersonalDa
                            link_days=max(1, settings.signin_link_ttl_seconds // 86400))
     mailer: Mailer = request.app.state.mailer
     outcome = await mailer.send(personal.email, subject, text, language=language)
-    await _record_mail(request, account_id, "welcome", outcome)
+    await record_mail(request.app.state.pool, account_id, "welcome", outcome)
 
 
 @router.post("/accounts/erasure", status_code=202, response_model=ErasureAccepted,
@@ -298,35 +309,27 @@ async def _erase(request: Request, app: OmaKaikuApplication, account_id: UUID, b
 # --- sign-in -------------------------------------------------------------------------
 
 
-@router.post("/auth/code", status_code=202, response_model=CodeRequested, tags=["sign-in"])
+@router.post("/auth/code", status_code=202, response_model=CodeRequested, tags=["sign-in"],
+             responses=RATE_LIMITED)
 async def request_code(body: CodeRequest, request: Request, app: App) -> CodeRequested:
-    """E-mails a one-time 6-digit code. The answer is the same whether or not the
-    address has an account, so nobody can probe who holds a card."""
+    """Queues a one-time 6-digit code; the worker e-mails it if the address has an
+    account. The answer and the work done are the same either way (the account is
+    looked up only in the worker), so nobody can probe who holds a card."""
     settings = _omakaiku(request)
-    email = str(body.email)
-    lookup = app.vault.email_lookup(email)
-    accounts = await asyncio.to_thread(app.accounts_for_email, email)
-    signin: SignIn = request.app.state.signin
+    client = client_address(request.client.host if request.client else None,
+                            request.headers.getlist("x-forwarded-for"),
+                            settings.signin_trusted_proxy_hops)
+    code_requests: CodeRequests = request.app.state.code_requests
     try:
-        code = await signin.new_code(lookup, accounts[0] if accounts else None)
+        await code_requests.enqueue(app.vault.email_lookup(str(body.email)), client,
+                                    body.language)
     except RateLimited as error:
         raise _too_many(error) from None
-    if accounts:
-        try:
-            profile = await run(app.get_profile, accounts[0])
-        except Problem:
-            return CodeRequested()
-        language = profile.account.language
-        subject, text = render("signin_code", language, code=code,
-                               minutes=expires_in_minutes(settings.signin_code_ttl_seconds))
-        # To the address on the account, whatever case the holder typed.
-        outcome = await request.app.state.mailer.send(profile.personal.email, subject, text,
-                                                      language=language)
-        await _record_mail(request, accounts[0], "signin_code", outcome)
     return CodeRequested()
 
 
-@router.post("/auth/token", response_model=HolderToken, tags=["sign-in"])
+@router.post("/auth/token", response_model=HolderToken, tags=["sign-in"],
+             responses=RATE_LIMITED)
 async def exchange_code(body: TokenRequest, request: Request, app: App) -> HolderToken:
     signin: SignIn = request.app.state.signin
     try:
