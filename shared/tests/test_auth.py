@@ -34,7 +34,7 @@ from kaiku_shared.auth import (
     TrustedKeys,
 )
 from kaiku_shared.keys import KeyMaterial, generate_signing_key, public_key_set
-from kaiku_shared.revocation import RevocationList
+from kaiku_shared.revocation import RevocationList, hashed
 from kaiku_shared.settings import KaikuSettings
 
 AUDIENCE = "kaikukortti"
@@ -358,7 +358,7 @@ def test_a_user_revocation_refuses_only_tokens_issued_before_it() -> None:
     after = Principal("distributor", str(user), uuid4(), issued_at=200.0, expires_at=9e9)
     other = Principal("distributor", str(uuid4()), uuid4(), issued_at=100.0, expires_at=9e9)
     revoked = RevocationList()
-    revoked._not_before[("user", str(user))] = (150.0, "password_changed")
+    revoked._not_before[("user", hashed(str(user)))] = (150.0, "password_changed")
     assert "password was changed" in (revoked.refusal(before) or "")
     assert revoked.refusal(after) is None and revoked.refusal(other) is None
 
@@ -366,9 +366,9 @@ def test_a_user_revocation_refuses_only_tokens_issued_before_it() -> None:
 def test_an_organisation_account_or_token_revocation_refuses() -> None:
     org, account = uuid4(), uuid4()
     revoked = RevocationList()
-    revoked._not_before[("organisation", str(org))] = (150.0, "left")
-    revoked._not_before[("account", str(account))] = (150.0, "erased")
-    revoked._not_before[("token", "abc")] = (0.0, "signed_out")
+    revoked._not_before[("organisation", hashed(str(org)))] = (150.0, "left")
+    revoked._not_before[("account", hashed(str(account)))] = (150.0, "erased")
+    revoked._not_before[("token", hashed("abc"))] = (0.0, "signed_out")
     assert "left the Kaikukortti network" in (revoked.refusal(
         Principal("venue", "x", org, issued_at=100.0)) or "")
     assert "erased" in (revoked.refusal(

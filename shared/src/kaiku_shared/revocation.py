@@ -7,15 +7,20 @@ them into ``token_revocations`` (one row per user, organisation, account or
 token: the time before which its tokens no longer count), and every api process
 reloads what is new there every ``revocation_refresh_seconds`` into memory, so a
 request is checked against a dictionary, never a synchronous call.
+
+Rows name their subject by a SHA-256 of it, not the id itself: an erased
+account's id is gone from every service once its erasure is projected, yet its
+tokens stay refused until the longest of them has expired, when the row goes too.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import asyncpg
 
@@ -34,9 +39,9 @@ SCHEMA = (
     "CREATE SEQUENCE IF NOT EXISTS token_revocations_seq",
     """CREATE TABLE IF NOT EXISTS token_revocations (
         scope       text NOT NULL,   -- user | organisation | account | token
-        subject     text NOT NULL,   -- its id (a token's jti)
+        subject     text NOT NULL,   -- SHA-256 of its id (a token's jti)
         not_before  double precision NOT NULL,  -- tokens issued before: refused
-        expires_at  double precision,           -- a token row is void after this
+        expires_at  double precision,           -- the row is void (and purged) after this
         reason      text NOT NULL,
         seq         bigint NOT NULL DEFAULT nextval('token_revocations_seq'),
         PRIMARY KEY (scope, subject)
@@ -54,8 +59,9 @@ _UPSERT = """
        SET not_before = EXCLUDED.not_before, expires_at = EXCLUDED.expires_at,
            reason = EXCLUDED.reason, seq = nextval('token_revocations_seq')
      WHERE token_revocations.not_before < EXCLUDED.not_before"""
-_FORGET_EXPIRED = ("DELETE FROM token_revocations WHERE scope = 'token' "
-                   "AND expires_at < $1")
+_FORGET_EXPIRED = "DELETE FROM token_revocations WHERE expires_at < $1"
+# An erased account's tokens: none outlives the longest holder token.
+ACCOUNT_REVOCATION_KEPT = timedelta(hours=13)
 
 REASONS = {
     "deactivated": "this user has been deactivated",
@@ -70,10 +76,15 @@ def _epoch(moment: datetime | None) -> float | None:
     return moment.timestamp() if moment is not None else None
 
 
+def hashed(subject: str) -> str:
+    return hashlib.sha256(subject.encode()).hexdigest()
+
+
 async def _revoke(conn: asyncpg.Connection, scope: str, subject: str, not_before: datetime,
                   reason: str, expires_at: datetime | None = None) -> None:
-    await conn.execute(_UPSERT, scope, subject, _epoch(not_before), _epoch(expires_at), reason)
-    if scope == "token":
+    await conn.execute(_UPSERT, scope, hashed(subject), _epoch(not_before),
+                       _epoch(expires_at), reason)
+    if expires_at is not None:
         await conn.execute(_FORGET_EXPIRED, time.time() - 60)
 
 
@@ -96,7 +107,8 @@ async def on_organisation_status_changed(event: OrganisationStatusChangedV1,
 
 
 async def on_account_erased(event: AccountErasedV1, conn: asyncpg.Connection) -> None:
-    await _revoke(conn, "account", str(event.account_id), event.occurred_at, "erased")
+    await _revoke(conn, "account", str(event.account_id), event.occurred_at, "erased",
+                  event.occurred_at + ACCOUNT_REVOCATION_KEPT)
 
 
 def consumers(service: str) -> list[Consumer]:
@@ -118,13 +130,17 @@ class RevocationList:
         self._seq = 0
 
     def refusal(self, principal: Principal) -> str | None:
-        if principal.token_id and (entry := self._not_before.get(("token", principal.token_id))):
+        if not self._not_before:
+            return None
+        if principal.token_id and (
+                entry := self._not_before.get(("token", hashed(principal.token_id)))):
             return _refused(entry[1])
-        subjects = [("organisation", str(principal.organisation_id))]
-        subjects.append(("account", str(principal.account_id)) if principal.role == "holder"
-                        else ("user", principal.subject))
-        for key in subjects:
-            entry = self._not_before.get(key)
+        subjects = [("account", str(principal.account_id)) if principal.role == "holder"
+                    else ("user", principal.subject)]
+        if principal.organisation_id is not None:
+            subjects.append(("organisation", str(principal.organisation_id)))
+        for scope, subject in subjects:
+            entry = self._not_before.get((scope, hashed(subject)))
             if entry is not None and principal.issued_at < entry[0]:
                 return _refused(entry[1])
         return None
