@@ -97,6 +97,9 @@ def common() -> list[dict[str, Any]]:
             "KAIKU_HOLDER_JWKS_URL":
                 f"http://omakaiku-api:{PORTS['omakaiku']}/.well-known/jwks.json",
             "KAIKU_NATS_TLS_CA": CA_FILE,
+            # X-Forwarded-For is believed from pods only (the ingress, the web):
+            # every Service is ClusterIP. Set your cluster's pod network.
+            "KAIKU_TRUSTED_PROXIES": "10.244.0.0/16",
             "KAIKU_OTEL_EXPORTER": "otlp",
             "KAIKU_OTEL_ENDPOINT": "http://otel-collector:4318",
             "KAIKU_LOG_LEVEL": "INFO",
@@ -117,7 +120,6 @@ def common() -> list[dict[str, Any]]:
             "KAIKU_OMAKAIKU_SMTP_STARTTLS": "true",
             "KAIKU_OMAKAIKU_SMTP_FROM": "OmaKaiku <omakaiku@example.invalid>",
             "KAIKU_OMAKAIKU_PUBLIC_URL": "https://kaikukortti.example.invalid/oma",
-            "KAIKU_OMAKAIKU_REQUIRE_KEYS": "true",
         },
     }
     namespace = {"apiVersion": "v1", "kind": "Namespace",

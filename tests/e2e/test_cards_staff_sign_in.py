@@ -214,14 +214,14 @@ async def test_bad_password_change_input_is_a_422(system):
 
 @pytest.fixture
 def cards_behind_one_proxy(system):
-    """Another cards api on the session's database, told one trusted proxy is in
-    front of it."""
+    """Another cards api on the session's database that takes loopback (here: the
+    test itself) for a trusted proxy in front of it."""
     port = free_port()
     supervisor = Supervisor({**system.supervisor.base_env, "KAIKU_OTEL_EXPORTER": "none"},
                             system.log_dir, restart_crashed=False)
     supervisor.add(ProcessSpec("cards-api-proxied", [sys.executable, "-m", "cards", "api"],
                                {"KAIKU_HTTP_PORT": str(port),
-                                "KAIKU_CARDS_TRUSTED_PROXY_HOPS": "1"}, port))
+                                "KAIKU_TRUSTED_PROXIES": "127.0.0.1"}, port))
     supervisor.start_all()
     try:
         supervisor.wait_ready(timeout=90)

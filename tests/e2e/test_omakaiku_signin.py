@@ -70,7 +70,7 @@ def apis(system, tmp_path_factory):
             sys.executable, "-m", "omakaiku", "api"], {
             **system.ns.keys.env_for("omakaiku"),
             "KAIKU_HTTP_PORT": str(ports[name]),
-            "KAIKU_OMAKAIKU_SIGNIN_TRUSTED_PROXY_HOPS": "1", **limits}, ports[name]))
+            "KAIKU_TRUSTED_PROXIES": "127.0.0.1", **limits}, ports[name]))
     supervisor.start_all()
     try:
         supervisor.wait_ready(timeout=90)

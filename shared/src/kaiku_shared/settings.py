@@ -50,6 +50,9 @@ class KaikuSettings(BaseSettings):
     staff_jwks_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['cards']}/.well-known/jwks.json"
     holder_jwks_url: str = f"http://127.0.0.1:{DEFAULT_PORTS['omakaiku']}/.well-known/jwks.json"
     jwt_audience: str = "kaikukortti"
+    # Networks whose X-Forwarded-For is believed (the web, a reverse proxy):
+    # "10.0.0.0/8, 192.0.2.7". Empty: the connection's peer is the client.
+    trusted_proxies: str = ""
     # How often an api reloads the revocations its worker projected (seconds).
     revocation_refresh_seconds: float = Field(default=0.25, gt=0, le=1.0)
 
@@ -88,6 +91,20 @@ class KaikuSettings(BaseSettings):
         if not re.fullmatch(r"[a-z][a-z0-9_]{0,30}", value):
             raise ValueError("namespace must be lower-case letters, digits or _")
         return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: str) -> str:
+        from .client_address import parse_networks
+
+        parse_networks(value)
+        return value
+
+    @property
+    def trusted_proxy_networks(self):
+        from .client_address import parse_networks
+
+        return parse_networks(self.trusted_proxies)
 
     @property
     def nats_servers(self) -> list[str]:

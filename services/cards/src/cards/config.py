@@ -23,9 +23,7 @@ class CardsSettings(BaseSettings):
     login_lock_seconds: int = Field(default=60, ge=1)
     login_lock_max_seconds: int = Field(default=3600, ge=1)
     login_forget_seconds: int = Field(default=24 * 3600, ge=60)
-    # How many proxies in front of the api append to X-Forwarded-For and are
-    # trusted to; 0: the header is ignored and the connection's peer is the client.
-    trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # The client's address: KAIKU_TRUSTED_PROXIES (kaiku_shared/client_address.py).
 
 
 def load_cards_settings() -> CardsSettings:

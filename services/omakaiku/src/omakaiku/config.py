@@ -58,9 +58,7 @@ class OmaKaikuSettings(BaseSettings):
     signin_max_requests_per_client: int = Field(default=50, ge=1)
     signin_global_window_seconds: int = Field(default=60, ge=1)
     signin_max_requests_global: int = Field(default=600, ge=1)  # all addresses together
-    # Proxies in front of the api whose X-Forwarded-For entries are believed;
-    # 0: the connection's own address is the client.
-    signin_trusted_proxy_hops: int = Field(default=0, ge=0, le=10)
+    # The client's address: KAIKU_TRUSTED_PROXIES (kaiku_shared/client_address.py).
     # A queued code request the worker has not handled by then is dropped.
     signin_request_ttl_seconds: int = Field(default=120, ge=10)
     # The worker is woken by NOTIFY; this poll is the fallback.

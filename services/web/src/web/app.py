@@ -25,6 +25,7 @@ from fastapi.templating import Jinja2Templates
 
 from kaiku_shared import taxonomy
 from kaiku_shared.auth import KeysUnavailable, TokenError, TokenVerifier
+from kaiku_shared.client_address import client_address
 from kaiku_shared.production import refuse_unsafe_start, secret_problem
 from kaiku_shared.settings import KaikuSettings, load_settings
 
@@ -268,10 +269,18 @@ async def call(request: Request, service: str, method: str, path: str, *,
     services: Services = request.app.state.services
     answer = await services.call(service, method, path,
                                  token=None if anonymous else session.get("token"),
-                                 json=json, params=params, idempotency_key=idempotency_key)
+                                 json=json, params=params, idempotency_key=idempotency_key,
+                                 client=browser_address(request))
     if answer.status == 401 and not anonymous:
         raise SignInNeeded("holder" if session.get("role") == "holder" else "staff")
     return answer
+
+
+def browser_address(request: Request) -> str:
+    """Who is at the browser: the peer, or what a trusted edge proxy says it saw."""
+    return client_address(request.client.host if request.client else None,
+                          request.headers.getlist("x-forwarded-for"),
+                          request.app.state.settings.trusted_proxy_networks)
 
 
 def is_htmx(request: Request) -> bool:

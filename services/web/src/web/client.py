@@ -56,10 +56,14 @@ class Services:
 
     async def call(self, service: str, method: str, path: str, *, token: str | None = None,
                    json: Any = None, params: dict[str, Any] | None = None,
-                   idempotency_key: str | None = None) -> Answer:
+                   idempotency_key: str | None = None, client: str | None = None) -> Answer:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
+        if client:
+            # The browser's address, so that the services' sign-in limits count
+            # each person apart (they believe it from the web: KAIKU_TRUSTED_PROXIES).
+            headers["X-Forwarded-For"] = client
         if method == "POST":
             # Forms carry a key made when the form was shown, so submitting the
             # same form twice (double click, reload) acts once.

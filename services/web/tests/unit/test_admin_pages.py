@@ -34,14 +34,16 @@ class FakeServices:
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str, Any, dict | None]] = []
         self.answers: dict[tuple[str, str, str], Answer] = {}
+        self.clients: list[str | None] = []
 
     def on(self, service: str, method: str, path: str, status: int, data: Any) -> None:
         self.answers[(service, method, path)] = Answer(status, data)
 
     async def call(self, service: str, method: str, path: str, *, token: str | None = None,
                    json: Any = None, params: dict[str, Any] | None = None,
-                   idempotency_key: str | None = None) -> Answer:
+                   idempotency_key: str | None = None, client: str | None = None) -> Answer:
         self.calls.append((service, method, path, json, params))
+        self.clients.append(client)
         return self.answers.get((service, method, path),
                                 Answer(404, {"detail": "Not Found"}))
 
@@ -408,6 +410,8 @@ def test_ones_own_password_needs_the_current_one_and_the_session_goes_on(app_and
                                                        "password": "uusi-salasana-1"}
     session = app.state.sessions.serializer.loads(done.cookies[SESSION_COOKIE])
     assert session["token"] == "new-token" and session["user_id"] == USER
+    # The browser's address goes with the sign-in, for the throttle per address.
+    assert fake.clients[-1] == "testclient"
 
 
 def test_an_admin_resetting_another_users_password_sends_no_current_one(app_and_fake):

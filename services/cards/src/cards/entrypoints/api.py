@@ -38,7 +38,7 @@ from ..application.app import (
 )
 from ..config import CardsSettings
 from ..domain.model import Card
-from .client_address import client_address
+from kaiku_shared.client_address import client_address
 
 HELSINKI = ZoneInfo("Europe/Helsinki")
 T = TypeVar("T")
@@ -279,7 +279,7 @@ async def throttled(request: Request, settings: CardsSettings, username: str,
     throttle: LoginThrottle = request.app.state.login_throttle
     address = client_address(request.client.host if request.client else None,
                              request.headers.getlist("x-forwarded-for"),
-                             settings.trusted_proxy_hops)
+                             request.app.state.settings.trusted_proxy_networks)
     try:
         await throttle.reserve(username, address)
     except TooManyAttempts as error:

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
 from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal
+from kaiku_shared.client_address import client_address
 from kaiku_shared.http import PROBLEM, Problem, ProblemDetail, conflict, idempotency_key, \
     not_found, require_role, unprocessable
 
@@ -222,20 +223,6 @@ def _omakaiku(request: Request) -> OmaKaikuSettings:
     return request.app.state.omakaiku
 
 
-def client_address(peer: str | None, forwarded_for: list[str], trusted_hops: int) -> str:
-    """Who sent the request: the connection's peer or, behind ``trusted_hops``
-    proxies, the X-Forwarded-For entry the outermost trusted proxy wrote. Entries
-    further left are whatever the client claimed, so they are never believed."""
-    peer = peer or "unknown"
-    if trusted_hops == 0:
-        return peer
-    entries = [entry.strip() for header in forwarded_for for entry in header.split(",")
-               if entry.strip()]
-    if not entries:
-        return peer
-    return entries[-min(trusted_hops, len(entries))]
-
-
 # --- accounts (distributor) ------------------------------------------------------
 
 
@@ -315,10 +302,9 @@ async def request_code(body: CodeRequest, request: Request, app: App) -> CodeReq
     """Queues a one-time 6-digit code; the worker e-mails it if the address has an
     account. The answer and the work done are the same either way (the account is
     looked up only in the worker), so nobody can probe who holds a card."""
-    settings = _omakaiku(request)
     client = client_address(request.client.host if request.client else None,
                             request.headers.getlist("x-forwarded-for"),
-                            settings.signin_trusted_proxy_hops)
+                            request.app.state.settings.trusted_proxy_networks)
     code_requests: CodeRequests = request.app.state.code_requests
     try:
         await code_requests.enqueue(app.vault.email_lookup(str(body.email)), client,
