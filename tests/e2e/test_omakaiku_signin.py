@@ -84,10 +84,11 @@ def unique_email(tag: str) -> str:
 
 
 def fake_clients():
-    """Client addresses never used before, as a trusted proxy reports them. (Not
-    from `random`: pytest-randomly gives every test the same seed.)"""
+    """Client addresses never used before, as a trusted proxy reports them, each in
+    a /64 of its own (an IPv6 host counts by its /64). (Not from `random`:
+    pytest-randomly gives every test the same seed.)"""
     while True:
-        yield f"2001:db8::{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}"
+        yield f"2001:db8:{uuid.uuid4().hex[:4]}:{uuid.uuid4().hex[:4]}::1"
 
 
 async def holder_with_account(world, tag: str) -> tuple[str, str]:

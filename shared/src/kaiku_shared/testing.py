@@ -167,10 +167,14 @@ def system(namespace: Namespace, tmp_path_factory: pytest.TempPathFactory) -> It
     ports = {service: free_port() for service in SERVICES}
     spans_file = work / "spans.jsonl"
     sink, mail_env = mail_sink(work / "mail", free_port(), ports["omakaiku"])
-    # Extra processes a test starts from this base find the issuers' keys.
+    # Extra processes a test starts from this base (a second api, a crashing one)
+    # need the keys too, so in a test run every process can read every secret.
+    # Which service gets which secret in a deployment is tested in tests/deploy;
+    # only cards and omakaiku sign, by code, whatever their environment holds.
     env = {**namespace.env(), **jwks_urls(ports), **mail_env, "KAIKU_OTEL_EXPORTER": "file",
            "KAIKU_OTEL_FILE": str(spans_file)}
     supervisor = Supervisor(env, work / "logs")
+    supervisor.base_env.update(namespace.keys.values)
     supervisor.add(sink)
     for spec in service_specs(ports, keys=namespace.keys):
         supervisor.add(spec)
