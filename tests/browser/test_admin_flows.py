@@ -334,6 +334,7 @@ async def test_kaikukeskus_and_an_admin_user_manage_users(web, staff_page, brows
         await admin.get_by_label(text(lang, "users.new_password"), exact=True).fill(
             PASSWORD + "-2")
         await admin.get_by_label(text(lang, "users.repeat_password")).fill(PASSWORD + "-2")
+        await ui.screenshot(admin, f"admin-user-own-password-{lang}")
         await ui.assert_accessible(admin, f"admin-user-own-password-{lang}")
         await admin.get_by_role("button", name=text(lang, "users.save_password")).click()
         await expect(admin.get_by_role("heading", level=1)).to_have_text(

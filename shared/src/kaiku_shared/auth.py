@@ -87,22 +87,22 @@ class TokenSigner:
 
     @classmethod
     def for_staff(cls, settings: KaikuSettings) -> TokenSigner:
-        keys = read_key_set(settings.staff_signing_keys, setting="KAIKU_STAFF_SIGNING_KEYS",
-                            private=True)
-        if not keys:
-            raise SigningKeyMissing("KAIKU_STAFF_SIGNING_KEYS is not set: cards cannot issue "
-                                    "staff tokens (see `kaiku keys generate`)")
-        return cls(keys, issuer=STAFF_ISSUER, audience=settings.jwt_audience, roles=STAFF_ROLES)
+        return cls._configured(settings.staff_signing_keys, "KAIKU_STAFF_SIGNING_KEYS",
+                               "cards", STAFF_ISSUER, STAFF_ROLES, settings)
 
     @classmethod
     def for_holders(cls, settings: KaikuSettings) -> TokenSigner:
-        keys = read_key_set(settings.holder_signing_keys, setting="KAIKU_HOLDER_SIGNING_KEYS",
-                            private=True)
+        return cls._configured(settings.holder_signing_keys, "KAIKU_HOLDER_SIGNING_KEYS",
+                               "omakaiku", HOLDER_ISSUER, HOLDER_ROLES, settings)
+
+    @classmethod
+    def _configured(cls, value: str | None, setting: str, service: str, issuer: str,
+                    roles: tuple[Role, ...], settings: KaikuSettings) -> TokenSigner:
+        keys = read_key_set(value, setting=setting, private=True)
         if not keys:
-            raise SigningKeyMissing("KAIKU_HOLDER_SIGNING_KEYS is not set: omakaiku cannot "
-                                    "issue holder tokens (see `kaiku keys generate`)")
-        return cls(keys, issuer=HOLDER_ISSUER, audience=settings.jwt_audience,
-                   roles=HOLDER_ROLES)
+            raise SigningKeyMissing(f"{setting} is not set: {service} cannot issue tokens "
+                                    "(see `kaiku keys generate`)")
+        return cls(keys, issuer=issuer, audience=settings.jwt_audience, roles=roles)
 
     @property
     def kid(self) -> str:

@@ -112,6 +112,17 @@ class KaikuApplication(Application):
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
 
+    def save_once(self, aggregate: Any) -> bool:
+        """Save a new aggregate whose id derives from what it records (a signed-out
+        token, say); False when it was saved already, so doing it twice is once."""
+        from eventsourcing.persistence import IntegrityError
+
+        try:
+            self.save(aggregate)
+        except IntegrityError:
+            return False
+        return True
+
     def _record(self, processing_event: Any) -> Any:
         if self.group_committer is None or processing_event.tracking is not None \
                 or processing_event.saved_kwargs:

@@ -260,10 +260,7 @@ class CardsApplication(KaikuApplication):
     def sign_out(self, token_id: str, expires_at: datetime) -> None:
         """Record that a staff token no longer counts (every service refuses it
         once the revocation reaches it). Signing out twice changes nothing."""
-        try:
-            self.save(SignedOutToken(token_id=token_id, expires_at=expires_at))
-        except IntegrityError:
-            pass  # signed out already
+        self.save_once(SignedOutToken(token_id=token_id, expires_at=expires_at))
 
     @retry_on_conflict()
     def deactivate_user(self, user_id: UUID) -> StaffUser:

@@ -219,10 +219,7 @@ class OmaKaikuApplication(KaikuApplication):
     def sign_out(self, token_id: str, expires_at: datetime) -> None:
         """Record that a holder token no longer counts (every service refuses it
         once the revocation reaches it). Signing out twice changes nothing."""
-        try:
-            self.save(SignedOutToken(token_id=token_id, expires_at=expires_at))
-        except IntegrityError:
-            pass  # signed out already
+        self.save_once(SignedOutToken(token_id=token_id, expires_at=expires_at))
 
     def publish_mobile_card_key(self, *, kid: str, algorithm: str, kty: str, crv: str,
                                 x: str, now: datetime) -> bool:
