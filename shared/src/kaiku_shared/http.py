@@ -40,6 +40,9 @@ tracer = trace.get_tracer("kaiku.http")
 PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = 1_000_000
 PROBLEM_BASE = "https://kaikukortti.fi/problems/"
+# The deepest page any list serves: past it a client is crawling, not reading,
+# and Postgres would still read and drop every row before the page.
+MAX_OFFSET = 1_000_000
 
 
 class Problem(Exception):
