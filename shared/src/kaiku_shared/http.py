@@ -40,6 +40,9 @@ tracer = trace.get_tracer("kaiku.http")
 PROBLEM = "application/problem+json"
 MAX_BODY_BYTES = 1_000_000
 PROBLEM_BASE = "https://kaikukortti.fi/problems/"
+# The deepest page any list serves: past it a client is crawling, not reading,
+# and Postgres would still read and drop every row before the page.
+MAX_OFFSET = 1_000_000
 
 
 class Problem(Exception):
@@ -130,12 +133,12 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {
-                "field": ".".join(str(p) for p in err.get("loc", ()) if p != "body"),
-                "message": err.get("msg", "invalid"),
+                "field": _field_name(err.get("loc", ())),
+                "message": _field_message(request, err),
             }
             for err in exc.errors()
         ]
-        fields = ", ".join(e["field"] or "body" for e in errors[:5])
+        fields = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
         return Problem(
             422, "Invalid request", f"Check these fields: {fields}.",
             kind="validation", errors=errors,
@@ -173,6 +176,98 @@ def install_error_handlers(app: FastAPI) -> None:
             "unless a later read shows it. Try again, and if it persists, tell support.",
             kind="internal",
         ).response(request.url.path)
+
+    @app.exception_handler(asyncpg.DataError)
+    async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+        if not _out_of_range(exc):
+            return await _unexpected(request, exc)
+        # The request's fault, not ours; logged so the missing bound at the edge
+        # gets added.
+        log.warning("value out of range for the database",
+                    extra={"path": request.url.path, "error": str(exc)[:200]})
+        return Problem(
+            422, "Invalid request", "A number or date in this request is out of the range "
+            "this service handles; check the limits in the API documentation.",
+            kind="out-of-range",
+        ).response(request.url.path)
+
+
+def _out_of_range(exc: Exception) -> bool:
+    """Postgres could not take a value the edge let through: an argument asyncpg
+    cannot encode (an integer past int8 is an OverflowError inside asyncpg's
+    DataError), or a number or date past its type's range in the query."""
+    return isinstance(exc.__cause__, OverflowError) or isinstance(
+        exc, (asyncpg.NumericValueOutOfRangeError, asyncpg.DatetimeFieldOverflowError))
+
+
+def _field_name(loc: tuple | list) -> str:
+    return ".".join(str(p) for p in loc if p != "body")
+
+
+_RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
+
+
+def _field_message(request: Request, err: dict[str, Any]) -> str:
+    """pydantic's message, except that a number out of range gets the whole
+    range its schema declares ("must be between 0 and 1000000"), not one end."""
+    message = err.get("msg", "invalid")
+    if err.get("type") not in _RANGE_ERRORS:
+        return message
+    try:
+        schema = _declared_schema(request, tuple(err.get("loc", ())))
+    except (KeyError, IndexError, TypeError, AttributeError, StopIteration):
+        return message
+    return _range_phrase(schema) or message
+
+
+def _declared_schema(request: Request, loc: tuple) -> dict[str, Any]:
+    """The OpenAPI schema of the request field at ``loc`` (pydantic's error location)."""
+    spec = request.app.openapi()
+    operation = spec["paths"][request.scope["route"].path_format][request.method.lower()]
+    where, *steps = loc
+    if where == "body":
+        schema = operation["requestBody"]["content"]["application/json"]["schema"]
+    else:
+        name, *steps = steps
+        schema = next(p["schema"] for p in operation.get("parameters", ())
+                      if p["in"] == where and p["name"] == name)
+    for step in steps:
+        schema = _child_schema(spec, schema, step)
+    return _resolved(spec, schema)
+
+
+def _resolved(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        schema = spec["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+    return schema
+
+
+def _child_schema(spec: dict[str, Any], schema: dict[str, Any], step: str | int
+                  ) -> dict[str, Any]:
+    schema = _resolved(spec, schema)
+    for member in (schema, *(_resolved(spec, m) for m in schema.get("anyOf", ()))):
+        if isinstance(step, int) and "items" in member:
+            return member["items"]
+        if step in member.get("properties", {}):
+            return member["properties"][step]
+        if isinstance(member.get("additionalProperties"), dict):
+            return member["additionalProperties"]
+    return schema  # a union member's tag (e.g. "int"): still the same field
+
+
+def _range_phrase(schema: dict[str, Any]) -> str | None:
+    def number(value: float) -> str:
+        return str(int(value)) if float(value).is_integer() else str(value)
+
+    for member in (schema, *schema.get("anyOf", ())):
+        low, high = member.get("minimum"), member.get("maximum")
+        if low is not None and high is not None:
+            return f"must be between {number(low)} and {number(high)}"
+        if low is not None:
+            return f"must be at least {number(low)}"
+        if high is not None:
+            return f"must be at most {number(high)}"
+    return None
 
 
 async def _nul_refused(scope: dict, receive: Callable, send: Callable) -> None:

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -62,6 +62,14 @@ class Schema(BaseModel):
 
 
 Score = Annotated[int, Field(ge=0, le=10)]
+# Codes in paths and queries: anything longer than these is not one.
+CardNumberPath = Annotated[str, Path(max_length=40, description="e.g. KXA-12345")]
+RegionPath = Annotated[str, Path(max_length=100, description="a region code")]
+RegionQuery = Annotated[str | None, Query(max_length=100, description="a region code")]
+CodePath = Annotated[str, Path(max_length=100, description="lower-case letters, digits, '-'")]
+RoundYear = Annotated[int, Path(ge=2000, le=2100, description="the round's year")]
+# A region's or municipality's name in one language.
+PlaceName = Annotated[str, Field(max_length=100)]
 # A skipped wellbeing question is recorded as "no answer": send "no_answer" or
 # leave the field out.
 Answer = Score | Literal["no_answer"] | None
@@ -495,7 +503,7 @@ async def open_round(body: RoundOpen, app: App, principal: Kaikukeskus) -> dict[
 
 
 @router.post("/continuation-rounds/{year}/answers", tags=["partners"])
-async def answer_round(year: int, body: RoundAnswer, app: App,
+async def answer_round(year: RoundYear, body: RoundAnswer, app: App,
                        principal: Partner) -> dict[str, Any]:
     await run(app.answer_round, year, principal.organisation_id, body.decision, today=today())
     return {"year": year, "organisation_id": principal.organisation_id,
@@ -503,7 +511,7 @@ async def answer_round(year: int, body: RoundAnswer, app: App,
 
 
 @router.get("/continuation-rounds/{year}/my-answer", tags=["partners"])
-async def my_round_answer(year: int, app: App, principal: Partner) -> dict[str, Any]:
+async def my_round_answer(year: RoundYear, app: App, principal: Partner) -> dict[str, Any]:
     """The calling partner's view of a round: its deadline, whether it is closed,
     and the partner's own answer so far (``decision`` is null before it answers).
     Other partners' answers are Kaikukeskus's to see."""
@@ -516,12 +524,12 @@ async def my_round_answer(year: int, app: App, principal: Partner) -> dict[str, 
 
 
 @router.post("/continuation-rounds/{year}/closure", tags=["partners"])
-async def close_round(year: int, app: App, principal: Kaikukeskus) -> dict[str, Any]:
+async def close_round(year: RoundYear, app: App, principal: Kaikukeskus) -> dict[str, Any]:
     return round_public(await run(app.close_round, year))
 
 
 @router.get("/continuation-rounds/{year}", tags=["partners"])
-async def round_report(year: int, request: Request, app: App,
+async def round_report(year: RoundYear, request: Request, app: App,
                        principal: Kaikukeskus) -> dict[str, Any]:
     """Who continues, who leaves and who has not answered yet."""
     round_ = await run(app.get_round, year)
@@ -543,13 +551,13 @@ async def round_report(year: int, request: Request, app: App,
 
 
 class RegionPut(Schema):
-    name: dict[Literal["fi", "sv", "en"], str]
+    name: dict[Literal["fi", "sv", "en"], PlaceName]
     country: str = Field(default="FI", min_length=2, max_length=2)
 
 
 class MunicipalityPut(Schema):
-    name: dict[Literal["fi", "sv", "en"], str] | None = None
-    region: str | None = None
+    name: dict[Literal["fi", "sv", "en"], PlaceName] | None = None
+    region: str | None = Field(default=None, max_length=100)
     status: Literal["in_use", "pilot", "joining_2025_2026", "popup", "left"] | None = None
     country: str | None = Field(default=None, min_length=2, max_length=2)
 
@@ -574,14 +582,14 @@ async def get_network(app: App, principal: Staff) -> dict[str, Any]:
 
 
 @router.put("/network/regions/{code}", tags=["network"])
-async def put_region(code: str, body: RegionPut, app: App,
+async def put_region(code: CodePath, body: RegionPut, app: App,
                      principal: Kaikukeskus) -> dict[str, Any]:
     network = await run(app.set_region, code, names=dict(body.name), country=body.country)
     return next(r for r in network_public(network)["regions"] if r["code"] == code)
 
 
 @router.put("/network/municipalities/{code}", tags=["network"])
-async def put_municipality(code: str, body: MunicipalityPut, app: App,
+async def put_municipality(code: CodePath, body: MunicipalityPut, app: App,
                            principal: Kaikukeskus) -> dict[str, Any]:
     """Add a municipality or change its name, region or status."""
     network = await run(app.set_municipality, code,
@@ -609,7 +617,8 @@ async def issue_card(body: CardCreate, request: Request, app: App,
 
 
 @router.get("/cards/{card_number}", response_model=CardPublic | CardForVenue, tags=["cards"])
-async def get_card(card_number: str, app: App, principal: Staff) -> CardPublic | CardForVenue:
+async def get_card(card_number: CardNumberPath, app: App, principal: Staff
+                   ) -> CardPublic | CardForVenue:
     card = await run(app.get_card, card_number)
     if principal.role in ("venue", "ticket_agent"):
         return CardForVenue(card_number=card.card_number, valid_until=card.valid_until,
@@ -621,7 +630,7 @@ async def get_card(card_number: str, app: App, principal: Staff) -> CardPublic |
 
 
 @router.post("/cards/{card_number}/renewal", response_model=CardPublic, tags=["cards"])
-async def renew_card(card_number: str, body: CardRenewal, app: App,
+async def renew_card(card_number: CardNumberPath, body: CardRenewal, app: App,
                      principal: Distributor) -> CardPublic:
     card = await run(app.renew_card, card_number, principal.organisation_id, today=today(),
                      valid_until=body.valid_until,
@@ -632,7 +641,7 @@ async def renew_card(card_number: str, body: CardRenewal, app: App,
 
 @router.post("/cards/{card_number}/replacement", status_code=201, response_model=CardPublic,
              tags=["cards"])
-async def replace_card(card_number: str, request: Request, app: App,
+async def replace_card(card_number: CardNumberPath, request: Request, app: App,
                        principal: Distributor) -> CardPublic:
     """A lost card gets a new number with the same validity; the old one is closed
     and linked to the new (``replaced_by``/``replaces``)."""
@@ -642,7 +651,7 @@ async def replace_card(card_number: str, request: Request, app: App,
 
 
 @router.patch("/cards/{card_number}", response_model=CardPublic, tags=["cards"])
-async def change_card(card_number: str, body: CardChange, app: App,
+async def change_card(card_number: CardNumberPath, body: CardChange, app: App,
                       principal: Distributor) -> CardPublic:
     card = await run(app.change_card, card_number, principal.organisation_id,
                      children=body.children, postal_code=body.postal_code,
@@ -651,7 +660,7 @@ async def change_card(card_number: str, body: CardChange, app: App,
 
 
 @router.post("/cards/{card_number}/closure", response_model=CardPublic, tags=["cards"])
-async def close_card(card_number: str, body: CardClosure, app: App,
+async def close_card(card_number: CardNumberPath, body: CardClosure, app: App,
                      principal: DistributorOrCentre) -> CardPublic:
     organisation = None if principal.role == "kaikukeskus" else principal.organisation_id
     card = await run(app.close_card, card_number, reason=body.reason,
@@ -745,13 +754,13 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
 
 
 @router.get("/stats/regions/{region}", tags=["statistics"])
-async def one_region(region: str, request: Request, app: App, settings: Settings,
+async def one_region(region: RegionPath, request: Request, app: App, settings: Settings,
                      principal: Staff, start: From = None, end: To = None) -> dict[str, Any]:
     return await region_details(request, app, settings, region, start, end)
 
 
 @router.get("/stats/regions/{region}/report", response_class=HTMLResponse, tags=["statistics"])
-async def region_report(region: str, request: Request, app: App, settings: Settings,
+async def region_report(region: RegionPath, request: Request, app: App, settings: Settings,
                         principal: Staff, start: From = None, end: To = None) -> HTMLResponse:
     """The feedback-meeting report: a printable HTML page with SVG charts."""
     details = await region_details(request, app, settings, region, start, end)
@@ -771,7 +780,7 @@ async def region_report(region: str, request: Request, app: App, settings: Setti
 @router.get("/stats/age-groups", tags=["statistics"])
 async def age_group_statistics(request: Request, settings: Settings, app: App,
                                principal: Staff, start: From = None, end: To = None,
-                               region: str | None = None) -> list[dict[str, Any]]:
+                               region: RegionQuery = None) -> list[dict[str, Any]]:
     if region:
         known_region(await current_network(app), region)
     return await statistics.age_groups(request.app.state.pool, period(start, end),
@@ -781,7 +790,7 @@ async def age_group_statistics(request: Request, settings: Settings, app: App,
 @router.get("/stats/wellbeing", tags=["statistics"])
 async def wellbeing_statistics(request: Request, settings: Settings, app: App,
                                principal: Staff, start: From = None, end: To = None,
-                               region: str | None = None) -> dict[str, Any]:
+                               region: RegionQuery = None) -> dict[str, Any]:
     if region:
         known_region(await current_network(app), region)
     return await statistics.wellbeing(request.app.state.pool, period(start, end),
@@ -793,7 +802,7 @@ async def wellbeing_statistics(request: Request, settings: Settings, app: App,
 async def statistics_by(dimension: Literal["region", "municipality", "distributor", "venue",
                                            "month"],
                         request: Request, settings: Settings, app: App, principal: Staff,
-                        start: From = None, end: To = None, region: str | None = None,
+                        start: From = None, end: To = None, region: RegionQuery = None,
                         format: Literal["json", "csv"] = "json") -> Any:
     """One row per region, municipality, distributor, venue or month; ``format=csv``
     downloads the same rows as CSV. Small counts are null, listed in ``suppressed``."""

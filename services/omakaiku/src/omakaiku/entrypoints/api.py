@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal
 from kaiku_shared.client_address import client_address
-from kaiku_shared.http import PROBLEM, Problem, ProblemDetail, conflict, idempotency_key, \
-    not_found, require_role, unprocessable
+from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, conflict, \
+    idempotency_key, not_found, require_role, unprocessable
 
 from ..adapters import network, read_models
 from ..adapters.mail import Mailer, record_mail, render
@@ -39,6 +39,10 @@ router = APIRouter()
 
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# A genre or subgenre code, e.g. "music" or "jazz"; anything longer is not one.
+TaxonomyCode = Annotated[str, Field(max_length=100)]
 
 
 class AccountCreate(Schema):
@@ -112,8 +116,8 @@ class FeedbackCreated(BaseModel):
 
 
 class Subscriptions(Schema):
-    genres: list[str] = Field(default_factory=list, max_length=20)
-    subgenres: list[str] = Field(
+    genres: list[TaxonomyCode] = Field(default_factory=list, max_length=20)
+    subgenres: list[TaxonomyCode] = Field(
         default_factory=list, max_length=50,
         description="Subgenre codes; each must belong to one of `genres`, e.g. jazz with music.")
     only_my_region: bool = False
@@ -154,10 +158,10 @@ class CodeRequested(BaseModel):
 
 class TokenRequest(Schema):
     email: EmailStr | None = None
-    code: str | None = Field(default=None, pattern=r"^\s*[0-9]{6}\s*$")
+    code: str | None = Field(default=None, max_length=20, pattern=r"^\s*[0-9]{6}\s*$")
     link_token: str | None = Field(default=None, min_length=20, max_length=100)
     card_number: str | None = Field(
-        default=None, description="Only when several accounts share the e-mail.")
+        default=None, max_length=40, description="Only when several accounts share the e-mail.")
 
     @model_validator(mode="after")
     def _code_or_link(self) -> TokenRequest:
@@ -505,14 +509,16 @@ async def mobile_card_public_key(request: Request, format: Literal["jwk", "pem"]
 @router.get("/offerings", response_model=list[OfferingPublic], tags=["offering"])
 async def browse_offerings(
     request: Request, app: App, principal: Holder,
-    genre: str | None = None, subgenre: str | None = None,
+    genre: str | None = Query(default=None, max_length=100),
+    subgenre: str | None = Query(default=None, max_length=100),
     municipality: str | None = Query(default=None, max_length=100),
     region: str | None = Query(default=None, max_length=100),
     from_: Annotated[date | None, Query(alias="from")] = None,
     to: date | None = None,
     q: str | None = Query(default=None, max_length=100, description="Text in title or venue"),
     lang: Literal["fi", "sv", "en"] | None = None,
-    limit: int = Query(default=100, ge=1, le=500), offset: int = Query(default=0, ge=0),
+    limit: int = Query(default=100, ge=1, le=500),
+    offset: int = Query(default=0, ge=0, le=MAX_OFFSET),
 ) -> list[OfferingPublic]:
     """Every published, upcoming offering, filtered; genre names in the holder's language."""
     if genre is not None and not taxonomy.is_valid_genre(genre):

@@ -17,8 +17,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from kaiku_shared import card_numbers, taxonomy
 from kaiku_shared.auth import Principal
-from kaiku_shared.http import Problem, conflict, idempotency_key, not_found, require_role, \
-    unprocessable
+from kaiku_shared.http import MAX_OFFSET, Problem, conflict, idempotency_key, not_found, \
+    require_role, unprocessable
 
 from ..adapters import read_models
 from ..adapters.mobile_card import MobileCardKeys, MobileCardRefused, card_number_from
@@ -90,6 +90,10 @@ class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# A genre or subgenre code, e.g. "music" or "jazz"; anything longer is not one.
+TaxonomyCode = Annotated[str, Field(max_length=100)]
+
+
 class Limits(Schema):
     one_ticket_per_card: bool = False
     max_open_reservations: int | None = Field(default=None, ge=1, le=100)
@@ -143,8 +147,8 @@ class VenueCreated(BaseModel):
 
 class OfferingCreate(Schema):
     title: str = Field(min_length=1, max_length=300)
-    genres: list[str] = Field(min_length=1, max_length=5)
-    subgenres: list[str] = Field(default_factory=list, max_length=10)
+    genres: list[TaxonomyCode] = Field(min_length=1, max_length=5)
+    subgenres: list[TaxonomyCode] = Field(default_factory=list, max_length=10)
     starts_at: AwareDatetime
     capacity: int = Field(ge=1, le=1_000_000)
     card_cap: int = Field(ge=0, le=1_000_000)
@@ -353,7 +357,7 @@ async def list_venues(
     agent_organisation_id: Annotated[UUID | None, Query(
         description="the ticket agent organisation the venues list in ticket_agents")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[VenuePublic]:
     """Venues by organisation, or those a ticket agent acts for, in name order.
 
@@ -482,9 +486,9 @@ def offering_detail(offering) -> OfferingDetail:
 async def list_offerings(
     request: Request,
     response: Response,
-    genre: str | None = None,
-    subgenre: str | None = None,
-    municipality: str | None = None,
+    genre: Annotated[str | None, Query(max_length=100)] = None,
+    subgenre: Annotated[str | None, Query(max_length=100)] = None,
+    municipality: Annotated[str | None, Query(max_length=100)] = None,
     venue_id: UUID | None = None,
     from_: Annotated[date | None, Query(alias="from", ge=date(2000, 1, 1),
                                          le=date(2200, 12, 31))] = None,
@@ -492,7 +496,7 @@ async def list_offerings(
                                      ge=date(2000, 1, 1), le=date(2200, 12, 31))] = None,
     include_cancelled: bool = False,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[OfferingPublic]:
     """The published offering, in start order, one page at a time.
 
