@@ -238,7 +238,7 @@ async def test_kaikukeskus_approves_a_proposed_distributor(web, staff_page, ui, 
 # --- staff users ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("lang", ["fi", "en"])
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
 async def test_kaikukeskus_and_an_admin_user_manage_users(web, staff_page, browser, ui, lang):
     from playwright.async_api import expect
 
@@ -336,6 +336,11 @@ async def test_kaikukeskus_and_an_admin_user_manage_users(web, staff_page, brows
         await admin.get_by_label(text(lang, "users.repeat_password")).fill(PASSWORD + "-2")
         await ui.screenshot(admin, f"admin-user-own-password-{lang}")
         await ui.assert_accessible(admin, f"admin-user-own-password-{lang}")
+        desktop = admin.viewport_size
+        await admin.set_viewport_size({"width": 390, "height": 844})
+        await ui.screenshot(admin, f"admin-user-own-password-{lang}-phone")
+        await ui.assert_accessible(admin, f"admin-user-own-password-{lang}-phone")
+        await admin.set_viewport_size(desktop)
         await admin.get_by_role("button", name=text(lang, "users.save_password")).click()
         await expect(admin.get_by_role("heading", level=1)).to_have_text(
             text(lang, "users.own_password_changed"))

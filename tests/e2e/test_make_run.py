@@ -81,8 +81,18 @@ def wait_ready(process: subprocess.Popen, output: Output, port_base: int,
 
 
 def stop(process: subprocess.Popen, output: Output) -> str:
+    """Ctrl-C. Stopping is bounded by design (the supervisor kills a process that
+    has not stopped within 8 s; NATS and Postgres get 10 s and 15 s): 60 s
+    leaves room for a busy machine, and a failure says who was still there."""
     os.killpg(process.pid, signal.SIGINT)
-    process.wait(timeout=30)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        left = [f"{c.pid} {c.name()} {' '.join(c.cmdline()[-2:])}"
+                for c in alive(psutil.Process(process.pid).children(recursive=True))]
+        os.killpg(process.pid, signal.SIGKILL)
+        raise AssertionError(f"kaiku run still running 60 s after Ctrl-C; children: {left}; "
+                             f"it printed:\n{output.text()[-3000:]}") from None
     return output.text()
 
 
