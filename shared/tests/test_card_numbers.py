@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kaiku_shared.card_numbers import CardNumberFormatError, normalise_card_number
+from kaiku_shared.kernel.card_numbers import CardNumberFormatError, normalise_card_number
 
 letters = st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", min_size=3,
                   max_size=3)

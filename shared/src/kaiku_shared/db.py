@@ -8,6 +8,9 @@ and the HTTP idempotency keys.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -64,13 +67,108 @@ async def create_pool(settings: KaikuSettings, service: str, *, size: int = 8) -
     return pool
 
 
-async def apply_schema(pool: asyncpg.Pool, *statements: str) -> None:
-    """Create tables idempotently; an advisory lock keeps replicas from racing."""
+@dataclass(frozen=True)
+class Migration:
+    """One step of a database's schema, applied once, in version order."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A component's tables as ordered migrations (a service's read models, or
+    one of the shared infrastructure's). Version 1 is the baseline: it is
+    written with IF NOT EXISTS so that a database made before migrations
+    existed adopts it in place, keeping its rows."""
+
+    component: str
+    migrations: tuple[Migration, ...]
+
+    def __post_init__(self) -> None:
+        versions = [m.version for m in self.migrations]
+        if versions != list(range(1, len(versions) + 1)):
+            raise ValueError(f"{self.component}: migrations must be numbered 1, 2, 3…; "
+                             f"got {versions}")
+
+    @property
+    def latest(self) -> int:
+        return len(self.migrations)
+
+
+INFRASTRUCTURE = Schema("kaiku-infrastructure", (
+    Migration(1, "processed events, relay position, idempotency keys",
+              (INFRASTRUCTURE_SQL,)),
+))
+
+_VERSIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    component   text        NOT NULL,
+    version     integer     NOT NULL,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (component, version)
+)"""
+
+log = logging.getLogger("kaiku.db")
+
+
+class SchemaTooNew(RuntimeError):
+    """The database was migrated by a newer release than this one."""
+
+
+async def migrate(pool: asyncpg.Pool, *schemas: Schema) -> dict[str, list[int]]:
+    """Apply what is not applied yet, in one transaction under an advisory lock:
+    the first process of a service to start migrates, the others find it done.
+    Returns the versions applied now, by component."""
+    applied_now: dict[str, list[int]] = {}
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kaiku-schema'))")
-        await conn.execute(INFRASTRUCTURE_SQL)
-        for statement in statements:
+        await conn.execute(_VERSIONS_TABLE)
+        for schema in (INFRASTRUCTURE, *schemas):
+            applied_now[schema.component] = await _migrate_one(conn, schema)
+    return {component: versions for component, versions in applied_now.items() if versions}
+
+
+async def _migrate_one(conn: asyncpg.Connection, schema: Schema) -> list[int]:
+    done = {row["version"] for row in await conn.fetch(
+        "SELECT version FROM schema_migrations WHERE component = $1", schema.component)}
+    if done and max(done) > schema.latest:
+        raise SchemaTooNew(
+            f"The {schema.component} tables are at version {max(done)}, newer than this "
+            f"release knows ({schema.latest}); run the newer release, or restore a backup.")
+    applied = []
+    for migration in schema.migrations:
+        if migration.version in done:
+            continue
+        for statement in migration.statements:
             await conn.execute(statement)
+        await conn.execute(
+            "INSERT INTO schema_migrations (component, version, name) VALUES ($1, $2, $3)",
+            schema.component, migration.version, migration.name)
+        applied.append(migration.version)
+        log.info("schema migrated", extra={"component": schema.component,
+                                            "version": migration.version})
+    return applied
+
+
+def baseline(component: str, statements: Sequence[str]) -> Schema:
+    """A component whose only migration so far is its baseline."""
+    return Schema(component, (Migration(1, "baseline", tuple(statements)),))
+
+
+async def apply_schema(pool: asyncpg.Pool, *statements: str | Schema) -> None:
+    """Migrate: each ``Schema`` by its versions; bare statements (a component not
+    yet written as migrations) idempotently on every start, as before."""
+    schemas = [s for s in statements if isinstance(s, Schema)]
+    loose = [s for s in statements if not isinstance(s, Schema)]
+    await migrate(pool, *schemas)
+    if loose:
+        async with pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('kaiku-schema'))")
+            for statement in loose:
+                await conn.execute(statement)
 
 
 async def _connect_with_retry(

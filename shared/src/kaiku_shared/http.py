@@ -31,6 +31,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import KeysUnavailable, Principal, Role, TokenError
 from .eventstore import command_meta
+from .kernel.errors import NotFound, RuleViolation
 from .metrics import HTTP_REQUESTS
 from .settings import KaikuSettings
 
@@ -124,72 +125,102 @@ def unprocessable(kind: str, detail: str, field: str | None = None) -> Problem:
     return Problem(422, "Invalid request", detail, kind=kind, errors=errors)
 
 
+def problem_for(error: RuleViolation) -> Problem:
+    """The one answer every service gives for a refused rule."""
+    if isinstance(error, NotFound):
+        return not_found(error.what.capitalize(), str(error))
+    if error.status == 403:
+        return Problem(403, "Forbidden", str(error), kind=error.rule)
+    if error.status == 409:
+        return conflict(error.rule, str(error))
+    if error.status == 404:
+        return Problem(404, "Not found", str(error), kind=error.rule)
+    return unprocessable(error.rule, str(error), error.field)
+
+
+async def _problem(request: Request, exc: Problem) -> JSONResponse:
+    return exc.response(request.url.path)
+
+
+async def _rule_violation(request: Request, exc: RuleViolation) -> JSONResponse:
+    return problem_for(exc).response(request.url.path)
+
+
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {"field": _field_name(err.get("loc", ())), "message": _field_message(request, err)}
+        for err in exc.errors()
+    ]
+    fields = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
+    return Problem(
+        422, "Invalid request", f"Check these fields: {fields}.",
+        kind="validation", errors=errors,
+    ).response(request.url.path)
+
+
+_HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
+                401: "Not signed in", 403: "Forbidden", 413: "Request too large"}
+
+
+async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    headers = dict(getattr(exc, "headers", None) or {})
+    detail = str(exc.detail) if exc.detail else _HTTP_TITLES.get(exc.status_code, "Refused")
+    if exc.status_code == 405:
+        # Starlette names only the first matching route's methods.
+        allowed = _allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        detail = f"{request.method} is not allowed here; use {', '.join(allowed)}."
+    return Problem(exc.status_code, _HTTP_TITLES.get(exc.status_code, "Request refused"),
+                   detail, headers=headers or None).response(request.url.path)
+
+
+async def _contention(request: Request, exc: Exception) -> JSONResponse:
+    # Retries ran out on a very hot aggregate: nothing was written.
+    return Problem(
+        503, "Busy", "Many people are booking the same thing right now and this request "
+        "was not saved. Try again in a moment.", kind="busy",
+        headers={"Retry-After": "1"},
+    ).response(request.url.path)
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error", extra={"path": request.url.path})
+    return Problem(
+        500, "Internal error",
+        "Something went wrong on our side; nothing was changed by this request "
+        "unless a later read shows it. Try again, and if it persists, tell support.",
+        kind="internal",
+    ).response(request.url.path)
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    if not _out_of_range(exc):
+        return await _unexpected(request, exc)
+    # The request's fault, not ours; logged so the missing bound at the edge
+    # gets added.
+    log.warning("value out of range for the database",
+                extra={"path": request.url.path, "error": str(exc)[:200]})
+    return Problem(
+        422, "Invalid request", "A number or date in this request is out of the range "
+        "this service handles; check the limits in the API documentation.",
+        kind="out-of-range",
+    ).response(request.url.path)
+
+
+_ERROR_HANDLERS: tuple[tuple[type[Exception], Callable[..., Awaitable[JSONResponse]]], ...] = (
+    (Problem, _problem),
+    (RuleViolation, _rule_violation),
+    (RequestValidationError, _invalid),
+    (StarletteHTTPException, _http),
+    (EventStoreConflict, _contention),
+    (Exception, _unexpected),
+    (asyncpg.DataError, _data_error),
+)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return exc.response(request.url.path)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            {
-                "field": _field_name(err.get("loc", ())),
-                "message": _field_message(request, err),
-            }
-            for err in exc.errors()
-        ]
-        fields = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
-        return Problem(
-            422, "Invalid request", f"Check these fields: {fields}.",
-            kind="validation", errors=errors,
-        ).response(request.url.path)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        titles = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
-                  401: "Not signed in", 403: "Forbidden", 413: "Request too large"}
-        headers = dict(getattr(exc, "headers", None) or {})
-        detail = str(exc.detail) if exc.detail else titles.get(exc.status_code, "Refused")
-        if exc.status_code == 405:
-            # Starlette names only the first matching route's methods.
-            allowed = _allowed_methods(request)
-            headers["Allow"] = ", ".join(allowed)
-            detail = f"{request.method} is not allowed here; use {', '.join(allowed)}."
-        return Problem(exc.status_code, titles.get(exc.status_code, "Request refused"),
-                       detail, headers=headers or None).response(request.url.path)
-
-    @app.exception_handler(EventStoreConflict)
-    async def _contention(request: Request, exc: Exception) -> JSONResponse:
-        # Retries ran out on a very hot aggregate: nothing was written.
-        return Problem(
-            503, "Busy", "Many people are booking the same thing right now and this request "
-            "was not saved. Try again in a moment.", kind="busy",
-            headers={"Retry-After": "1"},
-        ).response(request.url.path)
-
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error", extra={"path": request.url.path})
-        return Problem(
-            500, "Internal error",
-            "Something went wrong on our side; nothing was changed by this request "
-            "unless a later read shows it. Try again, and if it persists, tell support.",
-            kind="internal",
-        ).response(request.url.path)
-
-    @app.exception_handler(asyncpg.DataError)
-    async def _data_error(request: Request, exc: Exception) -> JSONResponse:
-        if not _out_of_range(exc):
-            return await _unexpected(request, exc)
-        # The request's fault, not ours; logged so the missing bound at the edge
-        # gets added.
-        log.warning("value out of range for the database",
-                    extra={"path": request.url.path, "error": str(exc)[:200]})
-        return Problem(
-            422, "Invalid request", "A number or date in this request is out of the range "
-            "this service handles; check the limits in the API documentation.",
-            kind="out-of-range",
-        ).response(request.url.path)
+    for exception, handler in _ERROR_HANDLERS:
+        app.add_exception_handler(exception, handler)
 
 
 def _out_of_range(exc: Exception) -> bool:

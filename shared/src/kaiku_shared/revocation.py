@@ -26,6 +26,7 @@ import asyncpg
 
 from .auth import Principal
 from .consumer import Consumer
+from .db import baseline
 from .contracts import (
     AccountErasedV1,
     HolderAccessRevokedV1,
@@ -35,7 +36,7 @@ from .contracts import (
 
 log = logging.getLogger("kaiku.revocation")
 
-SCHEMA = (
+SCHEMA = baseline("kaiku-revocations", (
     "CREATE SEQUENCE IF NOT EXISTS token_revocations_seq",
     """CREATE TABLE IF NOT EXISTS token_revocations (
         scope       text NOT NULL,   -- user | organisation | account | token
@@ -47,7 +48,7 @@ SCHEMA = (
         PRIMARY KEY (scope, subject)
     )""",
     "CREATE INDEX IF NOT EXISTS token_revocations_by_seq ON token_revocations (seq)",
-)
+))
 
 # A later revocation of the same subject moves its time forward, never back
 # (a replay of an old event changes nothing), and gets a new seq so that every

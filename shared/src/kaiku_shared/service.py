@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import revocation
 from .auth import TokenSigner, TokenVerifier
 from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
-from .db import apply_schema, create_pool, ensure_database
+from .db import Schema, apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
 from .http import (
     PROBLEM_RESPONSES,
@@ -58,12 +58,21 @@ class Runtime:
         await self.pool.close()
 
 
+# A service's tables: its migrations (a ``Schema``, or several), or bare statements.
+Tables = Schema | tuple[Schema | str, ...]
+
+
+def _with_revocations(schema: Tables) -> tuple[Schema | str, ...]:
+    return (schema, revocation.SCHEMA) if isinstance(schema, Schema) else (
+        *schema, revocation.SCHEMA)
+
+
 async def open_runtime(
-    settings: KaikuSettings, service: str, schema: tuple[str, ...], *, with_nats: bool = True
+    settings: KaikuSettings, service: str, schema: Tables, *, with_nats: bool = True
 ) -> Runtime:
     await ensure_database(settings, service)
     pool = await create_pool(settings, service)
-    await apply_schema(pool, *schema)
+    await apply_schema(pool, *((schema,) if isinstance(schema, Schema) else schema))
     nc = None
     if with_nats:
         nc = await connect_nats(settings, name=f"{service}", max_reconnect_attempts=-1,
@@ -94,7 +103,7 @@ def create_api(
     settings: KaikuSettings,
     title: str,
     description: str,
-    schema: tuple[str, ...],
+    schema: Tables,
     setup: Callable[[FastAPI, Runtime], Awaitable[None]],
     routers: list[Any],
     readiness_consumers: tuple[tuple[str, str], ...] = (),
@@ -112,7 +121,7 @@ def create_api(
         # requests meet in one group commit instead of queueing for a thread.
         asyncio.get_running_loop().set_default_executor(
             ThreadPoolExecutor(max_workers=settings.api_threads, thread_name_prefix="usecase"))
-        runtime = await open_runtime(settings, service, (*schema, *revocation.SCHEMA))
+        runtime = await open_runtime(settings, service, _with_revocations(schema))
         app.state.runtime = runtime
         app.state.pool = runtime.pool
         await setup(app, runtime)
@@ -205,14 +214,14 @@ def serve_api(app: FastAPI, settings: KaikuSettings, service: str) -> None:
 async def run_worker(
     settings: KaikuSettings,
     service: str,
-    schema: tuple[str, ...],
+    schema: Tables,
     consumers: Callable[[Runtime], list[Consumer]],
     *,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Consume until SIGTERM/SIGINT (or ``stop``), then finish in-flight messages."""
     setup_telemetry(settings, service, "worker")
-    runtime = await open_runtime(settings, service, (*schema, *revocation.SCHEMA))
+    runtime = await open_runtime(settings, service, _with_revocations(schema))
     js = runtime.nc.jetstream()
     chosen = [*consumers(runtime), *revocation.consumers(service)]
     # Streams are created idempotently by whoever starts first, so start order
@@ -231,7 +240,7 @@ async def run_worker(
         await reconcile_filters(js, settings, chosen)
     broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares,
                           filtered=filtered)
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     await broker.start()
     metrics = _serve_metrics(settings, ready=lambda: runtime.nc.is_connected)
     lag_reporter = asyncio.create_task(_report_consumer_lag(js, settings, chosen))
@@ -276,7 +285,7 @@ async def run_relay(
     settle_heap()
     relay = Relay(settings, service, application.name, mapper, translate,
                   batch_size=settings.relay_batch_size)
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     # Ready = this relay is the active one (the standby answers 503).
     metrics = _serve_metrics(settings, ready=relay.active.is_set)
     task = asyncio.create_task(relay.run())
@@ -336,7 +345,7 @@ async def _stream_ready(js: Any, settings: KaikuSettings, source: str) -> None:
     raise TimeoutError(f"stream {settings.stream_name(source)} never appeared")
 
 
-def _stop_on_signals() -> asyncio.Event:
+def stop_on_signals() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -24,7 +24,7 @@ async def pool(servers):
     ns = Namespace(unique_namespace("rv"), servers)
     await ensure_database(ns.settings, "venues")
     pool = await create_pool(ns.settings, "venues", size=2)
-    await apply_schema(pool, *revocation.SCHEMA)
+    await apply_schema(pool, revocation.SCHEMA)
     yield pool
     await pool.close()
     await ns.drop()

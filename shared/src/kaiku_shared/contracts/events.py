@@ -145,6 +145,35 @@ class StaffAccessRevokedV1(IntegrationEvent):
     reason: Literal["deactivated", "password_changed", "signed_out"]
 
 
+class NetworkRegion(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: str = Field(min_length=1, max_length=60)
+    name: dict[str, str]  # by language: fi, sv, en
+    country: str = "FI"
+
+
+class NetworkMunicipality(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    code: str = Field(min_length=1, max_length=60)
+    name: dict[str, str]  # by language: fi, sv, en
+    region: str
+    status: str  # member | not_member | ...: as cards' network says
+    country: str = "FI"
+
+
+@contract
+class NetworkChangedV1(IntegrationEvent):
+    """The network's reference data, owned by cards: these regions and
+    municipalities are now as given (the whole network when it is first
+    published, one entry for each later change). Other services project it
+    instead of keeping a copy of cards' reference file."""
+
+    PRODUCER = "cards"
+    EVENT_TYPE = "network_changed"
+    regions: tuple[NetworkRegion, ...] = ()
+    municipalities: tuple[NetworkMunicipality, ...] = ()
+
+
 # --- venues -------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from kaiku_shared import card_numbers
+from kaiku_shared.kernel import card_numbers
 
 ORGANISATION_KINDS = ("kaikukeskus", "distributor", "venue", "ticket_agent")
 MIN_AGE = 16

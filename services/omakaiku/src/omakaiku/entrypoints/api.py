@@ -12,7 +12,8 @@ from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
 
-from kaiku_shared import card_numbers, taxonomy
+from kaiku_shared import taxonomy
+from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
 from kaiku_shared.client_address import client_address
 from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, conflict, \

@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
-from kaiku_shared import card_numbers, taxonomy
+from kaiku_shared import taxonomy
+from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
 from kaiku_shared.http import MAX_OFFSET, Problem, conflict, idempotency_key, not_found, \
     require_role, unprocessable
