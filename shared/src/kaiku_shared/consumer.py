@@ -223,18 +223,17 @@ def backoff_delay(settings: KaikuSettings, delivered: int) -> float:
     return steps[min(delivered - 1, len(steps) - 1)]
 
 
-def _subscribe(
-    broker: NatsBroker,
-    settings: KaikuSettings,
-    service: str,
-    pool: asyncpg.Pool,
-    consumer: Consumer,
-    filtered: bool,
-) -> None:
-    processor = MessageProcessor(consumer, pool)
-    dead_letter_subject = settings.dead_letter_subject(service, consumer.name)
+@dataclass
+class _Delivery:
+    """What one subscriber needs to settle a delivered message."""
 
-    async def dead_letter(msg: NatsMessage, reason: str) -> None:
+    broker: NatsBroker
+    settings: KaikuSettings
+    consumer: Consumer
+    processor: MessageProcessor
+    dead_letter_subject: str
+
+    async def dead_letter(self, msg: NatsMessage, reason: str) -> None:
         metadata = msg.raw_message.metadata
         headers = {
             "Kaiku-Dead-Letter-Reason": reason[:1000],
@@ -243,18 +242,66 @@ def _subscribe(
             "Kaiku-Original-Sequence": str(metadata.sequence.stream),
             "Kaiku-Deliveries": str(metadata.num_delivered),
             # Dedupe a dead letter re-sent after a crash between publish and ack.
-            "Nats-Msg-Id": f"dlq:{consumer.name}:{metadata.stream}:{metadata.sequence.stream}",
+            "Nats-Msg-Id": f"dlq:{self.consumer.name}:{metadata.stream}:"
+                           f"{metadata.sequence.stream}",
         }
-        await broker.publish(
-            msg.body, dead_letter_subject, headers=headers, stream=settings.dead_letter_stream
-        )
-        DEAD_LETTERS.labels(consumer.name).inc()
-        log.warning(
-            "dead-lettered",
-            extra={"consumer": consumer.name, "reason": reason[:300],
-                   "stream_sequence": metadata.sequence.stream},
-        )
+        await self.broker.publish(msg.body, self.dead_letter_subject, headers=headers,
+                                  stream=self.settings.dead_letter_stream)
+        DEAD_LETTERS.labels(self.consumer.name).inc()
+        log.warning("dead-lettered", extra={"consumer": self.consumer.name,
+                                             "reason": reason[:300],
+                                             "stream_sequence": metadata.sequence.stream})
         await msg.ack()
+
+    async def settle(self, msg: NatsMessage, body: bytes) -> None:
+        name = self.consumer.name
+        try:
+            event = self.processor.decode(body)
+        except DeadLetter as poison:
+            CONSUMED.labels(name, "?", "dead_letter").inc()
+            await self.dead_letter(msg, str(poison))
+            return
+        if event is None:
+            await msg.ack()
+            return
+        try:
+            with tracer.start_as_current_span(
+                f"{name} apply {event.event_type}",
+                attributes={"messaging.consumer.group.name": name,
+                            "messaging.message.id": str(event.event_id)},
+            ):
+                applied = await self.processor.apply(event)
+        except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
+            await self.failed(msg, event, error)
+            return
+        CONSUMED.labels(name, event.event_type, "applied" if applied else "duplicate").inc()
+        await msg.ack()
+
+    async def failed(self, msg: NatsMessage, event: IntegrationEvent, error: Exception) -> None:
+        delivered = msg.raw_message.metadata.num_delivered
+        name = self.consumer.name
+        if delivered >= self.settings.consumer_max_deliver:
+            CONSUMED.labels(name, event.event_type, "dead_letter").inc()
+            await self.dead_letter(
+                msg, f"failed {delivered} times; last error: {type(error).__name__}: {error}")
+            return
+        CONSUMED.labels(name, event.event_type, "retry").inc()
+        log.warning("handler failed; will retry",
+                    extra={"consumer": name, "event_type": event.event_type,
+                           "delivered": delivered, "error": type(error).__name__})
+        await msg.nack(delay=backoff_delay(self.settings, delivered))
+
+
+def _subscribe(
+    broker: NatsBroker,
+    settings: KaikuSettings,
+    service: str,
+    pool: asyncpg.Pool,
+    consumer: Consumer,
+    filtered: bool,
+) -> None:
+    delivery = _Delivery(broker, settings, consumer, MessageProcessor(consumer, pool),
+                         settings.dead_letter_subject(service, consumer.name))
 
     @broker.subscriber(
         "" if filtered else f"{settings.subject_root(consumer.source)}.>",
@@ -280,38 +327,4 @@ def _subscribe(
         # parameter: fast_depends resolves such a parameter with a synchronous
         # function, in a worker thread, for every message (a tenth of a
         # worker's CPU under load, bench/profiles/registration.md).
-        msg: NatsMessage = broker.context.get_local("message")
-        delivered = msg.raw_message.metadata.num_delivered
-        try:
-            event = processor.decode(body)
-        except DeadLetter as poison:
-            CONSUMED.labels(consumer.name, "?", "dead_letter").inc()
-            await dead_letter(msg, str(poison))
-            return
-        if event is None:
-            await msg.ack()
-            return
-        try:
-            with tracer.start_as_current_span(
-                f"{consumer.name} apply {event.event_type}",
-                attributes={"messaging.consumer.group.name": consumer.name,
-                            "messaging.message.id": str(event.event_id)},
-            ):
-                applied = await processor.apply(event)
-        except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
-            if delivered >= settings.consumer_max_deliver:
-                CONSUMED.labels(consumer.name, event.event_type, "dead_letter").inc()
-                await dead_letter(
-                    msg, f"failed {delivered} times; last error: {type(error).__name__}: {error}"
-                )
-                return
-            CONSUMED.labels(consumer.name, event.event_type, "retry").inc()
-            log.warning(
-                "handler failed; will retry",
-                extra={"consumer": consumer.name, "event_type": event.event_type,
-                       "delivered": delivered, "error": type(error).__name__},
-            )
-            await msg.nack(delay=backoff_delay(settings, delivered))
-            return
-        CONSUMED.labels(consumer.name, event.event_type, "applied" if applied else "duplicate").inc()
-        await msg.ack()
+        await delivery.settle(broker.context.get_local("message"), body)

@@ -366,6 +366,32 @@ def require_role(*roles: Role) -> Callable[[Principal], Awaitable[Principal]]:
 # --- per-request middleware ---------------------------------------------------
 
 
+_TOO_LARGE = (413, "Request too large", f"Bodies are limited to {MAX_BODY_BYTES} bytes.")
+
+
+async def _screened(scope: dict, receive: Callable, send: Callable,
+                    headers: dict[str, str]) -> Callable | None:
+    """The request's ``receive`` if it may go on; None once it has been refused
+    (too large, or a NUL that Postgres text cannot hold)."""
+    length = headers.get("content-length")
+    if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
+        await Problem(*_TOO_LARGE, kind="too-large").response()(scope, receive, send)
+        return None
+    if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
+        await _nul_refused(scope, receive, send)
+        return None
+    if scope["method"] not in ("POST", "PUT", "PATCH"):
+        return receive
+    body = await _read_body(receive)
+    if len(body) > MAX_BODY_BYTES:  # chunked, without a Content-Length
+        await Problem(*_TOO_LARGE, kind="too-large").response()(scope, receive, send)
+        return None
+    if b"\\u0000" in body or b"\x00" in body:
+        await _nul_refused(scope, receive, send)
+        return None
+    return _replay(body)
+
+
 class RequestMiddleware:
     """Body limit, server span, correlation id and metrics, as plain ASGI."""
 
@@ -378,32 +404,15 @@ class RequestMiddleware:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        length = headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            await Problem(413, "Request too large",
-                          f"Bodies are limited to {MAX_BODY_BYTES} bytes.",
-                          kind="too-large").response()(scope, receive, send)
-            return
-        if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
-            await _nul_refused(scope, receive, send)
-            return
-        if scope["method"] in ("POST", "PUT", "PATCH"):
-            # Postgres text cannot hold NUL; say so instead of failing deep inside.
-            body = await _read_body(receive)
-            if len(body) > MAX_BODY_BYTES:  # chunked, without a Content-Length
-                await Problem(413, "Request too large",
-                              f"Bodies are limited to {MAX_BODY_BYTES} bytes.",
-                              kind="too-large").response()(scope, receive, send)
-                return
-            if b"\\u0000" in body or b"\x00" in body:
-                await _nul_refused(scope, receive, send)
-                return
-            receive = _replay(body)
-        method = scope["method"]
-        path = scope["path"]
+        screened = await _screened(scope, receive, send, headers)
+        if screened is not None:
+            await self._traced(scope, screened, send, headers)
+
+    async def _traced(self, scope: dict, receive: Callable, send: Callable,
+                      headers: dict[str, str]) -> None:
+        method, path = scope["method"], scope["path"]
         correlation_id = headers.get("x-correlation-id") or str(uuid.uuid4())
         status_holder = {"status": 500}
-
         crash_after_commit = "crash-after-commit" in _failpoints(scope) and \
             headers.get("x-kaiku-failpoint") == "crash-after-commit"
 
@@ -414,8 +423,7 @@ class RequestMiddleware:
                     os._exit(137)
                 status_holder["status"] = message["status"]
                 message.setdefault("headers", []).append(
-                    (b"x-correlation-id", correlation_id.encode())
-                )
+                    (b"x-correlation-id", correlation_id.encode()))
             await send(message)
 
         started = time.perf_counter()
@@ -432,19 +440,26 @@ class RequestMiddleware:
                 await self.app(scope, receive, send_wrapper)
             finally:
                 command_meta.reset(token)
-                status = status_holder["status"]
-                span.set_attribute("http.response.status_code", status)
-                if status >= 500:
-                    span.set_status(Status(StatusCode.ERROR))
-                route = scope.get("route")
-                route_path = getattr(route, "path", "unmatched")
-                span.update_name(f"{method} {route_path}")
-                HTTP_REQUESTS.labels(self.service, method, route_path, str(status)).observe(
-                    time.perf_counter() - started
-                )
+                self._observed(scope, span, status_holder["status"], started)
+
+    def _observed(self, scope: dict, span: Any, status: int, started: float) -> None:
+        span.set_attribute("http.response.status_code", status)
+        if status >= 500:
+            span.set_status(Status(StatusCode.ERROR))
+        route_path = getattr(scope.get("route"), "path", "unmatched")
+        span.update_name(f"{scope['method']} {route_path}")
+        HTTP_REQUESTS.labels(self.service, scope["method"], route_path, str(status)).observe(
+            time.perf_counter() - started)
 
 
 # --- idempotency keys ------------------------------------------------------------
+
+_KEY_REUSED = Problem(
+    422, "Invalid request", "This Idempotency-Key was used with a different request; "
+    "use a new key for a new request.", kind="idempotency-key-reused")
+_IN_PROGRESS = Problem(
+    409, "Request in progress", "A request with this Idempotency-Key is still being handled; "
+    "retry in a moment.", kind="idempotency-in-progress")
 
 
 class IdempotencyMiddleware:
@@ -468,58 +483,37 @@ class IdempotencyMiddleware:
         if not key:
             await self.app(scope, receive, send)
             return
-        fastapi_app = scope["app"]
-        settings: KaikuSettings = fastapi_app.state.settings
-        pool: asyncpg.Pool = fastapi_app.state.pool
         if len(key) > 200:
             await Problem(422, "Invalid request", "Idempotency-Key is at most 200 characters.",
                           kind="idempotency-key").response()(scope, receive, send)
             return
         token = headers.get("authorization", "").partition(" ")[2].strip()
         try:
-            principal_key = (await fastapi_app.state.verifier.verify(token)).key
+            principal_key = (await scope["app"].state.verifier.verify(token)).key
         except (TokenError, KeysUnavailable):
             await self.app(scope, receive, send)  # the route answers 401 itself
             return
-
         body = await _read_body(receive)
+        await self._keyed(scope, _replay(body), send, (principal_key, key), body)
+
+    async def _keyed(self, scope: dict, receive: Callable, send: Callable,
+                     claim: tuple[str, str], body: bytes) -> None:
+        pool: asyncpg.Pool = scope["app"].state.pool
         digest = hashlib.sha256(scope["path"].encode() + b"\n" + body).hexdigest()
-        replay_receive = _replay(body)
-
-        async with pool.acquire() as conn:
-            row = await conn.fetchrow(
-                "INSERT INTO idempotency_keys(principal, key, method, path, request_hash) "
-                "VALUES ($1, $2, 'POST', $3, $4) ON CONFLICT (principal, key) DO NOTHING "
-                "RETURNING key",
-                principal_key, key, scope["path"], digest,
-            )
-            if row is None:
-                existing = await conn.fetchrow(
-                    "SELECT request_hash, status_code, response_body, content_type, "
-                    "extract(epoch from now() - created_at) AS age "
-                    "FROM idempotency_keys WHERE principal = $1 AND key = $2",
-                    principal_key, key,
-                )
-                if existing["request_hash"] != digest:
-                    await Problem(
-                        422, "Invalid request",
-                        "This Idempotency-Key was used with a different request; "
-                        "use a new key for a new request.", kind="idempotency-key-reused",
-                    ).response()(scope, replay_receive, send)
-                    return
-                if existing["status_code"] is not None:
-                    await _send_stored(send, existing, key)
-                    return
-                if existing["age"] < settings.idempotency_stale_seconds:
-                    await Problem(
-                        409, "Request in progress",
-                        "A request with this Idempotency-Key is still being handled; "
-                        "retry in a moment.", kind="idempotency-in-progress",
-                    ).response()(scope, replay_receive, send)
-                    return
-                # The first attempt died mid-way; its use case derives ids from the
-                # key, so running again finds what it already did.
-
+        existing = await _claim(pool, claim, scope["path"], digest)
+        if existing is not None:
+            stale = scope["app"].state.settings.idempotency_stale_seconds
+            if existing["request_hash"] != digest:
+                await _KEY_REUSED.response()(scope, receive, send)
+                return
+            if existing["status_code"] is not None:
+                await _send_stored(send, existing, claim[1])
+                return
+            if existing["age"] < stale:
+                await _IN_PROGRESS.response()(scope, receive, send)
+                return
+            # The first attempt died mid-way; its use case derives ids from the
+            # key, so running again finds what it already did.
         # The answer is stored before it is sent: a retry arriving the moment the
         # client sees it must get the stored answer, not "in progress".
         messages: list[dict] = []
@@ -528,30 +522,49 @@ class IdempotencyMiddleware:
             messages.append(message)
 
         try:
-            await self.app(scope, replay_receive, capture)
+            await self.app(scope, receive, capture)
         finally:
-            start = next((m for m in messages if m["type"] == "http.response.start"), None)
-            status = start["status"] if start else None
-            body = b"".join(m.get("body", b"") for m in messages
-                            if m["type"] == "http.response.body")
-            async with pool.acquire() as conn:
-                if status is None or status >= 500 or status == 409 and (
-                    b"idempotency-in-progress" in body
-                ):
-                    await conn.execute(
-                        "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2",
-                        principal_key, key,
-                    )
-                else:
-                    content_type = next((v.decode() for k, v in start.get("headers", [])
-                                         if k == b"content-type"), "application/json")
-                    await conn.execute(
-                        "UPDATE idempotency_keys SET status_code = $3, response_body = $4, "
-                        "content_type = $5 WHERE principal = $1 AND key = $2",
-                        principal_key, key, status, body, content_type,
-                    )
+            await _store_answer(pool, claim, messages)
         for message in messages:
             await send(message)
+
+
+async def _claim(pool: asyncpg.Pool, claim: tuple[str, str], path: str,
+                 digest: str) -> asyncpg.Record | None:
+    """Claim the key for this request; None when it was free, else its row."""
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "INSERT INTO idempotency_keys(principal, key, method, path, request_hash) "
+            "VALUES ($1, $2, 'POST', $3, $4) ON CONFLICT (principal, key) DO NOTHING "
+            "RETURNING key", *claim, path, digest)
+        if row is not None:
+            return None
+        return await conn.fetchrow(
+            "SELECT request_hash, status_code, response_body, content_type, "
+            "extract(epoch from now() - created_at) AS age "
+            "FROM idempotency_keys WHERE principal = $1 AND key = $2", *claim)
+
+
+async def _store_answer(pool: asyncpg.Pool, claim: tuple[str, str],
+                        messages: list[dict]) -> None:
+    """Keep the answer for retries; forget the key when there is none worth
+    replaying (a crash, a 5xx, or another attempt's "in progress")."""
+    start = next((m for m in messages if m["type"] == "http.response.start"), None)
+    status = start["status"] if start else None
+    body = b"".join(m.get("body", b"") for m in messages if m["type"] == "http.response.body")
+    async with pool.acquire() as conn:
+        if status is None or status >= 500 or status == 409 and (
+            b"idempotency-in-progress" in body
+        ):
+            await conn.execute(
+                "DELETE FROM idempotency_keys WHERE principal = $1 AND key = $2", *claim)
+            return
+        content_type = next((v.decode() for k, v in start.get("headers", [])
+                             if k == b"content-type"), "application/json")
+        await conn.execute(
+            "UPDATE idempotency_keys SET status_code = $3, response_body = $4, "
+            "content_type = $5 WHERE principal = $1 AND key = $2",
+            *claim, status, body, content_type)
 
 
 async def _read_body(receive: Callable) -> bytes:
