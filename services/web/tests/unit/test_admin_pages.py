@@ -167,6 +167,8 @@ OFFER = {"offering_id": OFFERING, "venue_id": VENUE, "venue_name": "Teatteri",
          "title": "Syyskonsertti", "kind": "performance", "status": "published",
          "starts_at": "2031-10-10T16:00:00+00:00", "capacity": 700, "card_cap": 25,
          "card_places_left": 20}
+CARD_CAP_MINIMUM = "/offerings/card-cap-minimum"
+MINIMUM_FOR_700 = {"capacity": 700, "kind": "performance", "minimum_card_cap": 21}
 
 
 def test_the_offering_edit_sends_only_the_changes(app_and_fake):
@@ -174,9 +176,12 @@ def test_the_offering_edit_sends_only_the_changes(app_and_fake):
     sign_in(app, client, "venue")
     fake.on("venues", "GET", f"/offerings/{OFFERING}", 200, OFFER)
     fake.on("venues", "PATCH", f"/offerings/{OFFERING}", 200, {**OFFER, "card_cap": 30})
+    fake.on("venues", "GET", CARD_CAP_MINIMUM, 200, MINIMUM_FOR_700)
     form = client.get(f"/staff/offerings/{OFFERING}/edit").text
     assert 'value="2031-10-10T19:00"' in form  # shown in Finnish time
+    # The hint's minimum is venues' answer for the offering's capacity and kind.
     assert catalogue("fi")["guideline.minimum"].format(minimum=21, capacity=700) in form
+    assert fake.sent("GET", CARD_CAP_MINIMUM)[0][4] == {"capacity": 700, "kind": "performance"}
     token = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
     unchanged = {"csrf": token, "title": "Syyskonsertti", "starts_at": "2031-10-10T19:00",
                  "capacity": "700", "card_cap": "25"}
@@ -195,6 +200,7 @@ def test_a_refused_offering_change_keeps_the_form_and_says_why(app_and_fake):
     fake.on("venues", "PATCH", f"/offerings/{OFFERING}", 422, {
         "type": "https://kaikukortti.fi/problems/card-cap-below-guideline",
         "detail": "The card cap 5 is below the guideline minimum 21."})
+    fake.on("venues", "GET", CARD_CAP_MINIMUM, 200, MINIMUM_FOR_700)
     token = csrf_of(client, f"/staff/offerings/{OFFERING}/edit")
     response = client.post(f"/staff/offerings/{OFFERING}", data={
         "csrf": token, "title": "Syyskonsertti", "starts_at": "2031-10-10T19:00",
@@ -296,7 +302,7 @@ def test_approval_after_the_partner_list_is_fixed_offers_the_override(app_and_fa
 def test_the_partner_answers_only_with_a_decision(app_and_fake):
     app, client, fake = app_and_fake
     sign_in(app, client, "ticket_agent")
-    from web.staff_admin import round_years
+    from web.routes.admin_rounds import round_years
 
     this_year, next_year = round_years()
     fake.on("cards", "GET", f"/continuation-rounds/{this_year}/my-answer", 404, {

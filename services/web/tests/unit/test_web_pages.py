@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -13,15 +14,12 @@ from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import (  # noqa: E402
-    create_app,
-    looks_like_mobile_card,
-    minimum_card_cap,
-    refusal_key,
-)
+from web.app import create_app  # noqa: E402
 from web.client import Answer  # noqa: E402
 from web.config import WebSettings  # noqa: E402
 from web.i18n import LANGUAGES, catalogue  # noqa: E402
+from web.routes.venue_desk import looks_like_mobile_card, refusal_key  # noqa: E402
+from web.session import SESSION_COOKIE  # noqa: E402
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "web"
 
@@ -49,7 +47,7 @@ def test_every_language_has_every_message():
 
 def test_every_message_a_template_names_is_in_the_catalogue():
     used = set()
-    for path in [*WEB.joinpath("templates").rglob("*.html"), *WEB.glob("*.py")]:
+    for path in [*WEB.joinpath("templates").rglob("*.html"), *WEB.rglob("*.py")]:
         source = path.read_text(encoding="utf-8")
         used |= set(re.findall(r"""\bt\(\s*["']([a-z_]+\.[a-z_.]+)["']""", source))
         used |= set(re.findall(r"""_key\s*=\s*["']([a-z_]+\.[a-z_.]+)["']""", source))
@@ -57,22 +55,77 @@ def test_every_message_a_template_names_is_in_the_catalogue():
     assert not missing, missing
 
 
-@pytest.mark.parametrize(("capacity", "kind", "minimum"), [
-    (100, "performance", 3), (700, "performance", 21), (701, "performance", 22),
-    (1000, "performance", 30), (1001, "performance", 20), (5000, "performance", 20),
-    (10, "performance", 1), (40, "course", 1)])
-def test_guideline_minimum_card_cap(capacity, kind, minimum):
-    assert minimum_card_cap(capacity, kind) == minimum
+class CardCapVenues:
+    """Venues' card-cap minimum route, answering from a table (anything else: down)."""
+
+    def __init__(self, minimums: dict[tuple[int, str], int]) -> None:
+        self.minimums = minimums
+        self.asked: list[tuple[dict[str, Any] | None, str | None]] = []
+
+    async def call(self, service: str, method: str, path: str, *, token: str | None = None,
+                   params: dict[str, Any] | None = None, **_: Any) -> Answer:
+        if (service, method, path) != ("venues", "GET", "/offerings/card-cap-minimum"):
+            return Answer(503, {"title": "Service unavailable"})
+        self.asked.append((params, token))
+        key = (params["capacity"], params["kind"])
+        if key not in self.minimums:
+            return Answer(422, {"detail": "bad input"})
+        return Answer(200, {"capacity": key[0], "kind": key[1],
+                            "minimum_card_cap": self.minimums[key]})
+
+    async def close(self) -> None:
+        pass
 
 
-def test_the_card_cap_hint_explains_the_rule_in_the_chosen_language(client):
+def signed_in_as_venue(client) -> None:
+    session = {"token": "venue-token", "role": "venue", "org": "o"}
+    client.cookies.set(SESSION_COOKIE, client.app.state.sessions.serializer.dumps(session))
+
+
+def test_the_card_cap_hint_explains_venues_minimum_in_the_chosen_language(client):
+    venues = CardCapVenues({(1500, "performance"): 20, (300, "performance"): 9,
+                            (1000, "performance"): 30, (40, "course"): 1})
+    client.app.state.services = venues
+    signed_in_as_venue(client)
     client.cookies.set("kaiku_lang", "sv")
     hint = client.get("/staff/guideline", params={"capacity": "1500", "card_cap": "5"}).text
     assert "Minst 20 kortplatser" in hint and "Över 1 000 platser" in hint
     assert "höj till minst 20" in hint
+    # The number is venues' answer, asked with the staff member's own token.
+    assert venues.asked[0] == ({"capacity": 1500, "kind": "performance"}, "venue-token")
     client.cookies.set("kaiku_lang", "en")
     ok = client.get("/staff/guideline", params={"capacity": "300", "card_cap": "9"}).text
     assert "At least 9 card places" in ok and "warning" not in ok
+    assert "(3 % rounded up.)" in ok
+    # 1,000 places is not yet a mass event: the share explains venues' 30.
+    share = client.get("/staff/guideline", params={"capacity": "1000", "card_cap": ""}).text
+    assert "At least 30 card places" in share and "(3 % rounded up.)" in share
+    assert "Over 1,000" not in share
+    course = client.get("/staff/guideline", params={"capacity": "40", "kind": "course"}).text
+    assert "At least 1 card places" in course and "(Course: at least one place.)" in course
+
+
+def test_the_card_cap_hint_shows_no_number_when_venues_cannot_say(client):
+    explain = catalogue("fi")["guideline.explain"]
+    # Not signed in: venues is not asked at all.
+    venues = CardCapVenues({})
+    client.app.state.services = venues
+    anonymous = client.get("/staff/guideline", params={"capacity": "700", "card_cap": "5"})
+    assert anonymous.status_code == 200 and explain in anonymous.text
+    assert not venues.asked
+    # Venues refuses the numbers: the general rule, no warning, no failure.
+    signed_in_as_venue(client)
+    refused = client.get("/staff/guideline", params={"capacity": "700", "card_cap": "5"})
+    assert refused.status_code == 200 and explain in refused.text
+    assert "warning" not in refused.text and venues.asked
+
+
+def test_the_card_cap_hint_gives_way_when_venues_is_down(client):
+    # The services' ports are closed here: the hint shows the rule, not a failure.
+    signed_in_as_venue(client)
+    hint = client.get("/staff/guideline", params={"capacity": "700", "card_cap": "5"})
+    assert hint.status_code == 200
+    assert catalogue("fi")["guideline.explain"] in hint.text and "warning" not in hint.text
 
 
 def test_finnish_is_the_default_and_the_choice_is_remembered(client):

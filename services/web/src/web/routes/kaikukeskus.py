@@ -1,0 +1,127 @@
+"""Kaikukeskus's pages: partner organisations (adding, approving), statistics
+with the regions' printable reports, and bulletins to every partner."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from ..client import Answer
+from ..pages import CSRF, Language, Staff, call, form_of, not_found, page
+
+router = APIRouter()
+
+# cards' refusal of a new partner in the middle of a season; Kaikukeskus may override it.
+MID_YEAR_REFUSAL = "no-new-partners-mid-year"
+
+
+async def organisations_page(request: Request, *, status: int = 200,
+                             form: dict[str, str] | None = None,
+                             error: Answer | None = None, done_key: str | None = None,
+                             values: dict[str, Any] | None = None,
+                             changed: dict[str, Any] | None = None,
+                             override_for: str | None = None) -> Response:
+    answer = await call(request, "cards", "GET", "/organisations")
+    rows = answer.data if answer.ok and isinstance(answer.data, list) else []
+    if changed:  # the list is a read model: show what the registry just answered
+        rows = [{**row, "status": changed["status"]}
+                if str(row.get("organisation_id")) == str(changed["organisation_id"])
+                else row for row in rows]
+    pending = [row for row in rows if row.get("status") == "pending"]
+    return page(request, "staff/organisations.html", status=status, answer=answer,
+                rows=rows, pending=pending, form=form or {}, error=error,
+                done_key=done_key, values=values or {}, override_for=override_for)
+
+
+@router.get("/staff/organisations", response_class=HTMLResponse)
+async def organisations(request: Request, staff: Staff) -> Response:
+    return await organisations_page(request)
+
+
+@router.post("/staff/organisations", dependencies=CSRF)
+async def add_organisation(request: Request, staff: Staff) -> Response:
+    form = await form_of(request)
+    created = await call(request, "cards", "POST", "/organisations", json={
+        "kind": form.get("kind", ""), "name": form.get("name", ""),
+        "municipality": form.get("municipality", ""),
+        "pending": form.get("pending") == "on", "override": form.get("override") == "on"},
+        idempotency_key=form.get("idem") or None)
+    if not created.ok:
+        return await organisations_page(
+            request, status=created.status, form=form, error=created,
+            override_for="new" if created.problem_kind == MID_YEAR_REFUSAL else None)
+    pending = created.data.get("status") == "pending"
+    return await organisations_page(
+        request, done_key="organisation.proposed" if pending else "organisation.added",
+        values={"name": form.get("name", "")})
+
+
+@router.post("/staff/organisations/{organisation_id}/approval", dependencies=CSRF)
+async def approve_organisation(request: Request, organisation_id: str,
+                               staff: Staff) -> Response:
+    form = await form_of(request)
+    try:
+        organisation_id = str(uuid.UUID(organisation_id))
+    except ValueError:
+        return not_found(request)
+    answer = await call(request, "cards", "POST",
+                        f"/organisations/{organisation_id}/approval",
+                        json={"override": form.get("override") == "on"},
+                        idempotency_key=form.get("idem") or None)
+    if not answer.ok:
+        return await organisations_page(
+            request, status=answer.status, error=answer,
+            override_for=organisation_id if answer.problem_kind == MID_YEAR_REFUSAL else None)
+    return await organisations_page(request, done_key="organisation.approved",
+                                    values={"name": answer.data.get("name", "")},
+                                    changed=answer.data)
+
+
+# --- statistics ---------------------------------------------------------------------
+
+
+@router.get("/staff/stats", response_class=HTMLResponse)
+async def statistics(request: Request, staff: Staff, lang: Language) -> Response:
+    national = await call(request, "cards", "GET", "/stats/national")
+    regions = await call(request, "cards", "GET", "/stats/regions")
+    rows = regions.data if regions.ok and isinstance(regions.data, list) else []
+    rows = sorted(rows, key=lambda r: str((r.get("names") or {}).get(lang)
+                                          or r.get("name") or r.get("region") or "").lower())
+    top = max([r.get("uses", 0) or 0 for r in rows] + [r.get("cards_issued", 0) or 0
+                                                          for r in rows] + [1])
+    return page(request, "staff/stats.html", national=national, regions=regions,
+                rows=rows, top=top)
+
+
+@router.get("/staff/stats/regions/{region}/report", response_class=HTMLResponse)
+async def region_report(request: Request, region: str, staff: Staff) -> Response:
+    """Kaikukanta's printable feedback-meeting report, fetched with the staff token."""
+    answer = await call(request, "cards", "GET", f"/stats/regions/{region}/report")
+    if not answer.ok or not isinstance(answer.data, str):
+        return page(request, "message.html", status=answer.status if not answer.ok else 502,
+                    heading_key="error.refused", error=answer)
+    return HTMLResponse(answer.data)
+
+
+# --- bulletins ------------------------------------------------------------------------
+
+
+@router.get("/staff/bulletins", response_class=HTMLResponse)
+async def bulletin_form(request: Request, staff: Staff) -> Response:
+    return page(request, "staff/bulletin.html", form={})
+
+
+@router.post("/staff/bulletins", dependencies=CSRF)
+async def send_bulletin(request: Request, staff: Staff) -> Response:
+    form = await form_of(request)
+    answer = await call(request, "notifications", "POST", "/bulletins",
+                        json={"title": form.get("title", ""), "body": form.get("body", "")},
+                        idempotency_key=form.get("idem") or None)
+    if not answer.ok:
+        return page(request, "staff/bulletin.html", status=answer.status, form=form,
+                    error=answer)
+    return page(request, "message.html", heading_key="bulletin.sent",
+                message_key="bulletin.sent_detail", live=True)

@@ -1,0 +1,193 @@
+"""OmaKaiku, the holder's pages: signing in (a code by e-mail, or the welcome
+link), the card, events, history and feedback, genres to follow, the inbox and
+erasing the account."""
+
+from __future__ import annotations
+
+import base64
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from kaiku_shared import taxonomy
+
+from ..client import Answer
+from ..i18n import LANGUAGES
+from ..pages import (
+    CSRF,
+    Holder,
+    Language,
+    SessionsDep,
+    call,
+    genres,
+    language,
+    page,
+    services_of,
+    set_language_cookie,
+    to_int,
+    web_settings_of,
+)
+from ..session import LANG_COOKIE
+
+router = APIRouter()
+
+
+# --- signing in ------------------------------------------------------------------------
+
+
+@router.get("/oma/signin", response_class=HTMLResponse)
+async def holder_signin(request: Request) -> Response:
+    return page(request, "oma/signin.html", step="email")
+
+
+@router.post("/oma/signin/code", dependencies=CSRF)
+async def holder_code(request: Request, email: str = Form("")) -> Response:
+    answer = await call(request, "omakaiku", "POST", "/auth/code", anonymous=True,
+                        json={"email": email.strip()})
+    if answer.unavailable:
+        return page(request, "oma/signin.html", status=503, step="email",
+                    error_key="signin.unavailable")
+    if not answer.ok:
+        key = "signin.too_many" if answer.status == 429 else "signin.bad_email"
+        return page(request, "oma/signin.html", status=answer.status, step="email",
+                    email=email, error_key=key)
+    return page(request, "oma/signin.html", step="code", email=email.strip())
+
+
+@router.post("/oma/signin/link", dependencies=CSRF)
+async def holder_link(request: Request, link_token: str = Form("")) -> Response:
+    """The one-time link from the welcome e-mail (its token travels in the URL
+    fragment, which only the page's script can read and post here)."""
+    answer = await call(request, "omakaiku", "POST", "/auth/token", anonymous=True,
+                        json={"link_token": link_token.strip()})
+    if not answer.ok:
+        return page(request, "oma/signin.html", status=answer.status, step="email",
+                    error_key="signin.bad_link")
+    return await holder_signed_in(request, answer.data["access_token"])
+
+
+@router.post("/oma/signin/token", dependencies=CSRF)
+async def holder_token(request: Request, email: str = Form(""),
+                       code: str = Form("")) -> Response:
+    answer = await call(request, "omakaiku", "POST", "/auth/token", anonymous=True,
+                        json={"email": email.strip(), "code": code.strip()})
+    if not answer.ok:
+        key = "signin.too_many" if answer.status == 429 else "signin.bad_code"
+        return page(request, "oma/signin.html", status=answer.status, step="code",
+                    email=email, error_key=key)
+    return await holder_signed_in(request, answer.data["access_token"])
+
+
+async def holder_signed_in(request: Request, token: str) -> Response:
+    """The holder's session, in the language of their account unless one was chosen."""
+    response = RedirectResponse("/oma", status_code=303)
+    request.app.state.sessions.write(response, {"token": token, "role": "holder"})
+    me = await services_of(request).call("omakaiku", "GET", "/me", token=token)
+    if me.ok and me.data.get("language") in LANGUAGES and not request.cookies.get(
+            LANG_COOKIE):
+        set_language_cookie(response, me.data["language"], web_settings_of(request))
+    return response
+
+
+# --- the holder's pages ----------------------------------------------------------------
+
+
+@router.get("/oma", response_class=HTMLResponse)
+async def my_card(request: Request, holder: Holder) -> Response:
+    card = await call(request, "omakaiku", "GET", "/me/card")
+    qr = None
+    if card.ok and card.data.get("qr_svg"):
+        qr = "data:image/svg+xml;base64," + base64.b64encode(
+            card.data["qr_svg"].encode()).decode()
+    return page(request, "oma/card.html", card=card, qr=qr)
+
+
+@router.get("/oma/events", response_class=HTMLResponse)
+async def my_events(request: Request, holder: Holder) -> Response:
+    answer = await call(request, "omakaiku", "GET", "/me/tickets")
+    return page(request, "oma/events.html", answer=answer)
+
+
+@router.post("/oma/tickets/{ticket_id}/cancel", dependencies=CSRF)
+async def cancel_my_ticket(request: Request, ticket_id: str, holder: Holder) -> Response:
+    answer = await call(request, "omakaiku", "POST", f"/me/tickets/{ticket_id}/cancellation")
+    tickets = await call(request, "omakaiku", "GET", "/me/tickets")
+    return page(request, "oma/events.html", answer=tickets, action=answer,
+                status=200 if answer.ok else answer.status)
+
+
+@router.get("/oma/history", response_class=HTMLResponse)
+async def my_history(request: Request, holder: Holder) -> Response:
+    answer = await call(request, "omakaiku", "GET", "/me/history")
+    return page(request, "oma/history.html", answer=answer, now=datetime.now(UTC).isoformat())
+
+
+@router.post("/oma/tickets/{ticket_id}/feedback", dependencies=CSRF)
+async def give_feedback(request: Request, ticket_id: str, holder: Holder) -> Response:
+    form = dict(await request.form())
+    body = {k: to_int(form.get(k), -1) for k in ("accessibility", "meaning", "interest")}
+    answer = await call(request, "omakaiku", "POST", f"/me/tickets/{ticket_id}/feedback",
+                        json=body)
+    history = await call(request, "omakaiku", "GET", "/me/history")
+    return page(request, "oma/history.html", answer=history, feedback=answer,
+                given=ticket_id if answer.ok else None, now=datetime.now(UTC).isoformat(),
+                status=200 if answer.ok else answer.status)
+
+
+@router.get("/oma/offerings", response_class=HTMLResponse)
+async def browse(request: Request, holder: Holder, lang: Language, genre: str = "",
+                 municipality: str = "", from_: str = "") -> Response:
+    answer = await call(request, "omakaiku", "GET", "/offerings",
+                        params={"genre": genre or None, "municipality": municipality,
+                                "lang": lang})
+    return page(request, "oma/offerings.html", answer=answer, genres=genres(lang),
+                genre=genre, municipality=municipality)
+
+
+async def subscriptions_page(request: Request, *, saved: Answer | None = None) -> Response:
+    answer = await call(request, "omakaiku", "GET", "/me/subscriptions")
+    chosen = set(answer.data.get("genres", [])) if answer.ok else set()
+    return page(request, "oma/subscriptions.html", answer=answer, chosen=chosen,
+                genres=genres(language(request)), saved=saved,
+                status=200 if saved is None or saved.ok else saved.status)
+
+
+@router.get("/oma/subscriptions", response_class=HTMLResponse)
+async def my_subscriptions(request: Request, holder: Holder) -> Response:
+    return await subscriptions_page(request)
+
+
+@router.post("/oma/subscriptions", dependencies=CSRF)
+async def save_subscriptions(request: Request, holder: Holder) -> Response:
+    form = await request.form()
+    chosen = [g for g in form.getlist("genres") if taxonomy.is_valid_genre(str(g))]
+    saved = await call(request, "omakaiku", "PUT", "/me/subscriptions",
+                       json={"genres": chosen})
+    return await subscriptions_page(request, saved=saved)
+
+
+@router.get("/oma/inbox", response_class=HTMLResponse)
+async def holder_inbox(request: Request, holder: Holder) -> Response:
+    answer = await call(request, "notifications", "GET", "/me/notifications")
+    messages = await call(request, "notifications", "GET", "/me/messages")
+    return page(request, "inbox.html", answer=answer, messages=messages, holder=True)
+
+
+@router.get("/oma/erase", response_class=HTMLResponse)
+async def erase_form(request: Request, holder: Holder) -> Response:
+    return page(request, "oma/erase.html")
+
+
+@router.post("/oma/erase", dependencies=CSRF)
+async def erase(request: Request, holder: Holder, sessions: SessionsDep,
+                confirm: str = Form("")) -> Response:
+    if confirm != "yes":
+        return page(request, "oma/erase.html", status=422, error_key="erase.confirm_needed")
+    answer = await call(request, "omakaiku", "DELETE", "/me")
+    if not answer.ok:
+        return page(request, "oma/erase.html", status=answer.status, error=answer)
+    response = page(request, "message.html", heading_key="erase.done",
+                    message_key="erase.done_detail", live=True)
+    sessions.clear(response)
+    return response

@@ -1,0 +1,395 @@
+"""The venue's pages: which venue the desk works for, its offerings (with the
+live card-cap hint), the ticket desk and the venue's feedback."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from ..client import Answer
+from ..pages import (
+    CSRF,
+    HELSINKI,
+    Language,
+    SessionsDep,
+    Staff,
+    browser_address,
+    call,
+    form_of,
+    genres,
+    is_htmx,
+    local_datetime,
+    not_found,
+    page,
+    services_of,
+    session_of,
+    staff_session,
+    to_int,
+)
+
+router = APIRouter()
+
+VENUE_PAGE = 200  # venues' GET /venues gives at most 200 a page
+# Venues' refusals of a scanned mobile card, in the desk's own words.
+MOBILE_CARD_REFUSALS = {"mobile-card-invalid": "register.qr_invalid",
+                        "mobile-card-expired": "register.qr_expired"}
+# The share of places the guideline asks for; only used to say which part of the
+# rule gave venues' minimum (the minimum itself always comes from venues).
+GUIDELINE_SHARE_PERCENT = 3
+
+
+def looks_like_mobile_card(value: str) -> bool:
+    """What a QR scanner types from an OmaKaiku mobile card: a JWT (three parts),
+    never a card number."""
+    return value.count(".") == 2 and len(value) > 40
+
+
+def refusal_key(answer: Answer, scanned: bool) -> str | None:
+    """The message key for a refusal (None: the generic one with the card number)."""
+    if answer.ok or not scanned:
+        return None
+    return MOBILE_CARD_REFUSALS.get(answer.problem_kind or "", "register.refused_mobile")
+
+
+# --- the card-cap hint: venues' minimum for the numbers typed so far -----------------------
+
+
+async def card_cap_minimum(request: Request, capacity: int, kind: str) -> int | None:
+    """Venues' smallest card cap for an offering, or None when venues cannot say
+    (down, refused, or no one signed in): the page then shows no number."""
+    token = session_of(request).get("token")
+    if not token:
+        return None
+    answer = await services_of(request).call(
+        "venues", "GET", "/offerings/card-cap-minimum", token=token,
+        params={"capacity": capacity, "kind": kind}, client=browser_address(request))
+    minimum = answer.data.get("minimum_card_cap") if answer.ok and isinstance(
+        answer.data, dict) else None
+    return minimum if isinstance(minimum, int) and not isinstance(minimum, bool) else None
+
+
+def below_the_share(minimum: int, capacity: int) -> bool:
+    """Whether venues' minimum is under the guideline's share, which is so only
+    when an event is large enough for the smaller fixed minimum."""
+    return minimum * 100 < capacity * GUIDELINE_SHARE_PERCENT
+
+
+async def guideline_context(request: Request, capacity: str, kind: str,
+                            card_cap: str) -> dict[str, Any]:
+    """What the card-cap hint says for the numbers typed so far."""
+    places = to_int(capacity)
+    cap = to_int(card_cap)
+    kind = kind or "performance"
+    minimum = await card_cap_minimum(request, places, kind) if places and places > 0 else None
+    return {"minimum": minimum, "capacity": places, "kind": kind,
+            "below": minimum is not None and cap is not None and cap < minimum,
+            "mass": minimum is not None and kind != "course"
+            and below_the_share(minimum, places or 0)}
+
+
+@router.get("/staff/guideline", response_class=HTMLResponse)
+async def guideline_hint(request: Request, capacity: str = "", kind: str = "performance",
+                         card_cap: str = "") -> Response:
+    """The live hint under the card-cap field (an htmx fragment)."""
+    return page(request, "staff/_guideline.html",
+                **await guideline_context(request, capacity, kind, card_cap))
+
+
+# --- which venue ----------------------------------------------------------------------
+
+
+async def chosen_venue(request: Request) -> dict[str, Any] | None:
+    venue_id = session_of(request).get("venue_id")
+    if not venue_id:
+        return None
+    answer = await call(request, "venues", "GET", f"/venues/{venue_id}")
+    return answer.data if answer.ok else None
+
+
+async def my_venues(request: Request) -> Answer:
+    """The venues the signed-in organisation works for: a venue organisation's
+    own, or those that name a ticket agent among their ticket agents."""
+    session = staff_session(request)
+    if session.get("role") not in ("venue", "ticket_agent"):
+        return Answer(200, None)  # Kaikukeskus names the venue by its id
+    filter_ = ("agent_organisation_id" if session.get("role") == "ticket_agent"
+               else "organisation_id")
+    found: list[dict[str, Any]] = []
+    for offset in range(0, 2000, VENUE_PAGE):
+        listing = await call(request, "venues", "GET", "/venues", params={
+            filter_: session.get("org"), "limit": VENUE_PAGE, "offset": offset})
+        if not listing.ok or not isinstance(listing.data, list):
+            return listing
+        found += listing.data
+        if len(listing.data) < VENUE_PAGE:
+            break
+    return Answer(200, found)
+
+
+def acts_for(session: dict[str, Any], venue: dict[str, Any]) -> bool:
+    org = str(session.get("org") or "")
+    if session.get("role") not in ("venue", "ticket_agent"):
+        return True  # Kaikukeskus: venues decides what it may do
+    if session.get("role") == "ticket_agent":
+        return org in [str(a) for a in (venue.get("limits") or {}).get("ticket_agents", [])]
+    return str(venue.get("organisation_id")) == org
+
+
+async def venue_choice_page(request: Request, *, status: int = 200,
+                            error: Answer | None = None,
+                            error_key: str | None = None) -> Response:
+    listing = await my_venues(request)
+    venues = listing.data if listing.ok and isinstance(listing.data, list) else None
+    return page(request, "staff/venue_choice.html", status=status, venues=venues,
+                listing_unavailable=not listing.ok,
+                listing_error=None if listing.ok or listing.unavailable else listing,
+                current=await chosen_venue(request), error=error, error_key=error_key)
+
+
+@router.get("/staff/venue", response_class=HTMLResponse)
+async def venue_choice(request: Request, staff: Staff) -> Response:
+    return await venue_choice_page(request)
+
+
+@router.post("/staff/venue", dependencies=CSRF)
+async def venue_chosen(request: Request, staff: Staff, sessions: SessionsDep,
+                       venue_id: str = Form("")) -> Response:
+    session = dict(staff)
+    try:
+        venue_id = str(uuid.UUID(venue_id.strip()))
+    except ValueError:
+        return await venue_choice_page(request, status=422, error_key="venue.bad_id")
+    answer = await call(request, "venues", "GET", f"/venues/{venue_id}")
+    if not answer.ok:
+        return await venue_choice_page(request, status=answer.status, error=answer)
+    if not acts_for(session, answer.data):
+        return await venue_choice_page(request, status=403, error_key=(
+            "venue.not_an_agent" if session.get("role") == "ticket_agent"
+            else "venue.not_yours"))
+    session["venue_id"] = venue_id
+    response = RedirectResponse("/staff/register", status_code=303)
+    sessions.write(response, session)
+    return response
+
+
+async def need_venue(request: Request) -> dict[str, Any] | Response:
+    """The chosen venue, or the way to choose one."""
+    staff_session(request)
+    venue = await chosen_venue(request)
+    if venue is None:
+        return RedirectResponse("/staff/venue", status_code=303)
+    return venue
+
+
+# --- offerings --------------------------------------------------------------------------
+
+
+@router.get("/staff/offerings/new", response_class=HTMLResponse)
+async def new_offering(request: Request, lang: Language) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    return page(request, "staff/offering_new.html", venue=venue, genres=genres(lang),
+                form={}, **await guideline_context(request, "", "performance", ""))
+
+
+def offering_body(form: dict[str, Any]) -> dict[str, Any]:
+    """A new offering as venues takes it, from the form."""
+    starts_at = local_datetime(str(form.get("starts_at", "")))
+    return {"title": str(form.get("title", "")).strip(),
+            "genres": [g for g in [form.get("genre")] if g],
+            "starts_at": starts_at.isoformat() if starts_at else "",
+            "capacity": to_int(form.get("capacity"), 0),
+            "card_cap": to_int(form.get("card_cap"), 0),
+            "kind": form.get("kind") or "performance"}
+
+
+@router.post("/staff/offerings", dependencies=CSRF)
+async def publish_offering(request: Request, lang: Language) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    form = dict(await request.form())
+    body = offering_body(form)
+    answer = await call(request, "venues", "POST",
+                        f"/venues/{venue['venue_id']}/offerings", json=body,
+                        idempotency_key=str(form.get("idem") or "") or None)
+    if not answer.ok:
+        hint = await guideline_context(request, str(form.get("capacity", "")),
+                                       str(form.get("kind", "performance")),
+                                       str(form.get("card_cap", "")))
+        return page(request, "staff/offering_new.html", status=answer.status, venue=venue,
+                    genres=genres(lang), form=form, error=answer, **hint)
+    return page(request, "message.html", heading_key="offering.published",
+                message_key="offering.published_detail", values={"title": body["title"]},
+                live=True, next_href="/staff/register", next_key="nav.register")
+
+
+@router.get("/staff/offerings", response_class=HTMLResponse)
+async def venue_offerings(request: Request) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    answer = await call(request, "venues", "GET", "/offerings",
+                        params={"venue_id": venue["venue_id"], "limit": 200})
+    return page(request, "staff/offerings.html", venue=venue,
+                offerings=answer.data if answer.ok else [], error=None if answer.ok else answer)
+
+
+@router.post("/staff/offerings/{offering_id}/cancellation", dependencies=CSRF)
+async def cancel_offering(request: Request, offering_id: str, staff: Staff) -> Response:
+    answer = await call(request, "venues", "POST",
+                        f"/offerings/{offering_id}/cancellation", json={})
+    if not answer.ok:
+        return page(request, "message.html", status=answer.status,
+                    heading_key="error.refused", error=answer)
+    return RedirectResponse("/staff/offerings", status_code=303)
+
+
+# --- changing an offering ------------------------------------------------------------
+
+
+def edit_form(offering: dict[str, Any]) -> dict[str, str]:
+    starts = offering.get("starts_at")
+    local = (datetime.fromisoformat(str(starts)).astimezone(HELSINKI)
+             .strftime("%Y-%m-%dT%H:%M") if starts else "")
+    return {"title": str(offering.get("title", "")), "starts_at": local,
+            "capacity": str(offering.get("capacity", "")),
+            "card_cap": str(offering.get("card_cap", "")),
+            "kind": str(offering.get("kind", "performance"))}
+
+
+async def edit_page(request: Request, offering: dict[str, Any], form: dict[str, str], *,
+                    status: int = 200, error: Answer | None = None,
+                    error_key: str | None = None, done_key: str | None = None) -> Response:
+    hint = await guideline_context(request, form.get("capacity", ""), form.get("kind", ""),
+                                   form.get("card_cap", ""))
+    return page(request, "staff/offering_edit.html", status=status, offering=offering,
+                form=form, error=error, error_key=error_key, done_key=done_key, **hint)
+
+
+async def offering_to_edit(request: Request, offering_id: str) -> dict[str, Any] | Response:
+    try:
+        offering_id = str(uuid.UUID(offering_id))
+    except ValueError:
+        return not_found(request)
+    answer = await call(request, "venues", "GET", f"/offerings/{offering_id}")
+    if not answer.ok:
+        return page(request, "message.html", status=answer.status,
+                    heading_key="error.refused", error=answer)
+    return answer.data
+
+
+@router.get("/staff/offerings/{offering_id}/edit", response_class=HTMLResponse)
+async def edit_offering(request: Request, offering_id: str, staff: Staff) -> Response:
+    offering = await offering_to_edit(request, offering_id)
+    if isinstance(offering, Response):
+        return offering
+    return await edit_page(request, offering, edit_form(offering))
+
+
+def offering_changes(form: dict[str, str], before: dict[str, str]) -> dict[str, Any] | str:
+    """What the form changed, as venues' PATCH takes it, or the key of what is wrong."""
+    body: dict[str, Any] = {}
+    if form.get("title", "") != before["title"]:
+        body["title"] = form.get("title", "")
+    if form.get("starts_at", "") != before["starts_at"]:
+        starts_at = local_datetime(form.get("starts_at", ""))
+        if starts_at is None:
+            return "offering.bad_start"
+        body["starts_at"] = starts_at.isoformat()
+    for field in ("capacity", "card_cap"):
+        if form.get(field, "") != before[field]:
+            value = to_int(form.get(field))
+            if value is None:
+                return "offering.bad_number"
+            body[field] = value
+    return body
+
+
+@router.post("/staff/offerings/{offering_id}", dependencies=CSRF)
+async def change_offering(request: Request, offering_id: str, staff: Staff) -> Response:
+    """Send venues only what was changed (PATCH); the guideline is checked again."""
+    offering = await offering_to_edit(request, offering_id)
+    if isinstance(offering, Response):
+        return offering
+    form = await form_of(request)
+    form["kind"] = str(offering.get("kind", "performance"))
+    body = offering_changes(form, edit_form(offering))
+    if isinstance(body, str):
+        return await edit_page(request, offering, form, status=422, error_key=body)
+    if not body:
+        return await edit_page(request, offering, form, done_key="offering.nothing_changed")
+    answer = await call(request, "venues", "PATCH", f"/offerings/{offering['offering_id']}",
+                        json=body)
+    if not answer.ok:
+        return await edit_page(request, offering, form, status=answer.status, error=answer)
+    return page(request, "message.html", heading_key="offering.changed",
+                message_key="offering.changed_detail",
+                values={"title": answer.data.get("title", "")}, live=True,
+                next_href="/staff/offerings", next_key="nav.offerings")
+
+
+# --- the ticket desk ------------------------------------------------------------------
+
+
+async def upcoming(request: Request, venue_id: str) -> list[dict[str, Any]]:
+    answer = await call(request, "venues", "GET", "/offerings",
+                        params={"venue_id": venue_id, "from": date.today().isoformat(),
+                                "limit": 200})
+    return answer.data if answer.ok and isinstance(answer.data, list) else []
+
+
+@router.get("/staff/register", response_class=HTMLResponse)
+async def ticket_desk(request: Request) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    return page(request, "staff/register.html", venue=venue,
+                offerings=await upcoming(request, venue["venue_id"]), result=None)
+
+
+@router.post("/staff/tickets", dependencies=CSRF)
+async def register_ticket(request: Request) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    form = dict(await request.form())
+    typed = str(form.get("card_number", "")).strip()
+    scanned = looks_like_mobile_card(typed)
+    body = {"offering_id": str(form.get("offering_id", "")),
+            "children": to_int(form.get("children"), 0) or 0}
+    # A scanned OmaKaiku mobile card goes to venues as it is: venues verifies
+    # it offline and registers the card number inside. The web never reads it.
+    body["mobile_card_token" if scanned else "card_number"] = typed
+    answer = await call(request, "venues", "POST", "/tickets", json=body,
+                        idempotency_key=str(form.get("idem") or "") or None)
+    result = {"ok": answer.ok, "answer": answer, "children": body["children"],
+              "card_number": "" if scanned else typed,
+              "message_key": refusal_key(answer, scanned)}
+    if is_htmx(request):
+        return page(request, "staff/_ticket_result.html", result=result, status=200)
+    return page(request, "staff/register.html", venue=venue, result=result,
+                offerings=await upcoming(request, venue["venue_id"]),
+                chosen=body["offering_id"], status=200 if answer.ok else answer.status)
+
+
+@router.post("/staff/tickets/{ticket_id}/cancellation", dependencies=CSRF)
+async def cancel_ticket(request: Request, ticket_id: str, staff: Staff) -> Response:
+    answer = await call(request, "venues", "POST", f"/tickets/{ticket_id}/cancellation",
+                        json={})
+    result = {"cancelled": answer.ok, "answer": answer, "ok": answer.ok}
+    return page(request, "staff/_ticket_result.html", result=result)
+
+
+@router.get("/staff/feedback", response_class=HTMLResponse)
+async def venue_feedback(request: Request) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    answer = await call(request, "venues", "GET", f"/venues/{venue['venue_id']}/feedback")
+    return page(request, "staff/feedback.html", venue=venue, answer=answer)
