@@ -99,6 +99,19 @@ async def test_guideline_minimum_card_cap_is_enforced(world):
     assert "12" in response.json()["detail"]  # 3 % of 400, rounded up
 
 
+async def test_venues_says_the_guideline_minimum_and_its_rule(world):
+    async with world.system.client("venues", world.venue_token) as client:
+        share = await client.get("/offerings/card-cap-minimum",
+                                 params={"capacity": 700, "kind": "event"})
+        mass = await client.get("/offerings/card-cap-minimum", params={"capacity": 5000})
+        nonsense = await client.get("/offerings/card-cap-minimum", params={"capacity": 0})
+    assert share.status_code == 200, share.text
+    assert share.json()["minimum_card_cap"] == 21 and share.json()["rule"] == "share"
+    assert (mass.json()["minimum_card_cap"], mass.json()["rule"]) == (20, "mass-event")
+    assert nonsense.status_code == 422
+    assert nonsense.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_idempotency_key_returns_the_first_answer(world):
     async with world.system.client("cards", world.distributor_token) as client:
         body = {"birth_year": 1990, "postal_code": "53100", "municipality": "Lappeenranta",

@@ -19,7 +19,7 @@ from kaiku_shared.contracts import (
 from kaiku_shared.eventstore import MetaMapper
 from venues.adapters.translate import translate
 from venues.application.app import Forbidden, NotFound, VenuesApplication
-from venues.domain.model import CardStanding, RuleViolation, minimum_card_cap
+from venues.domain.model import CardStanding, RuleViolation, card_cap_guideline, minimum_card_cap
 
 STARTS = datetime(2025, 4, 12, 16, 0, tzinfo=UTC)
 BEFORE = STARTS - timedelta(days=10)
@@ -115,6 +115,15 @@ def test_minimum_card_cap(capacity: int, kind: str, minimum: int) -> None:
 def test_minimum_card_cap_is_3_percent_rounded_up_for_every_size() -> None:
     for capacity in range(1, 1001):
         assert minimum_card_cap(capacity, "performance") == max(1, -(-capacity * 3 // 100))
+
+
+@pytest.mark.parametrize(("capacity", "kind", "rule"), [
+    (30, "course", "course"), (2000, "course", "course"), (700, "event", "share"),
+    (1000, "performance", "share"), (1001, "event", "mass-event"),
+])
+def test_the_guideline_names_the_rule_that_gave_the_minimum(capacity: int, kind: str,
+                                                            rule: str) -> None:
+    assert card_cap_guideline(capacity, kind) == (minimum_card_cap(capacity, kind), rule)
 
 
 def test_publishing_below_the_guideline_is_refused(app: VenuesApplication) -> None:

@@ -84,15 +84,22 @@ class CardStanding:
                 status=422, field="children")
 
 
-def minimum_card_cap(capacity: int, kind: str) -> int:
-    """The national guideline's smallest allowed card cap for an offering."""
+def card_cap_guideline(capacity: int, kind: str) -> tuple[int, str]:
+    """The national guideline's smallest allowed card cap for an offering, and
+    which part of the guideline gave it: "course" (at least one place),
+    "share" (3 % rounded up) or "mass-event" (20 places suffice over 1,000)."""
     if kind == "course":
-        return 1
+        return 1, "course"
     # Integer arithmetic: 3 % of 700 is exactly 21, never 21.000000000000004 → 22.
     share = -(-capacity * round(GUIDELINE_MIN_SHARE * 100) // 100)
-    if capacity > MASS_EVENT_CAPACITY:
-        return min(share, MASS_EVENT_MIN_CAP)
-    return max(1, share)
+    if capacity > MASS_EVENT_CAPACITY and share > MASS_EVENT_MIN_CAP:
+        return MASS_EVENT_MIN_CAP, "mass-event"
+    return max(1, share), "share"
+
+
+def minimum_card_cap(capacity: int, kind: str) -> int:
+    """The national guideline's smallest allowed card cap for an offering."""
+    return card_cap_guideline(capacity, kind)[0]
 
 
 def per_card_id(kind: str, venue_id: UUID, card_number: str, year: int | None = None) -> UUID:

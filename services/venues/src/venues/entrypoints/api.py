@@ -40,6 +40,7 @@ from ..domain.model import (
     PRODUCTIONS,
     VENUE_KINDS,
     CardStanding,
+    card_cap_guideline,
     Ticket,
 )
 
@@ -436,6 +437,26 @@ async def publish_offering(venue_id: UUID, body: OfferingCreate, request: Reques
         production=body.production, sales_opens_at=body.sales_opens_at, now=now(),
     )
     return OfferingCreated(offering_id=offering.id)
+
+
+class CardCapGuideline(Schema):
+    capacity: int
+    kind: str
+    minimum_card_cap: int
+    # Which part of the guideline gave the minimum: course, share or mass-event.
+    rule: Literal["course", "share", "mass-event"]
+
+
+@router.get("/offerings/card-cap-minimum", response_model=CardCapGuideline, tags=["offering"])
+async def card_cap_minimum(
+    principal: VenueStaff,
+    capacity: Annotated[int, Query(ge=1, le=1_000_000)],
+    kind: Annotated[Literal[OFFERING_KINDS], Query()] = "performance",  # type: ignore[valid-type]
+) -> CardCapGuideline:
+    """The smallest card cap the guideline allows for an offering of this size and
+    kind: the rule lives here only, and the web's form hint asks for it."""
+    minimum, rule = card_cap_guideline(capacity, kind)
+    return CardCapGuideline(capacity=capacity, kind=kind, minimum_card_cap=minimum, rule=rule)
 
 
 @router.get("/offerings/{offering_id}", response_model=OfferingDetail, tags=["offering"])

@@ -37,9 +37,6 @@ VENUE_PAGE = 200  # venues' GET /venues gives at most 200 a page
 # Venues' refusals of a scanned mobile card, in the desk's own words.
 MOBILE_CARD_REFUSALS = {"mobile-card-invalid": "register.qr_invalid",
                         "mobile-card-expired": "register.qr_expired"}
-# The share of places the guideline asks for; only used to say which part of the
-# rule gave venues' minimum (the minimum itself always comes from venues).
-GUIDELINE_SHARE_PERCENT = 3
 
 
 def looks_like_mobile_card(value: str) -> bool:
@@ -58,24 +55,21 @@ def refusal_key(answer: Answer, scanned: bool) -> str | None:
 # --- the card-cap hint: venues' minimum for the numbers typed so far -----------------------
 
 
-async def card_cap_minimum(request: Request, capacity: int, kind: str) -> int | None:
-    """Venues' smallest card cap for an offering, or None when venues cannot say
-    (down, refused, or no one signed in): the page then shows no number."""
+async def card_cap_guideline(request: Request, capacity: int, kind: str) -> dict[str, Any]:
+    """Venues' smallest card cap for an offering and which rule gave it, or an
+    empty dict when venues cannot say (down, refused, or no one signed in): the
+    page then shows no number."""
     token = session_of(request).get("token")
     if not token:
-        return None
+        return {}
     answer = await services_of(request).call(
         "venues", "GET", "/offerings/card-cap-minimum", token=token,
         params={"capacity": capacity, "kind": kind}, client=browser_address(request))
-    minimum = answer.data.get("minimum_card_cap") if answer.ok and isinstance(
-        answer.data, dict) else None
-    return minimum if isinstance(minimum, int) and not isinstance(minimum, bool) else None
-
-
-def below_the_share(minimum: int, capacity: int) -> bool:
-    """Whether venues' minimum is under the guideline's share, which is so only
-    when an event is large enough for the smaller fixed minimum."""
-    return minimum * 100 < capacity * GUIDELINE_SHARE_PERCENT
+    data = answer.data if answer.ok and isinstance(answer.data, dict) else {}
+    minimum = data.get("minimum_card_cap")
+    if not isinstance(minimum, int) or isinstance(minimum, bool):
+        return {}
+    return {"minimum": minimum, "rule": data.get("rule")}
 
 
 async def guideline_context(request: Request, capacity: str, kind: str,
@@ -84,11 +78,11 @@ async def guideline_context(request: Request, capacity: str, kind: str,
     places = to_int(capacity)
     cap = to_int(card_cap)
     kind = kind or "performance"
-    minimum = await card_cap_minimum(request, places, kind) if places and places > 0 else None
+    guideline = await card_cap_guideline(request, places, kind) if places and places > 0 else {}
+    minimum = guideline.get("minimum")
     return {"minimum": minimum, "capacity": places, "kind": kind,
             "below": minimum is not None and cap is not None and cap < minimum,
-            "mass": minimum is not None and kind != "course"
-            and below_the_share(minimum, places or 0)}
+            "mass": guideline.get("rule") == "mass-event"}
 
 
 @router.get("/staff/guideline", response_class=HTMLResponse)
