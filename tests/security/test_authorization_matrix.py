@@ -41,6 +41,8 @@ ROLE_SETS = {
     "card_readers": {"distributor", "kaikukeskus", "venue", "ticket_agent", "other_venue"},
     "venue_owner": {"venue", "kaikukeskus"},
     "venue_staff": {"venue", "ticket_agent"},
+    # The card-cap guideline is the same for every venue organisation.
+    "any_venue_or_centre": {"venue", "other_venue", "kaikukeskus"},
     "venue_only": {"venue"},
     "holder": {"holder"},
     "any_distributor": {"distributor", "other_distributor"},
@@ -106,6 +108,7 @@ RULES: dict[tuple[str, str, str], str] = {
     # --- venues
     ("venues", "GET", "/venues"): "venue_listers",
     ("venues", "GET", "/venues/{venue_id}"): PUBLIC,
+    ("venues", "GET", "/offerings/card-cap-minimum"): "any_venue_or_centre",
     ("venues", "GET", "/offerings/{offering_id}"): PUBLIC,
     ("venues", "PATCH", "/offerings/{offering_id}"): "venue_owner",
     ("venues", "POST", "/offerings/{offering_id}/cancellation"): "venue_owner",
