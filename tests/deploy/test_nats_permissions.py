@@ -61,6 +61,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     code without a permission in nats.conf fails this module.
     """
     from cards.adapters import statistics
+    from kaiku_shared import revocation
     from notifications.adapters import read_models as notifications_read_models
     from omakaiku.adapters import read_models as omakaiku_read_models
     from omakaiku.adapters.delivery import delivery_consumer
@@ -73,7 +74,8 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
         "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
         "notifications": notifications_read_models.consumers(),
     }
-    return {service: [(c.name, c.source) for c in consumers]
+    # Every worker also runs its revocation durables (kaiku_shared.service.run_worker).
+    return {service: [(c.name, c.source) for c in [*consumers, *revocation.consumers(service)]]
             for service, consumers in built.items()}
 
 
@@ -351,8 +353,10 @@ async def test_consumers_only_on_consumed_streams(connect) -> None:
     allowed = {(s, src) for s, src, ok in results if ok}
     expected = {(s, src) for s in SERVICES for src in CONSUMES[s]}
     assert allowed == expected
-    # The identity-isolated stream is readable by its two consumers only.
-    assert {s for s, src in allowed if src == "omakaiku"} == {"venues", "notifications"}
+    # The identity-isolated stream is readable by its two consumers and by
+    # omakaiku itself (its holder revocations) only: never by cards.
+    assert {s for s, src in allowed if src == "omakaiku"} == {
+        "venues", "notifications", "omakaiku"}
 
 
 async def test_only_the_services_own_consumer_names(connect) -> None:

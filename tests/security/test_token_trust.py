@@ -67,6 +67,17 @@ async def test_forged_tokens_are_refused_by_every_service(system) -> None:
         assert set(seen.values()) == {401}, f"{name}: {seen}"
 
 
+async def test_cards_trusts_staff_tokens_only(system) -> None:
+    """Cards, the anonymous registry, has no route for holders: a genuine holder
+    token is refused there as a token (401), so cards needs no holder revocations
+    and no reader on omakaiku's stream."""
+    holder = system.token("holder", account_id=uuid.uuid4())
+    await accepted_everywhere(system, holder, HOLDER_PROBES)
+    async with system.client("cards", holder) as client:
+        answer = await client.get("/auth/me")
+    assert answer.status_code == 401, answer.text
+
+
 async def test_the_issuers_publish_public_keys_only(system) -> None:
     for service, signer in (("cards", system.ns.staff_signer),
                             ("omakaiku", system.ns.holder_signer)):

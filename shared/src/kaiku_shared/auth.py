@@ -36,6 +36,10 @@ STAFF_ROLES: tuple[Role, ...] = ("kaikukeskus", "distributor", "venue", "ticket_
 HOLDER_ROLES: tuple[Role, ...] = ("holder",)
 STAFF_ISSUER = "kaikukortti/cards"
 HOLDER_ISSUER = "kaikukortti/omakaiku"
+# Cards, the anonymous registry, has no route for holders: it trusts only the
+# staff issuer, so it needs no holder revocations and never reads omakaiku's
+# stream (deploy/nats/nats.conf grants it none).
+STAFF_ONLY_SERVICES = frozenset({"cards"})
 REQUIRED_CLAIMS = ["exp", "iat", "aud", "iss", "sub", "role", "jti"]
 
 
@@ -200,8 +204,10 @@ class TokenVerifier:
 
     @classmethod
     def from_settings(cls, settings: KaikuSettings, *, own: TokenSigner | None = None,
-                      revocations: Revocations | None = None) -> TokenVerifier:
-        """Trust the configured (or fetched) public keys; an issuer trusts its own."""
+                      revocations: Revocations | None = None,
+                      holders: bool = True) -> TokenVerifier:
+        """Trust the configured (or fetched) public keys; an issuer trusts its own.
+        ``holders=False``: holder tokens are refused (a staff-only service)."""
         staff = read_key_set(settings.staff_jwks, setting="KAIKU_STAFF_JWKS", private=False)
         holder = read_key_set(settings.holder_jwks, setting="KAIKU_HOLDER_JWKS", private=False)
         issuers = [TrustedKeys(STAFF_ISSUER, STAFF_ROLES, staff, settings.staff_jwks_url or None),
@@ -211,6 +217,8 @@ class TokenVerifier:
             mine = public_key_set(own.keys)["keys"]
             issuers = [TrustedKeys(own.issuer, own.roles, mine) if t.issuer == own.issuer else t
                        for t in issuers]
+        if not holders:
+            issuers = [t for t in issuers if t.issuer != HOLDER_ISSUER]
         return cls(settings.jwt_audience, issuers, revocations)
 
     async def verify(self, token: str) -> Principal:

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from .auth import Principal
+from .auth import STAFF_ONLY_SERVICES, Principal
 from .consumer import Consumer
 from .db import baseline
 from .contracts import (
@@ -113,10 +113,13 @@ async def on_account_erased(event: AccountErasedV1, conn: asyncpg.Connection) ->
 
 
 def consumers(service: str) -> list[Consumer]:
-    """The two durables every service's worker runs for revocations."""
+    """The durables a service's worker runs for revocations: staff ones from cards
+    in every service, holder ones from omakaiku where holder tokens are trusted."""
     staff = Consumer(f"{service}-staff-revocations", "cards")
     staff.on(StaffAccessRevokedV1)(on_staff_access_revoked)
     staff.on(OrganisationStatusChangedV1)(on_organisation_status_changed)
+    if service in STAFF_ONLY_SERVICES:
+        return [staff]
     holders = Consumer(f"{service}-holder-revocations", "omakaiku")
     holders.on(HolderAccessRevokedV1)(on_holder_access_revoked)
     holders.on(AccountErasedV1)(on_account_erased)

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import revocation
-from .auth import TokenSigner, TokenVerifier
+from .auth import STAFF_ONLY_SERVICES, TokenSigner, TokenVerifier
 from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
 from .db import Schema, apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
@@ -127,8 +127,9 @@ def create_api(
         await setup(app, runtime)
         async with revocation.followed(revocation.RevocationList(), runtime.pool,
                                        settings.revocation_refresh_seconds) as revoked:
-            app.state.verifier = TokenVerifier.from_settings(settings, own=own,
-                                                             revocations=revoked)
+            app.state.verifier = TokenVerifier.from_settings(
+                settings, own=own, revocations=revoked,
+                holders=service not in STAFF_ONLY_SERVICES)
             settle_heap()
             log.info("api ready", extra={"service": service})
             try:
