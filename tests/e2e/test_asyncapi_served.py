@@ -94,3 +94,16 @@ async def test_the_served_durables_exist_and_events_carry_the_documented_headers
 
 async def _none(check) -> bool:
     return not await check()
+
+
+async def test_readyz_reports_the_lag_of_the_consumers_each_api_watches(system):
+    """create_api was split into functions; its readiness answer is unchanged."""
+    for service in SERVICES:
+        async with system.client(service) as client:
+            response = await client.get("/readyz")
+        assert response.status_code == 200, response.text
+        checks = response.json()["checks"]
+        assert checks["database"] == "ok" and checks["nats"] == "ok"
+        assert checks["consumer_lag"], service
+        assert all(isinstance(lag, int) or lag == "not started"
+                   for lag in checks["consumer_lag"].values())
