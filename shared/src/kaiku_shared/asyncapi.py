@@ -14,6 +14,7 @@ consumers accept (a field with a default may be absent from older messages).
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Collection, Mapping, Sequence
 from importlib import resources
@@ -320,10 +321,12 @@ def _title(contract: type[IntegrationEvent]) -> str:
 
 def _message(contract: type[IntegrationEvent]) -> dict[str, Any]:
     name = contract.__name__
-    doc = (contract.__doc__ or "").strip().replace("``", "`")
-    message: dict[str, Any] = {
-        "name": name,
-        "title": _title(contract),
+    doc = inspect.cleandoc(contract.__doc__ or "").replace("``", "`")
+    message: dict[str, Any] = {"name": name, "title": _title(contract)}
+    if doc:
+        message["summary"] = " ".join(doc.split("\n\n")[0].split())
+        message["description"] = doc
+    message.update({
         "contentType": "application/json",
         "headers": {"$ref": SCHEMAS + "EventHeaders"},
         "payload": {"$ref": SCHEMAS + name},
@@ -331,10 +334,7 @@ def _message(contract: type[IntegrationEvent]) -> dict[str, Any]:
         "tags": [{"name": contract.PRODUCER}],
         "x-kaiku-contract": {"producer": contract.PRODUCER,
                              "eventType": contract.EVENT_TYPE, "version": contract.VERSION},
-    }
-    if doc:
-        message["summary"] = " ".join(doc.split("\n\n")[0].split())
-        message["description"] = doc
+    })
     example = golden_example(contract)
     if example is not None:
         message["examples"] = [example]
