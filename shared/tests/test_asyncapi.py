@@ -232,3 +232,34 @@ def test_the_document_is_rendered_the_same_every_time() -> None:
     consumer.on(TicketRegisteredV1)(_ignore)
     assert render(build_document({"omakaiku": [consumer]})) == \
         render(build_document({"omakaiku": [consumer]}))
+
+
+async def test_service_parts_hand_their_consumers_to_the_served_document() -> None:
+    """ServiceParts → create_api → GET /asyncapi.json, without servers (no lifespan)."""
+    import httpx
+
+    from kaiku_shared.service_main import ServiceParts, build_api
+
+    def consumers(application: Any) -> list[Consumer]:
+        assert application is None  # the api reads names and contracts only
+        consumer = Consumer("notifications-test-tickets", "venues")
+        consumer.on(TicketRegisteredV1)(_ignore)
+        return [consumer]
+
+    parts = ServiceParts(service="notifications", title="t", description="d",
+                         application=lambda settings: None, translate=lambda e, m: None,
+                         consumers=consumers, schema=(), routers=())
+    app = build_api(parts, KaikuSettings(namespace="unit"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                 base_url="http://api") as client:
+        response = await client.get("/asyncapi.json")
+        openapi = (await client.get("/openapi.json")).json()
+    assert response.status_code == 200
+    document = response.json()
+    assert asyncapi_errors(document) == []
+    assert document["info"]["title"].endswith("notifications")
+    assert "receive.notifications-test-tickets.venues.ticket_registered.v1" in \
+        document["operations"]
+    assert document["channels"]["notifications.message_sent.v1"]["address"] == \
+        "unit.notifications.message_sent.v1"
+    assert "/asyncapi.json" in openapi["paths"]
