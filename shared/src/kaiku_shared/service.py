@@ -12,7 +12,7 @@ import gc
 from concurrent.futures import ThreadPoolExecutor
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from . import revocation
+from .asyncapi import service_document
 from .auth import STAFF_ONLY_SERVICES, TokenSigner, TokenVerifier
 from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
 from .db import Schema, apply_schema, create_pool, ensure_database
@@ -108,12 +109,32 @@ def create_api(
     routers: list[Any],
     readiness_consumers: tuple[tuple[str, str], ...] = (),
     signer: Callable[[KaikuSettings], TokenSigner] | None = None,
+    consumers: Sequence[Consumer] = (),
 ) -> FastAPI:
     """A FastAPI app with health, readiness, metrics, errors, idempotency and
     token verification (with revocations); an issuer (``signer``) also serves
-    its public keys at /.well-known/jwks.json."""
+    its public keys at /.well-known/jwks.json. Beside /openapi.json it serves
+    /asyncapi.json: the events it publishes and those its ``consumers`` take."""
     own = signer(settings) if signer is not None else None
+    app = FastAPI(title=title, description=description, version="1.0.0",
+                  lifespan=_api_lifespan(service, settings, schema, setup, own))
+    app.state.settings = settings
+    app.state.signer = own
+    install_error_handlers(app)
+    if own is not None:
+        _serve_jwks(app, own)
+    for router in routers:
+        app.include_router(router, responses=PROBLEM_RESPONSES)
+    _serve_operations(app, settings, readiness_consumers)
+    _serve_asyncapi(app, service, settings, consumers)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(RequestMiddleware, service=service)
+    return app
 
+
+def _api_lifespan(service: str, settings: KaikuSettings, schema: Tables,
+                  setup: Callable[[FastAPI, Runtime], Awaitable[None]],
+                  own: TokenSigner | None) -> Callable[[FastAPI], Any]:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         setup_telemetry(settings, service, "api")
@@ -138,55 +159,69 @@ def create_api(
                 await runtime.close()
                 shutdown_telemetry()
 
-    app = FastAPI(title=title, description=description, version="1.0.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.signer = own
-    install_error_handlers(app)
-    if own is not None:
-        @app.get("/.well-known/jwks.json", tags=["operations"],
-                 summary="The public keys that verify this service's tokens")
-        async def jwks() -> JSONResponse:
-            return JSONResponse(own.public_jwks(), headers={"Cache-Control": "max-age=300"})
-    for router in routers:
-        app.include_router(router, responses=PROBLEM_RESPONSES)
+    return lifespan
 
+
+def _serve_jwks(app: FastAPI, own: TokenSigner) -> None:
+    @app.get("/.well-known/jwks.json", tags=["operations"],
+             summary="The public keys that verify this service's tokens")
+    async def jwks() -> JSONResponse:
+        return JSONResponse(own.public_jwks(), headers={"Cache-Control": "max-age=300"})
+
+
+def _serve_operations(app: FastAPI, settings: KaikuSettings,
+                      readiness_consumers: tuple[tuple[str, str], ...]) -> None:
     @app.get("/healthz", tags=["operations"], summary="Liveness")
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     @app.get("/readyz", tags=["operations"], summary="Readiness: database, NATS, consumer lag")
     async def readyz() -> JSONResponse:
-        runtime: Runtime = app.state.runtime
-        checks: dict[str, Any] = {}
-        try:
-            async with runtime.pool.acquire() as conn:
-                await conn.fetchval("SELECT 1")
-            checks["database"] = "ok"
-        except Exception as error:  # noqa: BLE001
-            checks["database"] = f"unavailable: {type(error).__name__}"
-        checks["nats"] = "ok" if runtime.nc and runtime.nc.is_connected else "unavailable"
-        lag: dict[str, int | str] = {}
-        if runtime.nc and runtime.nc.is_connected:
-            js = runtime.nc.jetstream()
-            for stream_service, durable in readiness_consumers:
-                try:
-                    info = await js.consumer_info(settings.stream_name(stream_service), durable)
-                    lag[durable] = info.num_pending + info.num_ack_pending
-                except Exception:  # noqa: BLE001 - the worker may not have made it yet
-                    lag[durable] = "not started"
-        checks["consumer_lag"] = lag
-        ready = checks["database"] == "ok" and checks["nats"] == "ok"
-        return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
-                            status_code=200 if ready else 503)
+        return await _readiness(app.state.runtime, settings, readiness_consumers)
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics",
              response_class=Response)
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(RequestMiddleware, service=service)
-    return app
+
+async def _readiness(runtime: Runtime, settings: KaikuSettings,
+                     readiness_consumers: tuple[tuple[str, str], ...]) -> JSONResponse:
+    checks: dict[str, Any] = {}
+    try:
+        async with runtime.pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+        checks["database"] = "ok"
+    except Exception as error:  # noqa: BLE001
+        checks["database"] = f"unavailable: {type(error).__name__}"
+    checks["nats"] = "ok" if runtime.nc and runtime.nc.is_connected else "unavailable"
+    lag: dict[str, int | str] = {}
+    if runtime.nc and runtime.nc.is_connected:
+        js = runtime.nc.jetstream()
+        for stream_service, durable in readiness_consumers:
+            try:
+                info = await js.consumer_info(settings.stream_name(stream_service), durable)
+                lag[durable] = info.num_pending + info.num_ack_pending
+            except Exception:  # noqa: BLE001 - the worker may not have made it yet
+                lag[durable] = "not started"
+    checks["consumer_lag"] = lag
+    ready = checks["database"] == "ok" and checks["nats"] == "ok"
+    return JSONResponse({"status": "ready" if ready else "not ready", "checks": checks},
+                        status_code=200 if ready else 503)
+
+
+def _serve_asyncapi(app: FastAPI, service: str, settings: KaikuSettings,
+                    consumers: Sequence[Consumer]) -> None:
+    """The service's part of docs/asyncapi/kaikukortti.json, for this deployment's
+    namespace; built at the first request (not at start-up), then kept."""
+    built: list[dict[str, Any]] = []
+
+    @app.get("/asyncapi.json", tags=["operations"],
+             summary="The events this service publishes and consumes (AsyncAPI 3.0.0)")
+    async def asyncapi() -> JSONResponse:
+        if not built:
+            built.append(service_document(service, list(consumers), settings))
+        return JSONResponse(built[0], headers={"Cache-Control": "max-age=300"})
 
 
 def run_loop(main: Awaitable[Any]) -> Any:

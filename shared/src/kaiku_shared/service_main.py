@@ -69,7 +69,7 @@ def build_api(parts: ServiceParts, settings: KaikuSettings) -> FastAPI:
     return create_api(service=parts.service, settings=settings, title=parts.title,
                       description=parts.description, schema=parts.schema, setup=setup,
                       routers=list(parts.routers), readiness_consumers=parts.readiness(),
-                      signer=parts.signer)
+                      signer=parts.signer, consumers=parts.consumers(None))
 
 
 async def run_service_worker(parts: ServiceParts, settings: KaikuSettings,

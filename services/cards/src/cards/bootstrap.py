@@ -54,7 +54,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         schema=(*statistics.SCHEMA, *login_throttle.SCHEMA), setup=setup, routers=[router],
         readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
                              ("venues", statistics.USAGE_CONSUMER)),
-        signer=TokenSigner.for_staff,
+        signer=TokenSigner.for_staff, consumers=statistics.consumers(),
     )
 
 

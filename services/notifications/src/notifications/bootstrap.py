@@ -46,7 +46,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
         service=SERVICE, settings=settings, title="Kaikukortti notifications",
         description="Who gets what: genre fan-out, messages, bulletins. No personal data.",
         schema=read_models.SCHEMA, setup=setup, routers=[router],
-        readiness_consumers=tuple(read_models.CONSUMERS),
+        readiness_consumers=tuple(read_models.CONSUMERS), consumers=read_models.consumers(),
     )
 
 

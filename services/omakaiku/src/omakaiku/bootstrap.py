@@ -79,6 +79,7 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
                              ("venues", read_models.OFFERING_CONSUMER),
                              ("notifications", DELIVERY_CONSUMER)),
         signer=TokenSigner.for_holders,
+        consumers=[*read_models.consumers(None), delivery_consumer(None)],
     )
 
 

@@ -45,6 +45,7 @@ def build_api(settings: KaikuSettings) -> FastAPI:
                              ("omakaiku", holder_requests.CONSUMER),
                              ("omakaiku", read_models.FEEDBACK_CONSUMER),
                              ("omakaiku", read_models.MOBILE_CARD_KEY_CONSUMER)),
+        consumers=read_models.consumers(None) + holder_requests.consumers(None),
     )
 
 
