@@ -21,7 +21,7 @@ from kaiku_shared.auth import Principal
 from kaiku_shared.http import MAX_OFFSET, Problem, conflict, idempotency_key, not_found, \
     require_role, unprocessable
 
-from ..adapters import read_models
+from ..adapters import queries
 from ..adapters.mobile_card import MobileCardKeys, MobileCardRefused, card_number_from
 from ..application.app import (
     CardNotKnownYet,
@@ -383,7 +383,7 @@ async def list_venues(
             raise Problem(403, "Forbidden", "A ticket agent lists only the venues it acts "
                           "for.", kind="not-yours")
         agent_organisation_id = principal.organisation_id
-    rows, total = await read_models.list_venues(
+    rows, total = await queries.list_venues(
         request.app.state.pool, organisation_id=organisation_id,
         agent_organisation_id=agent_organisation_id, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(total)
@@ -529,7 +529,7 @@ async def list_offerings(
     starts_from = (datetime.combine(from_, datetime.min.time(), HELSINKI) if from_ else None)
     starts_before = (datetime.combine(to + timedelta(days=1), datetime.min.time(), HELSINKI)
                      if to else None)
-    rows, total = await read_models.list_offerings(
+    rows, total = await queries.list_offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
         starts_from=starts_from, starts_before=starts_before, venue_id=venue_id,
         include_cancelled=include_cancelled, limit=limit, offset=offset,
@@ -558,7 +558,7 @@ async def register_ticket(body: TicketCreate, request: Request, app: App,
                           principal: Registrar) -> TicketPublic:
     card_number = await ticket_card_number(request, body)
     pool = request.app.state.pool
-    card = await read_models.card_standing(pool, card_number)
+    card = await queries.card_standing(pool, card_number)
     ticket_id = derived_id(request, principal, "tickets")
 
     async def register(card: CardStanding | None) -> Ticket:
@@ -697,7 +697,7 @@ async def venue_feedback(venue_id: UUID, request: Request, app: App,
                          principal: VenueStaff) -> VenueFeedback:
     """Averages per category, overall and per offering; none over fewer than 3 answers."""
     await run(app.venue_managed_by, venue_id, principal.organisation_id, principal.role)
-    return VenueFeedback(**await read_models.feedback_averages(request.app.state.pool,
+    return VenueFeedback(**await queries.feedback_averages(request.app.state.pool,
                                                                 venue_id))
 
 
@@ -713,7 +713,7 @@ async def known_card(request: Request, card_number: str) -> CardStanding:
     pool = request.app.state.pool
     deadline = asyncio.get_running_loop().time() + CARD_ARRIVAL_GRACE_SECONDS
     while True:
-        card = await read_models.card_standing(pool, card_number)
+        card = await queries.card_standing(pool, card_number)
         if card is not None or asyncio.get_running_loop().time() > deadline:
             break
         await asyncio.sleep(0.05)
