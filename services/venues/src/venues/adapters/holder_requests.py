@@ -16,8 +16,9 @@ import asyncpg
 from kaiku_shared.consumer import Consumer
 from kaiku_shared.contracts import TicketCancellationRequestedV1
 from kaiku_shared.eventstore import meta_scope
+from kaiku_shared.kernel.errors import Forbidden, NotFound, RuleViolation
 
-from ..application.app import Forbidden, NotFound, RuleViolation, VenuesApplication
+from ..application.app import VenuesApplication
 
 log = logging.getLogger("venues.holder_requests")
 CONSUMER = "venues-holder-cancellations"
@@ -40,8 +41,14 @@ def consumers(application: VenuesApplication) -> list[Consumer]:
                     now=datetime.now(UTC), requested_by_holder=True,
                     card_number=event.card_number)
 
+        # Forbidden and NotFound are RuleViolations too: they are caught first.
         try:
             await asyncio.to_thread(cancel)
+        except Forbidden:
+            await refuse(event, "not-your-ticket", "This ticket belongs to another card.")
+        except NotFound:
+            log.warning("holder cancellation for an unknown ticket",
+                        extra={"ticket_id": str(event.ticket_id)})
         except RuleViolation as refusal:
             if refusal.rule == "already-cancelled":
                 # A repeated request (or the venue cancelled first): the ticket's
@@ -50,11 +57,6 @@ def consumers(application: VenuesApplication) -> list[Consumer]:
                          extra={"ticket_id": str(event.ticket_id)})
                 return
             await refuse(event, refusal.rule, str(refusal))
-        except Forbidden:
-            await refuse(event, "not-your-ticket", "This ticket belongs to another card.")
-        except NotFound:
-            log.warning("holder cancellation for an unknown ticket",
-                        extra={"ticket_id": str(event.ticket_id)})
 
     async def refuse(event: TicketCancellationRequestedV1, rule: str, detail: str) -> None:
         """Record the refusal on the ticket: the relay publishes it for omakaiku."""
