@@ -37,10 +37,6 @@ def bootstrap_consumers(service: str) -> list[Consumer]:
         from cards.adapters import statistics
 
         return statistics.consumers()
-    if service == "venues":
-        from venues.adapters import holder_requests, read_models
-
-        return [*read_models.consumers(None), *holder_requests.consumers(None)]
     if service == "omakaiku":
         from omakaiku.adapters import read_models
         from omakaiku.adapters.delivery import delivery_consumer

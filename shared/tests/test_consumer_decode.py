@@ -200,7 +200,7 @@ def _service_consumers() -> list[Consumer]:
     from notifications.adapters import read_models as notifications_read_models
     from omakaiku.adapters import read_models as omakaiku_read_models
     from venues.adapters import holder_requests
-    from venues.adapters import read_models as venues_read_models
+    from venues.adapters import projections as venues_read_models
 
     return [
         *statistics.consumers(),

@@ -66,7 +66,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     from omakaiku.adapters import read_models as omakaiku_read_models
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
-    from venues.adapters import read_models as venues_read_models
+    from venues.adapters import projections as venues_read_models
 
     built = {
         "cards": statistics.consumers(),

@@ -15,6 +15,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
 
 from kaiku_shared.eventstore import KaikuApplication, retry_on_conflict
+from kaiku_shared.kernel.errors import Forbidden, NotFound
 
 from ..domain.model import (
     DEFAULT_TIMEZONE,
@@ -27,16 +28,6 @@ from ..domain.model import (
     Ticket,
     Venue,
 )
-
-
-class NotFound(Exception):
-    def __init__(self, what: str, message: str) -> None:
-        super().__init__(message)
-        self.what = what
-
-
-class Forbidden(Exception):
-    pass
 
 
 class CardNotKnownYet(Exception):
@@ -288,6 +279,8 @@ class VenuesApplication(KaikuApplication):
                 ticket_id=ticket_id, offering_id=offering_id, card_number=card_number,
                 card=card, children=children, channel=channel,
                 organisation_id=organisation_id, role=role, now=now, companion=companion)
+        except (Forbidden, NotFound):
+            raise  # not the offering's rules: deciding afresh would not change them
         except RuleViolation:
             if cached is None:
                 raise

@@ -25,6 +25,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from eventsourcing.domain import Aggregate, event
 
+from kaiku_shared.kernel.errors import RuleViolation
+
 VENUE_KINDS = (
     "performing_arts", "museum", "festival", "cinema", "adult_education", "library",
     "swimming_hall", "sports", "other",
@@ -44,17 +46,6 @@ VISITING_CAP_MIN, VISITING_CAP_MAX = 2, 10
 SALES_LEAD = timedelta(days=7)
 SWIMMING_SERIES_MIN_VISITS = 30
 DEFAULT_TIMEZONE = "Europe/Helsinki"
-
-
-class RuleViolation(Exception):
-    """A rule refused the command; ``rule`` names it, ``status`` 409 or 422."""
-
-    def __init__(self, rule: str, message: str, *, status: int = 409,
-                 field: str | None = None) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.status = status
-        self.field = field
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
@@ -18,18 +18,13 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 from kaiku_shared import taxonomy
 from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
-from kaiku_shared.http import MAX_OFFSET, Problem, conflict, idempotency_key, not_found, \
-    require_role, unprocessable
+from kaiku_shared.http import MAX_OFFSET, Problem, idempotency_key, require_role, unprocessable
+from kaiku_shared.kernel.errors import RuleViolation
+from kaiku_shared.usecases import derived_id, run_use_case, wait_for
 
-from ..adapters import read_models
+from ..adapters import queries
 from ..adapters.mobile_card import MobileCardKeys, MobileCardRefused, card_number_from
-from ..application.app import (
-    CardNotKnownYet,
-    Forbidden,
-    NotFound,
-    RuleViolation,
-    VenuesApplication,
-)
+from ..application.app import CardNotKnownYet, VenuesApplication
 from ..domain.model import (
     CHANNELS,
     COMPANIONS,
@@ -309,32 +304,13 @@ VenueLister = Annotated[Principal, Depends(require_role("venue", "ticket_agent",
                                                         "kaikukeskus"))]
 
 
-async def run(func, *args, **kwargs):
-    try:
-        return await asyncio.to_thread(func, *args, **kwargs)
-    except RuleViolation as error:
-        if error.status == 409:
-            raise conflict(error.rule, str(error)) from None
-        raise unprocessable(error.rule, str(error), error.field) from None
-    except NotFound as error:
-        raise not_found(error.what.capitalize(), str(error)) from None
-    except Forbidden as error:
-        raise Problem(403, "Forbidden", str(error), kind="not-yours") from None
-
-
-def derived_id(request: Request, principal: Principal, kind: str) -> UUID:
-    """New ids from the Idempotency-Key make a retried create find its first result."""
-    key = idempotency_key(request)
-    return uuid5(NAMESPACE_URL, f"/{kind}/{principal.key}/{key}") if key else uuid4()
-
-
 @router.post("/venues", status_code=201, response_model=VenueCreated, tags=["venues"])
 async def register_venue(body: VenueCreate, request: Request, app: App,
                          principal: VenueStaff) -> VenueCreated:
     if principal.role == "venue" and principal.organisation_id != body.organisation_id:
         raise Problem(403, "Forbidden", "A venue organisation registers only its own venues.",
                       kind="not-yours")
-    venue = await run(
+    venue = await run_use_case(
         app.register_venue, venue_id=derived_id(request, principal, "venues"),
         organisation_id=body.organisation_id, name=body.name, kind=body.kind,
         municipality=body.municipality, one_ticket_per_card=body.limits.one_ticket_per_card,
@@ -383,7 +359,7 @@ async def list_venues(
             raise Problem(403, "Forbidden", "A ticket agent lists only the venues it acts "
                           "for.", kind="not-yours")
         agent_organisation_id = principal.organisation_id
-    rows, total = await read_models.list_venues(
+    rows, total = await queries.list_venues(
         request.app.state.pool, organisation_id=organisation_id,
         agent_organisation_id=agent_organisation_id, limit=limit, offset=offset)
     response.headers["X-Total-Count"] = str(total)
@@ -399,7 +375,7 @@ async def list_venues(
 @router.get("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
 async def get_venue(venue_id: UUID, app: App) -> VenuePublic:
     """A venue's public profile: kind, contact and the limits it chose."""
-    return venue_public(await run(app.get_venue, venue_id))
+    return venue_public(await run_use_case(app.get_venue, venue_id))
 
 
 @router.patch("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
@@ -409,10 +385,10 @@ async def change_venue(venue_id: UUID, body: VenueChange, app: App,
 
     ``ticket_agents`` is the whole list after the change: an agent left out
     can no longer register tickets for this venue (403 from its next request)."""
-    venue = await run(app.venue_managed_by, venue_id, principal.organisation_id,
+    venue = await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id,
                       principal.role)
     if body.ticket_agents is not None:
-        venue = await run(app.change_ticket_agents, venue_id, principal.organisation_id,
+        venue = await run_use_case(app.change_ticket_agents, venue_id, principal.organisation_id,
                           principal.role, list(body.ticket_agents))
     return venue_public(venue)
 
@@ -429,7 +405,7 @@ def venue_public(venue: Any) -> VenuePublic:
              tags=["offering"])
 async def publish_offering(venue_id: UUID, body: OfferingCreate, request: Request, app: App,
                            principal: VenueStaff) -> OfferingCreated:
-    offering = await run(
+    offering = await run_use_case(
         app.publish_offering, offering_id=derived_id(request, principal, "offerings"),
         venue_id=venue_id, organisation_id=principal.organisation_id, role=principal.role,
         title=body.title, kind=body.kind, genres=body.genres, subgenres=body.subgenres,
@@ -462,7 +438,7 @@ async def card_cap_minimum(
 @router.get("/offerings/{offering_id}", response_model=OfferingDetail, tags=["offering"])
 async def get_offering(offering_id: UUID, app: App) -> OfferingDetail:
     """One offering as it is now, with the card places left (read from the write side)."""
-    offering = await run(app.get_offering, offering_id)
+    offering = await run_use_case(app.get_offering, offering_id)
     return offering_detail(offering)
 
 
@@ -472,7 +448,7 @@ async def change_offering(offering_id: UUID, body: OfferingChange, app: App,
     changes = body.model_dump(exclude_none=True)
     if not changes:
         raise unprocessable("nothing-to-change", "Send at least one field to change.")
-    offering = await run(app.change_offering, offering_id=offering_id,
+    offering = await run_use_case(app.change_offering, offering_id=offering_id,
                          organisation_id=principal.organisation_id, role=principal.role,
                          now=now(), **changes)
     return offering_detail(offering)
@@ -483,7 +459,7 @@ async def change_offering(offering_id: UUID, body: OfferingChange, app: App,
 async def cancel_offering(offering_id: UUID, app: App, principal: VenueStaff,
                           body: OfferingCancellation | None = None) -> OfferingCancelled:
     """Cancel the offering and every ticket on it; each holder is told by TicketCancelled."""
-    offering, tickets = await run(
+    offering, tickets = await run_use_case(
         app.cancel_offering, offering_id=offering_id,
         organisation_id=principal.organisation_id, role=principal.role,
         reason=body.reason if body else None, now=now())
@@ -529,7 +505,7 @@ async def list_offerings(
     starts_from = (datetime.combine(from_, datetime.min.time(), HELSINKI) if from_ else None)
     starts_before = (datetime.combine(to + timedelta(days=1), datetime.min.time(), HELSINKI)
                      if to else None)
-    rows, total = await read_models.list_offerings(
+    rows, total = await queries.list_offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
         starts_from=starts_from, starts_before=starts_before, venue_id=venue_id,
         include_cancelled=include_cancelled, limit=limit, offset=offset,
@@ -558,12 +534,12 @@ async def register_ticket(body: TicketCreate, request: Request, app: App,
                           principal: Registrar) -> TicketPublic:
     card_number = await ticket_card_number(request, body)
     pool = request.app.state.pool
-    card = await read_models.card_standing(pool, card_number)
+    card = await queries.card_standing(pool, card_number)
     ticket_id = derived_id(request, principal, "tickets")
 
     async def register(card: CardStanding | None) -> Ticket:
         async with offering_writers.one_at_a_time(body.offering_id):
-            return await run(
+            return await run_use_case(
                 app.register_ticket, ticket_id=ticket_id, offering_id=body.offering_id,
                 card_number=card_number, card=card, children=body.children,
                 channel="ticket_agent" if principal.role == "ticket_agent" else body.channel,
@@ -609,8 +585,8 @@ async def valid_card(request: Request, card_number: str, day: date,
 
 @router.get("/tickets/{ticket_id}", response_model=TicketPublic, tags=["tickets"])
 async def get_ticket(ticket_id: UUID, app: App, principal: Registrar) -> TicketPublic:
-    ticket = await run(app.get_ticket, ticket_id)
-    venue = await run(app.get_venue, ticket.venue_id)
+    ticket = await run_use_case(app.get_ticket, ticket_id)
+    venue = await run_use_case(app.get_venue, ticket.venue_id)
     if not venue.may_register_for(principal.organisation_id, principal.role):
         raise Problem(403, "Forbidden", "This ticket belongs to another venue.",
                       kind="not-yours")
@@ -621,7 +597,7 @@ async def get_ticket(ticket_id: UUID, app: App, principal: Registrar) -> TicketP
              tags=["tickets"])
 async def cancel_ticket(ticket_id: UUID, app: App, principal: Registrar,
                         body: TicketCancellation | None = None) -> TicketPublic:
-    ticket = await run(app.cancel_ticket, ticket_id=ticket_id,
+    ticket = await run_use_case(app.cancel_ticket, ticket_id=ticket_id,
                        reason=body.reason if body else None, now=now(),
                        organisation_id=principal.organisation_id, role=principal.role)
     return ticket_public(ticket)
@@ -639,7 +615,7 @@ def ticket_public(ticket) -> TicketPublic:
 
 
 async def _venue_today(app: VenuesApplication, venue_id: UUID) -> tuple[object, date]:
-    venue = await run(app.get_venue, venue_id)
+    venue = await run_use_case(app.get_venue, venue_id)
     return venue, now().astimezone(ZoneInfo(venue.timezone)).date()
 
 
@@ -659,7 +635,7 @@ async def register_swimming_visit(venue_id: UUID, body: SwimmingVisitCreate,
     venue, today = await _venue_today(app, venue_id)
     _may_register(venue, principal)  # who asks comes before what the card is
     await valid_card(request, card_number, today, body.children)
-    series = await run(
+    series = await run_use_case(
         app.register_swimming_visit, visit_id=derived_id(request, principal, "visits"),
         venue_id=venue_id, card_number=card_number, children=body.children,
         organisation_id=principal.organisation_id, role=principal.role, now=now())
@@ -678,7 +654,7 @@ async def cover_library_fee(venue_id: UUID, body: LibraryFeeCreate, request: Req
     venue, today = await _venue_today(app, venue_id)
     _may_register(venue, principal)  # who asks comes before what the card is
     await valid_card(request, card_number, today, 0)
-    fees = await run(
+    fees = await run_use_case(
         app.cover_library_fee, fee_id=derived_id(request, principal, "library-fees"),
         venue_id=venue_id, card_number=card_number, fee_type=body.fee_type,
         amount_cents=body.amount_cents, organisation_id=principal.organisation_id,
@@ -696,8 +672,8 @@ async def cover_library_fee(venue_id: UUID, body: LibraryFeeCreate, request: Req
 async def venue_feedback(venue_id: UUID, request: Request, app: App,
                          principal: VenueStaff) -> VenueFeedback:
     """Averages per category, overall and per offering; none over fewer than 3 answers."""
-    await run(app.venue_managed_by, venue_id, principal.organisation_id, principal.role)
-    return VenueFeedback(**await read_models.feedback_averages(request.app.state.pool,
+    await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id, principal.role)
+    return VenueFeedback(**await queries.feedback_averages(request.app.state.pool,
                                                                 venue_id))
 
 
@@ -711,12 +687,8 @@ def normalise_card_number(raw: str) -> str:
 async def known_card(request: Request, card_number: str) -> CardStanding:
     """The card as venues knows it from Kaikukanta's events; 422 if unknown."""
     pool = request.app.state.pool
-    deadline = asyncio.get_running_loop().time() + CARD_ARRIVAL_GRACE_SECONDS
-    while True:
-        card = await read_models.card_standing(pool, card_number)
-        if card is not None or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    card = await wait_for(lambda: queries.card_standing(pool, card_number),
+                          within=CARD_ARRIVAL_GRACE_SECONDS)
     if card is None:
         raise unprocessable("card-unknown",
                             f"Card {card_number} is not in Kaikukanta. Check the number.",

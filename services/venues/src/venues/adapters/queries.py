@@ -1,0 +1,142 @@
+"""Venues' reads of its read models: what venues knows of a card, the keys of
+omakaiku's mobile cards, the offering and venue lists, and feedback averages.
+
+The tables are declared in ``schema`` and kept by ``projections``; the API
+reads them only through these functions.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from ..domain.model import CardStanding
+
+# Only averages over at least this many answers ever leave.
+MIN_FEEDBACK_RESPONSES = 3
+CATEGORIES = ("accessibility", "meaning", "interest")
+
+
+async def card_standing(pool: asyncpg.Pool, card_number: str) -> CardStanding | None:
+    """The card as Kaikukanta's events described it; None until its issue arrives."""
+    row = await pool.fetchrow(
+        "SELECT card_number, valid_from, valid_until, children, status "
+        "FROM card_validity_view WHERE card_number = $1 AND valid_from IS NOT NULL",
+        card_number,
+    )
+    if row is None:
+        return None
+    return CardStanding(card_number=row["card_number"], status=row["status"],
+                        valid_from=row["valid_from"], valid_until=row["valid_until"],
+                        children=row["children"] or 0)
+
+
+async def mobile_card_keys(pool: asyncpg.Pool) -> dict[str, dict[str, str]]:
+    """Every mobile-card key venues knows: kid → its JWK members."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch("SELECT kid, algorithm, kty, crv, x FROM mobile_card_key_view")
+    return {row["kid"]: dict(row) for row in rows}
+
+
+async def list_offerings(pool: asyncpg.Pool, *, genre: str | None, subgenre: str | None,
+                         municipality: str | None, starts_from: datetime | None,
+                         starts_before: datetime | None = None, venue_id: object = None,
+                         include_cancelled: bool = False, limit: int,
+                         offset: int) -> tuple[list[asyncpg.Record], int]:
+    """One page of the offering, in start order, and the total that matches."""
+    conditions, args = ["true"], []
+    for column, value in (("genres", genre), ("subgenres", subgenre)):
+        if value:
+            args.append(value)
+            conditions.append(f"${len(args)} = ANY({column})")
+    if municipality:
+        args.append(municipality.lower())
+        conditions.append(f"lower(municipality) = ${len(args)}")
+    if starts_from:
+        args.append(starts_from)
+        conditions.append(f"starts_at >= ${len(args)}")
+    if starts_before:
+        args.append(starts_before)
+        conditions.append(f"starts_at < ${len(args)}")
+    if venue_id:
+        args.append(venue_id)
+        conditions.append(f"venue_id = ${len(args)}")
+    if not include_cancelled:
+        conditions.append("status = 'published'")
+    where = " AND ".join(conditions)
+    async with pool.acquire() as conn:
+        total = await conn.fetchval(f"SELECT count(*) FROM offering_view WHERE {where}", *args)
+        rows = await conn.fetch(
+            f"SELECT * FROM offering_view WHERE {where} "
+            f"ORDER BY starts_at, offering_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, limit, offset,
+        )
+    return rows, total
+
+
+async def list_venues(pool: asyncpg.Pool, *, organisation_id: object = None,
+                      agent_organisation_id: object = None, limit: int,
+                      offset: int) -> tuple[list[asyncpg.Record], int]:
+    """One page of venues in name order, and the total that matches."""
+    conditions, args = ["true"], []
+    if organisation_id:
+        args.append(organisation_id)
+        conditions.append(f"organisation_id = ${len(args)}")
+    if agent_organisation_id:
+        args.append(agent_organisation_id)
+        conditions.append(f"${len(args)} = ANY(ticket_agents)")
+    where = " AND ".join(conditions)
+    async with pool.acquire() as conn:
+        total = await conn.fetchval(f"SELECT count(*) FROM venue_view WHERE {where}", *args)
+        rows = await conn.fetch(
+            f"SELECT * FROM venue_view WHERE {where} "
+            f"ORDER BY lower(name), venue_id LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+            *args, limit, offset,
+        )
+    return rows, total
+
+
+def _averages(rows: list[asyncpg.Record]) -> dict[str, Any]:
+    """Averages per category over the rows, or only the count below the minimum."""
+    responses = len(rows)
+    shown = responses >= MIN_FEEDBACK_RESPONSES
+    out: dict[str, Any] = {"responses": responses}
+    for category in CATEGORIES:
+        out[category] = (round(sum(r[category] for r in rows) / responses, 2)
+                         if shown else None)
+    return out
+
+
+async def feedback_averages(pool: asyncpg.Pool, venue_id: object) -> dict[str, Any]:
+    """Per venue and per offering; no average over fewer than 3 answers.
+
+    The venue's overall average would give away a small offering's answers by
+    difference (overall minus the offerings shown), so it is shown only when the
+    answers of the offerings kept hidden are none, or themselves at least 3.
+    """
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT f.offering_id, f.accessibility, f.meaning, f.interest, o.title, "
+            "o.starts_at FROM feedback_view f "
+            "LEFT JOIN offering_view o ON o.offering_id = f.offering_id "
+            "WHERE f.venue_id = $1 ORDER BY o.starts_at NULLS LAST, f.offering_id",
+            venue_id,
+        )
+    by_offering: dict[Any, list[asyncpg.Record]] = {}
+    for row in rows:
+        by_offering.setdefault(row["offering_id"], []).append(row)
+    offerings = []
+    hidden = 0
+    for offering_id, answers in by_offering.items():
+        averages = _averages(answers)
+        if averages["responses"] < MIN_FEEDBACK_RESPONSES:
+            hidden += averages["responses"]
+        offerings.append({"offering_id": offering_id, "title": answers[0]["title"],
+                          "starts_at": answers[0]["starts_at"], **averages})
+    overall = _averages(rows)
+    if 0 < hidden < MIN_FEEDBACK_RESPONSES:
+        overall.update({category: None for category in CATEGORIES})
+    return {"venue_id": venue_id, "minimum_responses": MIN_FEEDBACK_RESPONSES,
+            "overall": overall, "offerings": offerings}
