@@ -61,7 +61,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     code without a permission in nats.conf fails this module.
     """
     from cards.adapters import statistics
-    from notifications.adapters import read_models as notifications_read_models
+    from notifications.adapters import projections as notifications_projections
     from omakaiku.adapters import read_models as omakaiku_read_models
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
@@ -71,7 +71,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
         "cards": statistics.consumers(),
         "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
         "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
-        "notifications": notifications_read_models.consumers(),
+        "notifications": notifications_projections.consumers(),
     }
     return {service: [(c.name, c.source) for c in consumers]
             for service, consumers in built.items()}

@@ -25,12 +25,13 @@ from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
 from kaiku_shared.testing import eventually, stream_events
-from notifications.adapters import handover, read_models
+from notifications.adapters import handover, projections
+from notifications.adapters.schema import SCHEMA
 from notifications.application.app import NotificationsApplication
 
 pytestmark = pytest.mark.e2e
 
-FANOUT = read_models.FANOUT_CONSUMER
+FANOUT = projections.FANOUT_CONSUMER
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -351,10 +352,10 @@ async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_onc
             await conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     try:
-        await apply_schema(pool, *read_models.SCHEMA)
+        await apply_schema(pool, SCHEMA)
         source, accounts = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
         async with pool.acquire() as conn:
-            await read_models.notify_accounts(conn, accounts, source, "bulletin", "Tiedote",
+            await projections.notify_accounts(conn, accounts, source, "bulletin", "Tiedote",
                                               {"title": "Tiedote"})
         assert await handover.claim_batches(pool) == 1
         await store_unavailable(True)
@@ -381,7 +382,7 @@ async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_onc
 
         # A hand-over that never succeeds is parked as failed after MAX_ATTEMPTS.
         async with pool.acquire() as conn:
-            await read_models.notify_accounts(conn, accounts, uuid.uuid4(), "bulletin",
+            await projections.notify_accounts(conn, accounts, uuid.uuid4(), "bulletin",
                                               "Toinen", {"title": "Toinen"})
         await handover.claim_batches(pool)
         await store_unavailable(True)

@@ -13,7 +13,7 @@ import signal
 
 from fastapi import FastAPI
 
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
+from kaiku_shared.db import create_pool, ensure_database, migrate
 from kaiku_shared.eventstore import application_env, construct_application
 from kaiku_shared.service import (
     Runtime,
@@ -24,9 +24,10 @@ from kaiku_shared.service import (
     run_worker,
 )
 
-from .adapters import read_models
+from .adapters import projections
 from .adapters.handover import run_handover
-from .adapters.projection import run_projection
+from .adapters.inbox_projection import run_projection
+from .adapters.schema import SCHEMA
 from .adapters.translate import translate
 from .application.app import NotificationsApplication
 from .config import SERVICE, KaikuSettings
@@ -45,8 +46,8 @@ def build_api(settings: KaikuSettings) -> FastAPI:
     return create_api(
         service=SERVICE, settings=settings, title="Kaikukortti notifications",
         description="Who gets what: genre fan-out, messages, bulletins. No personal data.",
-        schema=read_models.SCHEMA, setup=setup, routers=[router],
-        readiness_consumers=tuple(read_models.CONSUMERS),
+        schema=SCHEMA, setup=setup, routers=[router],
+        readiness_consumers=projections.CONSUMERS,
     )
 
 
@@ -59,11 +60,11 @@ async def worker(settings: KaikuSettings, stop: asyncio.Event | None = None) -> 
     await ensure_database(settings, SERVICE)
     pool = await create_pool(settings, SERVICE, size=4)
     try:
-        await apply_schema(pool, *read_models.SCHEMA)
+        await migrate(pool, SCHEMA)
         application = await asyncio.to_thread(build_application, settings)
         tasks = [asyncio.create_task(t) for t in (
-            run_worker(settings, SERVICE, read_models.SCHEMA,
-                       lambda runtime: read_models.consumers(), stop=stop),
+            run_worker(settings, SERVICE, SCHEMA,
+                       lambda runtime: projections.consumers(), stop=stop),
             run_projection(pool, application.mapper, application.name, stop),
             run_handover(pool, application, stop),
         )]
@@ -81,7 +82,7 @@ async def relay(settings: KaikuSettings) -> None:
 
 async def audit(settings: KaikuSettings) -> int:
     return await run_audit(settings, SERVICE, lambda: build_application(settings), translate,
-                           read_models.consumers())
+                           projections.consumers())
 
 
 main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
