@@ -20,7 +20,12 @@ import asyncpg
 import nats
 import pytest
 
-from kaiku_shared.contracts import GenreSubscriptionsChangedV1, OfferingPublishedV1
+import kaiku_shared.contracts as contracts
+from kaiku_shared.contracts import (
+    GenreSubscriptionsChangedV1,
+    NetworkChangedV1,
+    OfferingPublishedV1,
+)
 from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
@@ -249,8 +254,23 @@ async def test_two_worker_processes_consume_at_once_and_fan_out_exactly_once(
 # --- region filter and delivery preference -----------------------------------------------
 
 
+async def network_known(system) -> None:
+    """Cards' network names Imatra (South Karelia): its golden NetworkChangedV1 on
+    cards' stream, dated before any real one so that it never overwrites cards' own."""
+    golden = Path(contracts.__file__).parent / "fixtures" / "network_changed.v1.json"
+    event = {**json.loads(golden.read_text(encoding="utf-8")), "event_id": str(uuid.uuid4())}
+    await publish(system, NetworkChangedV1.subject(system.ns.name), json.dumps(event).encode())
+
+    async def imatra_known() -> bool:
+        return await scalar(system, "SELECT region FROM network_municipality "
+                                    "WHERE code = 'imatra'") == "etela-karjala"
+
+    await eventually(imatra_known, timeout=30, message="the network projected")
+
+
 async def test_region_filter_keeps_offerings_from_other_regions_away(world):
     system = world.system
+    await network_known(system)
     local = await subscribe(system, ["literature"], n=2, region="etela-karjala")
     elsewhere = await subscribe(system, ["literature"], n=2, region="pirkanmaa")
     anywhere = await subscribe(system, ["literature"], n=1)

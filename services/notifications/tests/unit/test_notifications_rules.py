@@ -1,5 +1,5 @@
 """Notifications' domain and use cases in memory: message rules, exactly-once saves,
-translation to contracts, the region mapping and the digest window."""
+translation to contracts and the digest window."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from kaiku_shared.contracts import (
     NotificationBatchIssuedV1,
     NotificationDigestIssuedV1,
 )
-from notifications.adapters import regions
 from notifications.adapters.handover import digest_window
 from notifications.adapters.translate import translate
 from notifications.application.app import NotificationsApplication
@@ -103,13 +102,6 @@ def test_batch_digest_and_bulletin_translate_to_their_contracts() -> None:
     assert batch.batch_id == batch_id and batch.account_ids == (account,)
     assert digest.items[0].params == {"title": "Kevätkonsertti"}
     assert NotificationDigestIssuedV1.model_validate_json(digest.to_json()) == digest
-
-
-def test_municipalities_map_to_regions_by_code_or_any_language() -> None:
-    assert regions.municipality_code("Villmanstrand") == "lappeenranta"
-    assert regions.municipality_code(" IMATRA ") == "imatra"
-    assert regions._reference()["lappeenranta"][1] == "etela-karjala"
-    assert regions.municipality_code("Nowhere") == "nowhere"
 
 
 def test_the_daily_digest_covers_yesterday_from_seven_in_finland() -> None:

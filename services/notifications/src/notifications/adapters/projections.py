@@ -10,12 +10,18 @@ Fan-out is exactly once per (account, offering): the primary key of
 ``notification`` makes a redelivered or replayed OfferingPublished insert nothing
 new, whichever worker replica handles it, and the fan-out is one INSERT … SELECT.
 
-Regions: see ``regions.py``.
+Regions come from cards' network (``NetworkChangedV1`` → ``network_municipality``).
+An offering whose municipality the network does not name (yet: the network may
+arrive after the offering) reaches holders without a region filter at once, and
+waits in ``fanout_awaiting_network`` for the rest; the network event that names
+its municipality completes the fan-out. Nothing is dropped, nothing retried hot.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import unicodedata
 from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid5
@@ -26,12 +32,11 @@ from kaiku_shared.consumer import Consumer
 from kaiku_shared.contracts import (
     AccountActivatedV1,
     AccountErasedV1,
-    CardChangedV1,
     CardIssuedV1,
-    CardRenewedV1,
     CardReplacedV1,
     GenreSubscriptionsChangedV1,
     IntegrationEvent,
+    NetworkChangedV1,
     OfferingChangedV1,
     OfferingPublishedV1,
     OrganisationRegisteredV1,
@@ -41,18 +46,32 @@ from kaiku_shared.contracts import (
     VenueRegisteredV1,
 )
 
-from . import queries, regions
+from . import queries
+from .queries import Place
+
+log = logging.getLogger("notifications.projections")
 
 SUBSCRIPTIONS_CONSUMER = "notifications-subscriptions"
 FANOUT_CONSUMER = "notifications-offering-fanout"
 VENUES_CONSUMER = "notifications-venues"
 CARDS_CONSUMER = "notifications-cards"
+NETWORK_CONSUMER = "notifications-network"
+
+# A fan-out takes this lock shared, the network projection exclusively: an offering
+# parked for want of its municipality is always seen by the network event that
+# names it (never parked just after that event looked).
+NETWORK_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('notifications-network'))"
 
 Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
 
 class NotYetKnown(LookupError):
     """An event refers to something another stream has not told us yet: retry later."""
+
+
+def normalise(name: str) -> str:
+    """A municipality as venues may write it: code or name, any case, any language."""
+    return unicodedata.normalize("NFC", name.strip()).casefold()
 
 
 # --- omakaiku ------------------------------------------------------------------------
@@ -148,16 +167,17 @@ async def notify_accounts(conn: asyncpg.Connection, account_ids: list[UUID], sou
     )
 
 
-def offering_params(event: OfferingPublishedV1, region: str | None) -> dict[str, str]:
+def offering_params(event: OfferingPublishedV1, place: Place | None) -> dict[str, str]:
     return {"offering_id": str(event.offering_id), "title": event.title,
             "venue_name": event.venue_name, "starts_at": event.starts_at.isoformat(),
-            "municipality": regions.municipality_code(event.municipality),
-            "region": region or ""}
+            "municipality": place.code if place else normalise(event.municipality),
+            "region": place.region if place else ""}
 
 
-async def fan_out_offering(conn: asyncpg.Connection, event: OfferingPublishedV1) -> int:
-    """One notification per subscribed holder (region filter honoured); the count made."""
-    region = await regions.region_for(conn, event.municipality)
+async def fan_out_offering(conn: asyncpg.Connection, event: OfferingPublishedV1,
+                           place: Place | None) -> int:
+    """One notification per subscribed holder whose region filter (if any) is the
+    offering's region; without a place, only holders without a filter. The count made."""
     status = await conn.execute(
         """
         INSERT INTO notification (account_id, source_id, kind, title, payload, delivery)
@@ -169,14 +189,25 @@ async def fan_out_offering(conn: asyncpg.Connection, event: OfferingPublishedV1)
         WHERE s.region IS NULL OR s.region = $5::text
         ON CONFLICT (account_id, source_id) DO NOTHING
         """,
-        event.offering_id, event.title, json.dumps(offering_params(event, region)),
-        [*event.genres, *event.subgenres], region,
+        event.offering_id, event.title, json.dumps(offering_params(event, place)),
+        [*event.genres, *event.subgenres], place.region if place else None,
     )
     return int(status.split()[-1])
 
 
 async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connection) -> None:
-    await fan_out_offering(conn, event)
+    await conn.execute(NETWORK_LOCK.format("_shared"))
+    place = await queries.place_of(conn, normalise(event.municipality))
+    await fan_out_offering(conn, event, place)
+    if place is None:
+        await conn.execute(
+            "INSERT INTO fanout_awaiting_network (offering_id, municipality, event) "
+            "VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
+            event.offering_id, normalise(event.municipality), event.to_json().decode())
+        log.warning("municipality not in cards' network (yet): holders with a region "
+                    "filter get the offering once the network names it",
+                    extra={"offering_id": str(event.offering_id),
+                           "municipality": event.municipality})
 
 
 async def on_venue_registered(event: VenueRegisteredV1, conn: asyncpg.Connection) -> None:
@@ -252,7 +283,6 @@ async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
         "INSERT INTO card_view (card_number, issuer_organisation_id) VALUES ($1, $2) "
         "ON CONFLICT (card_number) DO NOTHING",
         event.card_number, event.issuer_organisation_id)
-    await learn_region(conn, event.municipality, event.region)
 
 
 async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> None:
@@ -272,19 +302,58 @@ async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> N
         f"card:{old}", f"card:{new}")
 
 
-async def learn_region(conn: asyncpg.Connection, municipality: str, region: str) -> None:
-    await conn.execute(
-        "INSERT INTO municipality_region_view (municipality, region) VALUES ($1, $2) "
-        "ON CONFLICT (municipality) DO UPDATE SET region = excluded.region",
-        regions.municipality_code(municipality), region)
+def network_region_rows(event: NetworkChangedV1) -> list[tuple[Any, ...]]:
+    """(code, names, country, changed at) of each region the event gives."""
+    return [(r.code, json.dumps(r.name, ensure_ascii=False), r.country, event.occurred_at)
+            for r in event.regions]
 
 
-async def on_card_renewed(event: CardRenewedV1, conn: asyncpg.Connection) -> None:
-    await learn_region(conn, event.municipality, event.region)
+def network_municipality_rows(event: NetworkChangedV1) -> list[tuple[Any, ...]]:
+    """(code, region, names, status, country, lookup keys, changed at) of each
+    municipality; the keys are its code and names as ``normalise`` writes them."""
+    return [(m.code, m.region, json.dumps(m.name, ensure_ascii=False), m.status, m.country,
+             sorted({normalise(m.code), *(normalise(n) for n in m.name.values() if n)}),
+             event.occurred_at)
+            for m in event.municipalities]
 
 
-async def on_card_changed(event: CardChangedV1, conn: asyncpg.Connection) -> None:
-    await learn_region(conn, event.municipality, event.region)
+async def on_network_changed(event: NetworkChangedV1, conn: asyncpg.Connection) -> None:
+    """Cards' regions and municipalities as now given (upserts; an older change
+    arriving late never overwrites a newer one); then the fan-outs that waited."""
+    await conn.execute(NETWORK_LOCK.format(""))
+    await conn.executemany(
+        "INSERT INTO network_region (code, name, country, changed_at) "
+        "VALUES ($1, $2::jsonb, $3, $4) ON CONFLICT (code) DO UPDATE SET "
+        "name = excluded.name, country = excluded.country, changed_at = excluded.changed_at "
+        "WHERE network_region.changed_at <= excluded.changed_at",
+        network_region_rows(event))
+    await conn.executemany(
+        "INSERT INTO network_municipality (code, region, name, status, country, lookup_keys, "
+        "changed_at) VALUES ($1, $2, $3::jsonb, $4, $5, $6, $7) ON CONFLICT (code) DO UPDATE "
+        "SET region = excluded.region, name = excluded.name, status = excluded.status, "
+        "country = excluded.country, lookup_keys = excluded.lookup_keys, "
+        "changed_at = excluded.changed_at "
+        "WHERE network_municipality.changed_at <= excluded.changed_at",
+        network_municipality_rows(event))
+    await complete_awaiting_fan_outs(conn)
+
+
+async def complete_awaiting_fan_outs(conn: asyncpg.Connection) -> int:
+    """Fan out, to holders with a region filter, the offerings whose municipality
+    the network now names; how many were completed. Holders without a filter got
+    them already (the primary key keeps them from a second one)."""
+    completed = 0
+    for row in await conn.fetch("SELECT offering_id, municipality, event::text AS event "
+                                "FROM fanout_awaiting_network ORDER BY offering_id"):
+        place = await queries.place_of(conn, row["municipality"])
+        if place is None:
+            continue
+        await fan_out_offering(conn, OfferingPublishedV1.model_validate_json(row["event"]),
+                               place)
+        await conn.execute("DELETE FROM fanout_awaiting_network WHERE offering_id = $1",
+                           row["offering_id"])
+        completed += 1
+    return completed
 
 
 # --- the table and the consumers built from it ----------------------------------------------
@@ -301,14 +370,17 @@ HANDLERS: dict[type[IntegrationEvent], Handler] = {
     OfferingChangedV1: on_offering_changed,
     OrganisationRegisteredV1: on_organisation_registered,
     CardIssuedV1: on_card_issued,
-    CardRenewedV1: on_card_renewed,
-    CardChangedV1: on_card_changed,
     CardReplacedV1: on_card_replaced,
+    NetworkChangedV1: on_network_changed,
 }
 
-# One durable consumer per source stream, except the fan-out with its own (a burst
-# of ticket events never delays it).
-OWN_DURABLE: dict[type[IntegrationEvent], str] = {OfferingPublishedV1: FANOUT_CONSUMER}
+# One durable consumer per source stream, except two with their own: the fan-out
+# (a burst of ticket events never delays it) and cards' network (a backlog of card
+# events never delays the reference data the fan-out may be waiting for).
+OWN_DURABLE: dict[type[IntegrationEvent], str] = {
+    OfferingPublishedV1: FANOUT_CONSUMER,
+    NetworkChangedV1: NETWORK_CONSUMER,
+}
 DURABLE_OF_SOURCE = {"omakaiku": SUBSCRIPTIONS_CONSUMER, "venues": VENUES_CONSUMER,
                      "cards": CARDS_CONSUMER}
 

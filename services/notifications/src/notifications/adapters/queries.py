@@ -9,12 +9,19 @@ transaction's connection.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import asyncpg
 
 Db = asyncpg.Pool | asyncpg.Connection
+
+
+class Place(NamedTuple):
+    """A municipality of cards' network and its region, by code."""
+
+    code: str
+    region: str
 
 
 def holder_owners(account_id: UUID, card_number: str | None) -> list[str]:
@@ -68,6 +75,15 @@ async def ticket_holders(db: Db, offering_id: UUID, statuses: tuple[str, ...]) -
         "SELECT DISTINCT a.account_id FROM ticket_view t JOIN account_view a "
         "USING (card_number) WHERE t.offering_id = $1 AND t.status = ANY($2::text[])",
         offering_id, list(statuses))]
+
+
+async def place_of(db: Db, key: str) -> Place | None:
+    """The network's municipality with this code, or with this name in any language
+    (``key`` as ``projections.normalise`` writes it); None when the network names none."""
+    row = await db.fetchrow(
+        "SELECT code, region FROM network_municipality WHERE code = $1 OR $1 = ANY(lookup_keys) "
+        "ORDER BY code = $1 DESC, code LIMIT 1", key)
+    return Place(row["code"], row["region"]) if row else None
 
 
 # --- who may write to whom ------------------------------------------------------------------

@@ -170,6 +170,51 @@ BASELINE = (
     """,
 )
 
+# Cards owns the network (NetworkChangedV1). ``changed_at`` is the event's time, so
+# an older change arriving late never overwrites a newer one; ``lookup_keys`` are a
+# municipality's code and names, normalised, as venues may write any of them.
+# What card events taught before (municipality_region_view) seeds the table, from
+# the beginning of time, so the first network event overwrites it.
+NETWORK = (
+    """
+    CREATE TABLE network_region (
+        code        text PRIMARY KEY,
+        name        jsonb NOT NULL,
+        country     text NOT NULL,
+        changed_at  timestamptz NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE network_municipality (
+        code         text PRIMARY KEY,
+        region       text NOT NULL,
+        name         jsonb NOT NULL,
+        status       text NOT NULL,
+        country      text NOT NULL,
+        lookup_keys  text[] NOT NULL,
+        changed_at   timestamptz NOT NULL
+    )
+    """,
+    """
+    INSERT INTO network_municipality (code, region, name, status, country, lookup_keys,
+                                      changed_at)
+    SELECT municipality, region, '{}', 'unknown', 'FI', ARRAY[municipality], '-infinity'
+    FROM municipality_region_view
+    """,
+    "DROP TABLE municipality_region_view",
+    # Offerings whose municipality the network did not name when they were fanned
+    # out: holders with a region filter get them once it does (projections.py).
+    """
+    CREATE TABLE fanout_awaiting_network (
+        offering_id   uuid PRIMARY KEY,
+        municipality  text NOT NULL,
+        event         jsonb NOT NULL,
+        parked_at     timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+)
+
 SCHEMA = Schema(COMPONENT, (
     Migration(1, "baseline", BASELINE),
+    Migration(2, "cards' network replaces the region copy", NETWORK),
 ))
