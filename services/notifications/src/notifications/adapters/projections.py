@@ -398,6 +398,3 @@ def consumers(application: Any = None) -> list[Consumer]:
         consumer = built.setdefault(name, Consumer(name, contract.PRODUCER))
         consumer.on(contract)(handler)
     return list(built.values())
-
-
-CONSUMERS = tuple((c.source, c.name) for c in consumers())
