@@ -13,7 +13,7 @@ Each test has a database of its own on the test server.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -47,6 +47,7 @@ from notifications.adapters.schema import SCHEMA
 FIXTURES = Path(contracts.__file__).parent / "fixtures"
 ACCOUNT = UUID("7b3f9e2d-4c81-4a6e-9f05-d2b8a1c6e347")  # the fixtures' holder
 OFFERING = UUID("5c2e8f71-9b04-4d3a-b7e6-1a8f0c4d2e95")
+NEXT_MONTH = (datetime.now(UTC) + timedelta(days=30)).isoformat()
 
 # The previous release's statements, as its worker and api ran them on every start
 # (``apply_schema(pool, *read_models.SCHEMA)``), verbatim.
@@ -283,7 +284,7 @@ async def test_an_offering_waits_for_the_network_that_names_its_municipality(mig
     local, anywhere = await subscribe(pool, "etela-karjala"), await subscribe(pool, None)
     elsewhere = await subscribe(pool, "pirkanmaa")
 
-    await apply(pool, golden(OfferingPublishedV1))  # before any network event
+    await apply(pool, golden(OfferingPublishedV1, starts_at=NEXT_MONTH))  # before the network
     assert await notified(pool, OFFERING) == [anywhere]
     assert await pool.fetchval("SELECT municipality FROM fanout_awaiting_network "
                                "WHERE offering_id = $1", OFFERING) == "imatra"
@@ -296,20 +297,31 @@ async def test_an_offering_waits_for_the_network_that_names_its_municipality(mig
     assert (payload["municipality"], payload["region"]) == ("imatra", "etela-karjala")
 
     # A replay under a new event id, now that the network is known: nothing new.
-    await apply(pool, golden(OfferingPublishedV1, event_id=str(uuid4())))
+    await apply(pool, golden(OfferingPublishedV1, event_id=str(uuid4()), starts_at=NEXT_MONTH))
     assert await notified(pool, OFFERING) == sorted([local, anywhere])
     assert elsewhere not in await notified(pool, OFFERING)
 
 
-async def test_a_municipality_the_network_never_names_keeps_waiting_without_failing(migrated):
+async def test_a_municipality_the_network_never_names_waits_without_failing(migrated):
     pool = migrated
     anywhere, local = await subscribe(pool, None), await subscribe(pool, "etela-karjala")
     await apply(pool, golden(NetworkChangedV1))
-    await apply(pool, golden(OfferingPublishedV1, municipality="Atlantis"))
+    await apply(pool, golden(OfferingPublishedV1, municipality="Atlantis", starts_at=NEXT_MONTH))
     assert await notified(pool, OFFERING) == [anywhere]
     await apply(pool, golden(NetworkChangedV1, event_id=str(uuid4())))  # still not named
     assert await pool.fetchval("SELECT count(*) FROM fanout_awaiting_network") == 1
     assert local not in await notified(pool, OFFERING)
+
+
+async def test_an_offering_that_began_while_waiting_stops_waiting(migrated):
+    pool = migrated
+    anywhere, local = await subscribe(pool, None), await subscribe(pool, "etela-karjala")
+    await apply(pool, golden(OfferingPublishedV1))  # the fixture's offering was in 2025
+    assert await pool.fetchval("SELECT count(*) FROM fanout_awaiting_network") == 1
+    await apply(pool, golden(NetworkChangedV1))
+    assert await pool.fetchval("SELECT count(*) FROM fanout_awaiting_network") == 0
+    assert await notified(pool, OFFERING) == [anywhere]  # no news of the past for `local`
+    assert local != anywhere
 
 
 # --- every handler on its golden fixture, in the order of the fixtures' story --------------------

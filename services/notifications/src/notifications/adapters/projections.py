@@ -22,13 +22,12 @@ from __future__ import annotations
 import json
 import logging
 import unicodedata
-from collections.abc import Awaitable, Callable
 from typing import Any
 from uuid import UUID, uuid5
 
 import asyncpg
 
-from kaiku_shared.consumer import Consumer
+from kaiku_shared.consumer import Consumer, Handler
 from kaiku_shared.contracts import (
     AccountActivatedV1,
     AccountErasedV1,
@@ -61,8 +60,6 @@ NETWORK_CONSUMER = "notifications-network"
 # parked for want of its municipality is always seen by the network event that
 # names it (never parked just after that event looked).
 NETWORK_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('notifications-network'))"
-
-Handler = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
 
 class NotYetKnown(LookupError):
@@ -201,9 +198,10 @@ async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connec
     await fan_out_offering(conn, event, place)
     if place is None:
         await conn.execute(
-            "INSERT INTO fanout_awaiting_network (offering_id, municipality, event) "
-            "VALUES ($1, $2, $3::jsonb) ON CONFLICT DO NOTHING",
-            event.offering_id, normalise(event.municipality), event.to_json().decode())
+            "INSERT INTO fanout_awaiting_network (offering_id, municipality, starts_at, event) "
+            "VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT DO NOTHING",
+            event.offering_id, normalise(event.municipality), event.starts_at,
+            event.to_json().decode())
         log.warning("municipality not in cards' network (yet): holders with a region "
                     "filter get the offering once the network names it",
                     extra={"offering_id": str(event.offering_id),
@@ -341,7 +339,9 @@ async def on_network_changed(event: NetworkChangedV1, conn: asyncpg.Connection) 
 async def complete_awaiting_fan_outs(conn: asyncpg.Connection) -> int:
     """Fan out, to holders with a region filter, the offerings whose municipality
     the network now names; how many were completed. Holders without a filter got
-    them already (the primary key keeps them from a second one)."""
+    them already (the primary key keeps them from a second one). An offering that
+    has begun is no news to anyone: it stops waiting, so the table stays small."""
+    await conn.execute("DELETE FROM fanout_awaiting_network WHERE starts_at < now()")
     completed = 0
     for row in await conn.fetch("SELECT offering_id, municipality, event::text AS event "
                                 "FROM fanout_awaiting_network ORDER BY offering_id"):

@@ -208,6 +208,7 @@ NETWORK = (
     CREATE TABLE fanout_awaiting_network (
         offering_id   uuid PRIMARY KEY,
         municipality  text NOT NULL,
+        starts_at     timestamptz NOT NULL,
         event         jsonb NOT NULL,
         parked_at     timestamptz NOT NULL DEFAULT now()
     )
