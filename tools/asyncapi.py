@@ -42,10 +42,6 @@ def bootstrap_consumers(service: str) -> list[Consumer]:
         from omakaiku.adapters.delivery import delivery_consumer
 
         return [*read_models.consumers(None), delivery_consumer(None)]
-    if service == "notifications":
-        from notifications.adapters import read_models
-
-        return read_models.consumers()
     raise LookupError(f"no consumers known for {service}")
 
 

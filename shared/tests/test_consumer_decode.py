@@ -197,7 +197,7 @@ def test_handled_types_lists_versions() -> None:
 
 def _service_consumers() -> list[Consumer]:
     from cards.adapters import statistics
-    from notifications.adapters import read_models as notifications_read_models
+    from notifications.adapters import projections as notifications_projections
     from omakaiku.adapters import read_models as omakaiku_read_models
     from venues.adapters import holder_requests
     from venues.adapters import projections as venues_read_models
@@ -206,7 +206,7 @@ def _service_consumers() -> list[Consumer]:
         *statistics.consumers(),
         *venues_read_models.consumers(),
         *omakaiku_read_models.consumers(),
-        *notifications_read_models.consumers(),
+        *notifications_projections.consumers(),
         # The handler closes over the application; decoding never calls it.
         *holder_requests.consumers(application=None),  # type: ignore[arg-type]
     ]

@@ -62,7 +62,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     """
     from cards.adapters import statistics
     from kaiku_shared import revocation
-    from notifications.adapters import read_models as notifications_read_models
+    from notifications.adapters import projections as notifications_projections
     from omakaiku.adapters import read_models as omakaiku_read_models
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
@@ -72,7 +72,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
         "cards": statistics.consumers(),
         "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
         "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
-        "notifications": notifications_read_models.consumers(),
+        "notifications": notifications_projections.consumers(),
     }
     # Every worker also runs its revocation durables (kaiku_shared.service.run_worker).
     return {service: [(c.name, c.source) for c in [*consumers, *revocation.consumers(service)]]

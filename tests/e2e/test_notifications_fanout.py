@@ -20,17 +20,23 @@ import asyncpg
 import nats
 import pytest
 
-from kaiku_shared.contracts import GenreSubscriptionsChangedV1, OfferingPublishedV1
+import kaiku_shared.contracts as contracts
+from kaiku_shared.contracts import (
+    GenreSubscriptionsChangedV1,
+    NetworkChangedV1,
+    OfferingPublishedV1,
+)
 from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.supervisor import ProcessSpec, Supervisor
 from kaiku_shared.testing import eventually, stream_events
-from notifications.adapters import handover, read_models
+from notifications.adapters import handover, projections
+from notifications.adapters.schema import SCHEMA
 from notifications.application.app import NotificationsApplication
 
 pytestmark = pytest.mark.e2e
 
-FANOUT = read_models.FANOUT_CONSUMER
+FANOUT = projections.FANOUT_CONSUMER
 
 
 # --- helpers -------------------------------------------------------------------------
@@ -248,8 +254,23 @@ async def test_two_worker_processes_consume_at_once_and_fan_out_exactly_once(
 # --- region filter and delivery preference -----------------------------------------------
 
 
+async def network_known(system) -> None:
+    """Cards' network names Imatra (South Karelia): its golden NetworkChangedV1 on
+    cards' stream, dated before any real one so that it never overwrites cards' own."""
+    golden = Path(contracts.__file__).parent / "fixtures" / "network_changed.v1.json"
+    event = {**json.loads(golden.read_text(encoding="utf-8")), "event_id": str(uuid.uuid4())}
+    await publish(system, NetworkChangedV1.subject(system.ns.name), json.dumps(event).encode())
+
+    async def imatra_known() -> bool:
+        return await scalar(system, "SELECT region FROM network_municipality "
+                                    "WHERE code = 'imatra'") == "etela-karjala"
+
+    await eventually(imatra_known, timeout=30, message="the network projected")
+
+
 async def test_region_filter_keeps_offerings_from_other_regions_away(world):
     system = world.system
+    await network_known(system)
     local = await subscribe(system, ["literature"], n=2, region="etela-karjala")
     elsewhere = await subscribe(system, ["literature"], n=2, region="pirkanmaa")
     anywhere = await subscribe(system, ["literature"], n=1)
@@ -351,10 +372,10 @@ async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_onc
             await conn.execute(f"ALTER TABLE {old} RENAME TO {new}")
 
     try:
-        await apply_schema(pool, *read_models.SCHEMA)
+        await apply_schema(pool, SCHEMA)
         source, accounts = uuid.uuid4(), [uuid.uuid4() for _ in range(3)]
         async with pool.acquire() as conn:
-            await read_models.notify_accounts(conn, accounts, source, "bulletin", "Tiedote",
+            await projections.notify_accounts(conn, accounts, source, "bulletin", "Tiedote",
                                               {"title": "Tiedote"})
         assert await handover.claim_batches(pool) == 1
         await store_unavailable(True)
@@ -381,7 +402,7 @@ async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_onc
 
         # A hand-over that never succeeds is parked as failed after MAX_ATTEMPTS.
         async with pool.acquire() as conn:
-            await read_models.notify_accounts(conn, accounts, uuid.uuid4(), "bulletin",
+            await projections.notify_accounts(conn, accounts, uuid.uuid4(), "bulletin",
                                               "Toinen", {"title": "Toinen"})
         await handover.claim_batches(pool)
         await store_unavailable(True)

@@ -1,32 +1,27 @@
-"""Composition root: builds the notifications processes from settings.
+"""Composition root: notifications' parts, wired by ``kaiku_shared.service_main``.
 
 The worker runs three loops in one process: the NATS consumers (fan-out,
-subscriptions, venues/cards facts), the inbox projection of this service's own
-event store, and the hand-over to omakaiku. Each is safe with several worker
-replicas (idempotent consumers; a locked projection position; locked claims).
+subscriptions, venues/cards facts, cards' network), the inbox projection of this
+service's own event store, and the hand-over to omakaiku. Each is safe with
+several worker replicas (idempotent consumers; a locked projection position;
+locked claims).
 """
 
 from __future__ import annotations
 
 import asyncio
-import signal
+from collections.abc import Awaitable, Callable
 
-from fastapi import FastAPI
+import asyncpg
 
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
+from kaiku_shared.db import create_pool, migrate
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import (
-    Runtime,
-    create_api,
-    main_for,
-    run_audit,
-    run_relay,
-    run_worker,
-)
+from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import read_models
+from .adapters import projections
 from .adapters.handover import run_handover
-from .adapters.projection import run_projection
+from .adapters.inbox_projection import run_projection
+from .adapters.schema import SCHEMA
 from .adapters.translate import translate
 from .application.app import NotificationsApplication
 from .config import SERVICE, KaikuSettings
@@ -38,50 +33,37 @@ def build_application(settings: KaikuSettings) -> NotificationsApplication:
         lambda: NotificationsApplication(application_env(settings, SERVICE)))
 
 
-def build_api(settings: KaikuSettings) -> FastAPI:
-    async def setup(app: FastAPI, runtime: Runtime) -> None:
-        app.state.application = await asyncio.to_thread(build_application, settings)
-
-    return create_api(
-        service=SERVICE, settings=settings, title="Kaikukortti notifications",
-        description="Who gets what: genre fan-out, messages, bulletins. No personal data.",
-        schema=read_models.SCHEMA, setup=setup, routers=[router],
-        readiness_consumers=tuple(read_models.CONSUMERS), consumers=read_models.consumers(),
-    )
-
-
-async def worker(settings: KaikuSettings, stop: asyncio.Event | None = None) -> None:
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    await ensure_database(settings, SERVICE)
-    pool = await create_pool(settings, SERVICE, size=4)
+async def _with_pool(settings: KaikuSettings,
+                     loop: Callable[[asyncpg.Pool], Awaitable[None]]) -> None:
+    """A loop beside the consumers, on a pool of its own and a migrated schema (the
+    consumers' start migrates too: whichever comes first, under the schema lock)."""
+    pool = await create_pool(settings, SERVICE, size=2)
     try:
-        await apply_schema(pool, *read_models.SCHEMA)
-        application = await asyncio.to_thread(build_application, settings)
-        tasks = [asyncio.create_task(t) for t in (
-            run_worker(settings, SERVICE, read_models.SCHEMA,
-                       lambda runtime: read_models.consumers(), stop=stop),
-            run_projection(pool, application.mapper, application.name, stop),
-            run_handover(pool, application, stop),
-        )]
-        # One loop failing stops the others: the supervisor restarts the process.
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        stop.set()
-        await asyncio.gather(*tasks)
+        await migrate(pool, SCHEMA)
+        await loop(pool)
     finally:
         await pool.close()
 
 
-async def relay(settings: KaikuSettings) -> None:
-    await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
+def worker_loops(settings: KaikuSettings, application: NotificationsApplication,
+                 stop: asyncio.Event) -> list[Awaitable[None]]:
+    return [
+        _with_pool(settings, lambda pool: run_projection(pool, application.mapper,
+                                                         application.name, stop)),
+        _with_pool(settings, lambda pool: run_handover(pool, application, stop)),
+    ]
 
 
-async def audit(settings: KaikuSettings) -> int:
-    return await run_audit(settings, SERVICE, lambda: build_application(settings), translate,
-                           read_models.consumers())
+PARTS = ServiceParts(
+    service=SERVICE,
+    title="Kaikukortti notifications",
+    description="Who gets what: genre fan-out, messages, bulletins. No personal data.",
+    application=build_application,
+    translate=translate,
+    consumers=projections.consumers,
+    schema=SCHEMA,
+    routers=[router],
+    worker_loops=worker_loops,
+)
 
-
-main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit)
+main = service_main(PARTS)

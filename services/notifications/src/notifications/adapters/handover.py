@@ -42,8 +42,6 @@ import asyncpg
 
 from kaiku_shared.metrics import FANOUT_PENDING
 
-from .read_models import template_key
-
 log = logging.getLogger("notifications.handover")
 
 BATCH_SIZE = 1000
@@ -53,6 +51,11 @@ HANDOVER_NAMESPACE = UUID("0b7f6c2e-4d1a-5e83-9c6b-2a8f1d4e7c39")
 # Digests cover the previous calendar day in Finland and go out from this hour on.
 DIGEST_ZONE = ZoneInfo("Europe/Helsinki")
 DIGEST_HOUR = 7
+
+
+def template_key(kind: str) -> str:
+    """Language-neutral: omakaiku renders ``notification.<kind>`` in the holder's language."""
+    return f"notification.{kind}"
 
 
 def backoff(attempts: int) -> float:

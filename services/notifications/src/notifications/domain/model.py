@@ -16,18 +16,17 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
+from kaiku_shared.kernel.errors import RuleViolation
+
 PartyKind = Literal["organisation", "holder", "user"]
 
 SUBJECT_MAX = 200
 BODY_MAX = 10_000
 
 
-class MessageRefused(ValueError):
-    """A message breaks a messaging rule; ``kind`` names the rule."""
-
-    def __init__(self, kind: str, detail: str) -> None:
-        super().__init__(detail)
-        self.kind = kind
+def refused(rule: str, message: str) -> RuleViolation:
+    """A message breaks a messaging rule: the input is at fault (422), ``rule`` names it."""
+    return RuleViolation(rule, message, status=422)
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ class Party:
             "user": self.user_id is not None,
         }
         if not given[self.kind]:
-            raise MessageRefused("recipient-incomplete", f"a {self.kind} party needs its id")
+            raise refused("recipient-incomplete", f"a {self.kind} party needs its id")
 
     def as_dict(self) -> dict[str, Any]:
         return {"kind": self.kind,
@@ -83,15 +82,15 @@ class Message(Aggregate):
              in_reply_to: UUID | None = None) -> Message:
         subject, body = subject.strip(), body.strip()
         if not subject or not body:
-            raise MessageRefused("message-empty", "A message needs a subject and a body.")
+            raise refused("message-empty", "A message needs a subject and a body.")
         if len(subject) > SUBJECT_MAX or len(body) > BODY_MAX:
-            raise MessageRefused("message-too-long", f"The subject is at most {SUBJECT_MAX} "
-                                 f"and the body at most {BODY_MAX} characters.")
+            raise refused("message-too-long", f"The subject is at most {SUBJECT_MAX} "
+                          f"and the body at most {BODY_MAX} characters.")
         if sender == recipient:
-            raise MessageRefused("message-to-self", "Write to someone other than yourself.")
+            raise refused("message-to-self", "Write to someone other than yourself.")
         if sender.kind == "holder" and recipient.kind != "organisation":
-            raise MessageRefused("holder-writes-to-organisations",
-                                 "A holder writes to a venue or distributor organisation.")
+            raise refused("holder-writes-to-organisations",
+                          "A holder writes to a venue or distributor organisation.")
         return cls(id=message_id, sender=sender.as_dict(), recipient=recipient.as_dict(),
                    subject=subject, body=body, in_reply_to=in_reply_to)
 

@@ -1,27 +1,27 @@
 """Notifications HTTP API: in-app notifications, messages, inboxes, bulletins.
 
-Thin: validate, check role and relationship against the read models, call the
-use case in a thread, translate refusals to problem+json.
+Thin: validate, check role and relationship against the read models
+(``adapters.queries``), call the use case in a thread; refusals are the shared
+kernel's errors, which become problem+json.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID
 
-import asyncpg
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field, model_validator
 
 from kaiku_shared.auth import Principal
-from kaiku_shared.http import Problem, idempotency_key, not_found, require_role, unprocessable
+from kaiku_shared.http import require_role
+from kaiku_shared.kernel.errors import Forbidden, NotFound, RuleViolation
+from kaiku_shared.usecases import derived_id, run_use_case
 
-from ..adapters import read_models
+from ..adapters import queries
 from ..application.app import NotificationsApplication
-from ..domain.model import BODY_MAX, SUBJECT_MAX, MessageRefused, Party
+from ..domain.model import BODY_MAX, SUBJECT_MAX, Party
 
 router = APIRouter()
 Holder = Annotated[Principal, Depends(require_role("holder"))]
@@ -35,19 +35,6 @@ async def application(request: Request) -> NotificationsApplication:
 
 
 App = Annotated[NotificationsApplication, Depends(application)]
-
-
-def derived_id(request: Request, principal: Principal, kind: str) -> UUID:
-    """New ids from the Idempotency-Key make a retried create find its first result."""
-    key = idempotency_key(request)
-    return uuid5(NAMESPACE_URL, f"/{kind}/{principal.key}/{key}") if key else uuid4()
-
-
-async def run(func: Any, *args: Any, **kwargs: Any) -> Any:
-    try:
-        return await asyncio.to_thread(func, *args, **kwargs)
-    except MessageRefused as refused:
-        raise unprocessable(refused.kind, str(refused)) from None
 
 
 # --- holder: notifications and preferences ----------------------------------------
@@ -66,9 +53,8 @@ class NotificationPublic(BaseModel):
 
 @router.get("/me/notifications", response_model=list[NotificationPublic], tags=["holder"])
 async def my_notifications(request: Request, principal: Holder) -> list[NotificationPublic]:
-    rows = await read_models.for_account(request.app.state.pool, principal.account_id)
-    return [NotificationPublic(**{**dict(row), "payload": json.loads(row["payload"])})
-            for row in rows]
+    rows = await queries.for_account(request.app.state.pool, principal.account_id)
+    return [NotificationPublic(**row) for row in rows]
 
 
 class ReadState(BaseModel):
@@ -78,13 +64,10 @@ class ReadState(BaseModel):
 
 @router.post("/me/notifications/{source_id}/read", response_model=ReadState, tags=["holder"])
 async def read_notification(source_id: UUID, request: Request, principal: Holder) -> ReadState:
-    async with request.app.state.pool.acquire() as conn:
-        read_at = await conn.fetchval(
-            "UPDATE notification SET read_at = coalesce(read_at, now()) "
-            "WHERE account_id = $1 AND source_id = $2 RETURNING read_at",
-            principal.account_id, source_id)
+    read_at = await queries.mark_notification_read(request.app.state.pool,
+                                                   principal.account_id, source_id)
     if read_at is None:
-        raise not_found("Notification", f"You have no notification {source_id}.")
+        raise NotFound("Notification", f"You have no notification {source_id}.")
     return ReadState(id=source_id, read_at=read_at)
 
 
@@ -95,22 +78,16 @@ class Preferences(BaseModel):
 
 @router.get("/me/preferences", response_model=Preferences, tags=["holder"])
 async def my_preferences(request: Request, principal: Holder) -> Preferences:
-    async with request.app.state.pool.acquire() as conn:
-        delivery = await conn.fetchval(
-            "SELECT delivery FROM delivery_preference WHERE account_id = $1",
-            principal.account_id)
-    return Preferences(delivery=delivery or "immediate")
+    return Preferences(delivery=await queries.delivery_preference(request.app.state.pool,
+                                                                  principal.account_id))
 
 
 @router.put("/me/preferences", response_model=Preferences, tags=["holder"])
 async def set_preferences(body: Preferences, request: Request, principal: Holder
                           ) -> Preferences:
     """Applies to notifications made from now on; ones already made keep theirs."""
-    async with request.app.state.pool.acquire() as conn:
-        await conn.execute(
-            "INSERT INTO delivery_preference (account_id, delivery) VALUES ($1, $2) "
-            "ON CONFLICT (account_id) DO UPDATE SET delivery = excluded.delivery, "
-            "updated_at = now()", principal.account_id, body.delivery)
+    await queries.set_delivery_preference(request.app.state.pool, principal.account_id,
+                                          body.delivery)
     return body
 
 
@@ -163,31 +140,37 @@ def staff_party(principal: Principal) -> Party:
     return Party("organisation", organisation_id=principal.organisation_id, user_id=user)
 
 
-async def holder_wrote_to(conn: asyncpg.Connection, organisation_id: UUID, card_number: str
-                          ) -> bool:
-    """The holder (by card or by account) has written to this organisation."""
-    return bool(await conn.fetchval(
-        """
-        SELECT 1 FROM message_view m
-        WHERE m.recipient->>'organisation_id' = $1 AND m.sender->>'kind' = 'holder'
-          AND (m.sender->>'card_number' = $2 OR (m.sender->>'account_id')::uuid IN
-               (SELECT account_id FROM account_view WHERE card_number = $2))
-        LIMIT 1
-        """, str(organisation_id), card_number))
-
-
-async def organisation_knows_holder(conn: asyncpg.Connection, principal: Principal,
+async def organisation_knows_holder(pool: queries.Db, principal: Principal,
                                     card_number: str) -> bool:
-    if principal.role == "distributor" and await conn.fetchval(
-            "SELECT 1 FROM card_view WHERE card_number = $1 AND issuer_organisation_id = $2",
-            card_number, principal.organisation_id):
+    organisation_id = principal.organisation_id
+    if principal.role == "distributor" and await queries.distributor_issued(
+            pool, organisation_id, card_number):
         return True
-    if principal.role == "venue" and await conn.fetchval(
-            "SELECT 1 FROM ticket_view t JOIN venue_view v USING (venue_id) "
-            "WHERE t.card_number = $1 AND v.organisation_id = $2 LIMIT 1",
-            card_number, principal.organisation_id):
+    if principal.role == "venue" and await queries.venue_sold_to(
+            pool, organisation_id, card_number):
         return True
-    return await holder_wrote_to(conn, principal.organisation_id, card_number)
+    return await queries.holder_wrote_to(pool, organisation_id, card_number)
+
+
+async def holder_recipient(pool: queries.Db, principal: Principal, to: Recipient) -> Party:
+    """A holder, by card number or account id, that this organisation may write to."""
+    if principal.role not in ("venue", "distributor"):
+        raise Forbidden("Venues and distributors write to holders; Kaikukeskus reaches "
+                        "holders with a bulletin.", rule="wrong-role")
+    card_number = to.card_number
+    if to.account_id is not None:
+        card_number = await queries.card_of(pool, to.account_id)
+        if card_number is None:
+            raise NotFound("Holder", f"No OmaKaiku account {to.account_id}.")
+    elif not await queries.card_known(pool, card_number):
+        raise NotFound("Card", f"No card {card_number} is known.")
+    if not await organisation_knows_holder(pool, principal, card_number):
+        raise Forbidden(
+            f"Your organisation has no link to card {card_number}: a venue writes to "
+            "holders of its tickets, a distributor to holders of cards it issued, anyone "
+            "to a holder who wrote to them first.", rule="no-link-to-holder")
+    return Party("holder", account_id=to.account_id,
+                 card_number=None if to.account_id else card_number)
 
 
 @router.post("/messages", status_code=201, response_model=MessageCreated, tags=["messages"])
@@ -200,41 +183,19 @@ async def send_message(body: MessageCreate, request: Request, app: App, principa
     organisation the holder wrote to first. This service never learns who the
     holder is; omakaiku tells them by e-mail.
     """
-    to = body.to
-    async with request.app.state.pool.acquire() as conn:
-        if to.organisation_id is not None:
-            if not await conn.fetchval("SELECT 1 FROM organisation_view "
-                                       "WHERE organisation_id = $1", to.organisation_id):
-                raise not_found("Organisation", f"No organisation {to.organisation_id} is "
-                                "registered (a new one may take a moment to appear).")
-            recipient = Party("organisation", organisation_id=to.organisation_id)
-        elif to.user_id is not None:
-            recipient = Party("user", user_id=to.user_id)
-        else:
-            if principal.role not in ("venue", "distributor"):
-                raise Problem(403, "Forbidden", "Venues and distributors write to holders; "
-                              "Kaikukeskus reaches holders with a bulletin.",
-                              kind="wrong-role")
-            card_number = to.card_number
-            if to.account_id is not None:
-                card_number = await read_models.card_of(conn, to.account_id)
-                if card_number is None:
-                    raise not_found("Holder", f"No OmaKaiku account {to.account_id}.")
-            elif not await conn.fetchval("SELECT 1 FROM card_view WHERE card_number = $1",
-                                         card_number):
-                raise not_found("Card", f"No card {card_number} is known.")
-            if not await organisation_knows_holder(conn, principal, card_number):
-                raise Problem(
-                    403, "Forbidden",
-                    f"Your organisation has no link to card {card_number}: a venue writes "
-                    "to holders of its tickets, a distributor to holders of cards it "
-                    "issued, anyone to a holder who wrote to them first.",
-                    kind="no-link-to-holder")
-            recipient = Party("holder", account_id=to.account_id,
-                              card_number=None if to.account_id else card_number)
-    message = await run(app.send_message, derived_id(request, principal, "messages"),
-                        staff_party(principal), recipient, body.subject, body.body,
-                        body.in_reply_to)
+    to, pool = body.to, request.app.state.pool
+    if to.organisation_id is not None:
+        if not await queries.organisation_registered(pool, to.organisation_id):
+            raise NotFound("Organisation", f"No organisation {to.organisation_id} is "
+                           "registered (a new one may take a moment to appear).")
+        recipient = Party("organisation", organisation_id=to.organisation_id)
+    elif to.user_id is not None:
+        recipient = Party("user", user_id=to.user_id)
+    else:
+        recipient = await holder_recipient(pool, principal, to)
+    message = await run_use_case(
+        app.send_message, derived_id(request, principal, "messages"), staff_party(principal),
+        recipient, body.subject, body.body, body.in_reply_to)
     return MessageCreated(message_id=message.id)
 
 
@@ -243,30 +204,21 @@ async def holder_sends_message(body: HolderMessageCreate, request: Request, app:
                                principal: Holder) -> MessageCreated:
     """A holder writes to a venue organisation they hold a ticket with, the
     distributor that issued their card, or an organisation that wrote to them."""
-    organisation_id = body.to.organisation_id
-    async with request.app.state.pool.acquire() as conn:
-        card_number = await read_models.card_of(conn, principal.account_id)
-        if card_number is None:
-            raise Problem(409, "Refused by a rule", "Your account is still being set up; "
-                          "try again in a moment.", kind="account-not-ready")
-        linked = await conn.fetchval(
-            """
-            SELECT 1 WHERE EXISTS (SELECT 1 FROM card_view WHERE card_number = $1
-                                   AND issuer_organisation_id = $2)
-               OR EXISTS (SELECT 1 FROM ticket_view t JOIN venue_view v USING (venue_id)
-                          WHERE t.card_number = $1 AND v.organisation_id = $2)
-               OR EXISTS (SELECT 1 FROM inbox_item WHERE owner = ANY($3::text[])
-                          AND sender->>'organisation_id' = $4)
-            """, card_number, organisation_id,
-            read_models.holder_owners(principal.account_id, card_number), str(organisation_id))
-    if not linked:
-        raise Problem(403, "Forbidden", "You can write to venues where you have a ticket, "
-                      "to the distributor of your card, or to whoever wrote to you.",
-                      kind="no-link-to-organisation")
-    message = await run(app.send_message, derived_id(request, principal, "messages"),
-                        Party("holder", account_id=principal.account_id),
-                        Party("organisation", organisation_id=organisation_id),
-                        body.subject, body.body, body.in_reply_to)
+    organisation_id, pool = body.to.organisation_id, request.app.state.pool
+    card_number = await queries.card_of(pool, principal.account_id)
+    if card_number is None:
+        raise RuleViolation("account-not-ready", "Your account is still being set up; "
+                            "try again in a moment.")
+    if not await queries.holder_linked_to(pool, principal.account_id, card_number,
+                                          organisation_id):
+        raise Forbidden("You can write to venues where you have a ticket, to the "
+                        "distributor of your card, or to whoever wrote to you.",
+                        rule="no-link-to-organisation")
+    message = await run_use_case(
+        app.send_message, derived_id(request, principal, "messages"),
+        Party("holder", account_id=principal.account_id),
+        Party("organisation", organisation_id=organisation_id),
+        body.subject, body.body, body.in_reply_to)
     return MessageCreated(message_id=message.id)
 
 
@@ -283,10 +235,7 @@ class InboxItem(BaseModel):
 
 
 def staff_owners(principal: Principal) -> list[str]:
-    owners = [f"user:{principal.subject}"]
-    if principal.organisation_id is not None:
-        owners.append(f"organisation:{principal.organisation_id}")
-    return owners
+    return queries.staff_owners(principal.subject, principal.organisation_id)
 
 
 @router.get("/inbox", response_model=list[InboxItem], tags=["messages"])
@@ -294,38 +243,37 @@ async def staff_inbox(request: Request, principal: Staff, unread: bool = False
                       ) -> list[dict[str, Any]]:
     """Messages to the caller's organisation and to the caller, bulletins, and
     holders' ticket-cancellation requests (for venues)."""
-    return await read_models.inbox(request.app.state.pool, staff_owners(principal), unread)
+    return await queries.inbox(request.app.state.pool, staff_owners(principal), unread)
 
 
 @router.post("/inbox/{item_id}/read", response_model=ReadState, tags=["messages"])
 async def read_inbox_item(item_id: UUID, request: Request, principal: Staff) -> ReadState:
-    read_at = await read_models.mark_read(request.app.state.pool, staff_owners(principal),
-                                          item_id)
+    read_at = await queries.mark_read(request.app.state.pool, staff_owners(principal),
+                                      item_id)
     if read_at is None:
-        raise not_found("Message", f"Your inbox has no item {item_id}.")
+        raise NotFound("Message", f"Your inbox has no item {item_id}.")
     return ReadState(id=item_id, read_at=read_at)
 
 
 async def holder_owners(request: Request, principal: Principal) -> list[str]:
-    async with request.app.state.pool.acquire() as conn:
-        card_number = await read_models.card_of(conn, principal.account_id)
-    return read_models.holder_owners(principal.account_id, card_number)
+    card_number = await queries.card_of(request.app.state.pool, principal.account_id)
+    return queries.holder_owners(principal.account_id, card_number)
 
 
 @router.get("/me/messages", response_model=list[InboxItem], tags=["holder"])
 async def holder_inbox(request: Request, principal: Holder, unread: bool = False
                        ) -> list[dict[str, Any]]:
-    return await read_models.inbox(request.app.state.pool,
-                                   await holder_owners(request, principal), unread)
+    return await queries.inbox(request.app.state.pool,
+                               await holder_owners(request, principal), unread)
 
 
 @router.post("/me/messages/{item_id}/read", response_model=ReadState, tags=["holder"])
 async def holder_reads_message(item_id: UUID, request: Request, principal: Holder
                                ) -> ReadState:
-    read_at = await read_models.mark_read(request.app.state.pool,
-                                          await holder_owners(request, principal), item_id)
+    read_at = await queries.mark_read(request.app.state.pool,
+                                      await holder_owners(request, principal), item_id)
     if read_at is None:
-        raise not_found("Message", f"You have no message {item_id}.")
+        raise NotFound("Message", f"You have no message {item_id}.")
     return ReadState(id=item_id, read_at=read_at)
 
 
@@ -346,9 +294,11 @@ async def publish_bulletin(body: BulletinCreate, request: Request, app: App, pri
                            ) -> BulletinCreated:
     """Reaches every organisation's inbox and every holder with an OmaKaiku account."""
     if not body.title.strip() or not body.body.strip():
-        raise unprocessable("bulletin-empty", "A bulletin needs a title and a body.")
-    bulletin = await run(app.publish_bulletin, derived_id(request, principal, "bulletins"),
-                         body.title.strip(), body.body.strip(), principal.organisation_id)
+        raise RuleViolation("bulletin-empty", "A bulletin needs a title and a body.",
+                            status=422)
+    bulletin = await run_use_case(
+        app.publish_bulletin, derived_id(request, principal, "bulletins"),
+        body.title.strip(), body.body.strip(), principal.organisation_id)
     return BulletinCreated(bulletin_id=bulletin.id)
 
 
@@ -374,9 +324,4 @@ async def handovers(request: Request, principal: Centre,
                     state: Literal["claimed", "issued", "failed"] | None = None
                     ) -> list[dict[str, Any]]:
     """The hand-over log to omakaiku: attempts, errors, parked failures."""
-    async with request.app.state.pool.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT handover_id, kind, source_kind, source_id, recipients, state, attempts, "
-            "last_error, next_attempt_at, created_at, issued_at FROM handover "
-            "WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT 500", state)
-    return [dict(r) for r in rows]
+    return await queries.handovers(request.app.state.pool, state)

@@ -25,7 +25,8 @@ from eventsourcing.persistence import StoredEvent
 from kaiku_shared.eventstore import MetaMapper, events_table
 
 from ..domain.model import Bulletin, Message
-from .read_models import notify_accounts
+from .projections import notify_accounts
+from .queries import accounts_of_card
 
 log = logging.getLogger("notifications.projection")
 
@@ -58,10 +59,8 @@ async def apply_message(conn: asyncpg.Connection, event: Message.Sent) -> None:
     if recipient["kind"] == "holder":
         # The in-app notification and the e-mail hand-over name no content: the
         # holder reads the message in OmaKaiku (GET /me/messages).
-        accounts = [recipient["account_id"]] if recipient.get("account_id") else [
-            r["account_id"] for r in await conn.fetch(
-                "SELECT account_id FROM account_view WHERE card_number = $1",
-                recipient["card_number"])]
+        accounts = ([recipient["account_id"]] if recipient.get("account_id")
+                    else await accounts_of_card(conn, recipient["card_number"]))
         if accounts:
             await notify_accounts(conn, accounts, event.originator_id, "message",
                                   event.subject, {"message_id": str(event.originator_id)})
