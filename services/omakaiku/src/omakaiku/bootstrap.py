@@ -41,12 +41,12 @@ log = logging.getLogger("omakaiku.bootstrap")
 def build_application(settings: KaikuSettings,
                       omakaiku: OmaKaikuSettings | None = None) -> OmaKaikuApplication:
     """The application; with ``omakaiku`` settings also its vault (api, worker)."""
-    app = construct_application(lambda: OmaKaikuApplication(application_env(settings, SERVICE)))
+    vault = None
     if omakaiku is not None:
-        app.vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
-                          omakaiku.key_bytes("master"),
-                          omakaiku.key_bytes("lookup"))
-    return app
+        vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
+                      omakaiku.key_bytes("master"), omakaiku.key_bytes("lookup"))
+    return construct_application(
+        lambda: OmaKaikuApplication(application_env(settings, SERVICE), vault=vault))
 
 
 def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None) -> FastAPI:

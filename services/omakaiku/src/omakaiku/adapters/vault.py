@@ -26,6 +26,8 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..application.ports import KeyErased
+
 SEAL_PREFIX = "v1:"
 
 
@@ -36,16 +38,13 @@ class KeyStore(Protocol):
     def find(self, email_lookup: bytes) -> list[UUID]: ...
 
 
-class KeyErased(Exception):
-    """The holder's key is gone: the data it sealed can never be read again."""
-
-
 def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 class Vault:
-    """Seal and open a holder's personal fields; shred them by deleting the key."""
+    """Seal and open a holder's personal fields; shred them by deleting the key.
+    The application's ``PersonalDataVault``."""
 
     def __init__(self, store: KeyStore, master_key: bytes, lookup_key: bytes) -> None:
         self.store = store
