@@ -62,7 +62,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     """
     from cards.adapters import statistics
     from notifications.adapters import read_models as notifications_read_models
-    from omakaiku.adapters import read_models as omakaiku_read_models
+    from omakaiku.adapters import projections as omakaiku_projections
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
     from venues.adapters import read_models as venues_read_models
@@ -70,7 +70,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     built = {
         "cards": statistics.consumers(),
         "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
-        "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
+        "omakaiku": [*omakaiku_projections.consumers(None), delivery_consumer(None)],
         "notifications": notifications_read_models.consumers(),
     }
     return {service: [(c.name, c.source) for c in consumers]

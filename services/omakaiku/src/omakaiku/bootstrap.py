@@ -24,17 +24,17 @@ from kaiku_shared.service import (
     run_worker,
 )
 
-from .adapters import read_models
-from .adapters.delivery import DELIVERY_CONSUMER, DELIVERY_SCHEMA, Deliverer, delivery_consumer
+from .adapters import projections
+from .adapters.delivery import DELIVERY_CONSUMER, Deliverer, delivery_consumer
 from .adapters.mail import Mailer
 from .adapters.mobile_card import CardSigner
 from .adapters.signin import SignIn, expires_in_minutes
-from .adapters.signin_queue import SIGNIN_QUEUE_SCHEMA, CodeRequests, CodeSender, Limit
+from .adapters.schema import SCHEMA
+from .adapters.signin_queue import CodeRequests, CodeSender, Limit
 from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 
-SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA + SIGNIN_QUEUE_SCHEMA
 log = logging.getLogger("omakaiku.bootstrap")
 
 
@@ -74,9 +74,9 @@ def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None)
         service=SERVICE, settings=settings, title="OmaKaiku — the holder's own service",
         description="The only service that knows who a holder is.",
         schema=SCHEMA, setup=setup, routers=[router],
-        readiness_consumers=(("cards", read_models.CARD_CONSUMER),
-                             ("venues", read_models.HISTORY_CONSUMER),
-                             ("venues", read_models.OFFERING_CONSUMER),
+        readiness_consumers=(("cards", projections.CARD_CONSUMER),
+                             ("venues", projections.HISTORY_CONSUMER),
+                             ("venues", projections.OFFERING_CONSUMER),
                              ("notifications", DELIVERY_CONSUMER)),
         signer=TokenSigner.for_holders,
     )
@@ -123,7 +123,7 @@ async def worker(settings: KaikuSettings) -> None:
     # The deliverer's own pool: a handler already holds one of the runtime pool's
     # connections, and taking a second from the same pool could exhaust it.
     delivery_pool = await create_pool(settings, SERVICE, size=4)
-    await apply_schema(delivery_pool, *SCHEMA)
+    await apply_schema(delivery_pool, SCHEMA)
     application = await asyncio.to_thread(build_application, settings, omakaiku)
 
     async def move_card(old: str, new: str) -> None:
@@ -132,7 +132,7 @@ async def worker(settings: KaikuSettings) -> None:
     def consumers(runtime: Runtime) -> list:
         deliverer = Deliverer(delivery_pool, Mailer(omakaiku),
                               omakaiku.public_url.rstrip("/"), application.get_profile)
-        return [*read_models.consumers(move_card), delivery_consumer(deliverer)]
+        return [*projections.consumers(move_card), delivery_consumer(deliverer)]
 
     # Sign-in codes are sent here, never in the request that asked for them.
     signin_pool = await create_pool(settings, SERVICE, size=4)
@@ -167,7 +167,7 @@ def smtp_sink(argv: list[str]) -> None:
 async def audit(settings: KaikuSettings) -> int:
     # The handlers' collaborators are not called by an audit: only names and types.
     return await run_audit(settings, SERVICE, lambda: build_application(settings),
-                           translate_events, [*read_models.consumers(None),
+                           translate_events, [*projections.consumers(None),
                                               delivery_consumer(None)])
 
 

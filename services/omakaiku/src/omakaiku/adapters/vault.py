@@ -122,24 +122,13 @@ class MemoryKeyStore:
         return [a for a, (_, lookup) in self.rows.items() if lookup == email_lookup]
 
 
-KEY_TABLE = """
-    CREATE TABLE IF NOT EXISTS holder_keys (
-        account_id    uuid PRIMARY KEY,
-        wrapped_key   bytea NOT NULL,
-        email_lookup  bytea NOT NULL,
-        created_at    timestamptz NOT NULL DEFAULT now()
-    )
-"""
-KEY_INDEX = "CREATE INDEX IF NOT EXISTS holder_keys_email ON holder_keys (email_lookup)"
-
-
 class PostgresKeyStore:
     """The key table in omakaiku's database, used from the (synchronous) use cases."""
 
     def __init__(self, conninfo: str) -> None:
         from psycopg_pool import ConnectionPool
 
-        # The table itself is created with the read models (one schema lock).
+        # The table itself is made by the service's migrations (adapters/schema.py).
         self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True,
                                    kwargs={"autocommit": True})
 
