@@ -7,12 +7,14 @@ for each durable consumer, which contract goes to which handler, and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import asyncpg
 
 from kaiku_shared.consumer import Consumer, Handler
+from kaiku_shared.kernel.text import fold
 from kaiku_shared.contracts import (
     CardChangedV1,
     CardClosedV1,
@@ -20,6 +22,7 @@ from kaiku_shared.contracts import (
     CardRenewedV1,
     CardReplacedV1,
     IntegrationEvent,
+    NetworkChangedV1,
     OfferingCancelledV1,
     OfferingChangedV1,
     OfferingPublishedV1,
@@ -28,11 +31,10 @@ from kaiku_shared.contracts import (
     TicketRegisteredV1,
 )
 
-from . import network
-
 CARD_CONSUMER = "omakaiku-cards"
 HISTORY_CONSUMER = "omakaiku-history"
 OFFERING_CONSUMER = "omakaiku-offering"
+NETWORK_CONSUMER = "omakaiku-network"
 
 # The worker's use case that moves an account to a replacement card.
 MoveCard = Callable[[str, str], Awaitable[Any]]
@@ -155,11 +157,17 @@ async def on_offering_changed_in_history(event: OfferingChangedV1,
 
 
 async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connection) -> None:
+    """The municipality by its code, placed in its region; one the network does
+    not know (yet) is kept folded, without a region, until ``on_network_changed``."""
     await conn.execute(
         """
+        WITH place AS (SELECT code, region FROM network_municipalities
+                       WHERE $10 = ANY(folded_names)
+                       ORDER BY folded_names[1] = $10 DESC, code LIMIT 1)
         INSERT INTO offering_view (offering_id, venue_id, venue_name, title, kind, genres,
             subgenres, starts_at, municipality, region, version)
-        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                COALESCE((SELECT code FROM place), $10), (SELECT region FROM place), $9)
         ON CONFLICT (offering_id) DO UPDATE SET venue_name = excluded.venue_name,
             title = excluded.title, kind = excluded.kind, genres = excluded.genres,
             subgenres = excluded.subgenres, starts_at = excluded.starts_at,
@@ -169,8 +177,7 @@ async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connec
         """,
         event.offering_id, event.venue_id, event.venue_name, event.title, event.kind,
         list(event.genres), list(event.subgenres), event.starts_at,
-        network.municipality_code(event.municipality), network.region_of(event.municipality),
-        event.aggregate_version,
+        event.aggregate_version, fold(event.municipality),
     )
 
 
@@ -183,6 +190,37 @@ async def on_offering_changed(event: OfferingChangedV1, conn: asyncpg.Connection
 
 async def on_offering_cancelled(event: OfferingCancelledV1, conn: asyncpg.Connection) -> None:
     await conn.execute("DELETE FROM offering_view WHERE offering_id = $1", event.offering_id)
+
+
+# --- cards: the network's regions and municipalities ---------------------------------
+
+
+async def on_network_changed(event: NetworkChangedV1, conn: asyncpg.Connection) -> None:
+    """Upsert what the event gives (an older change arriving late changes nothing),
+    then place the offerings already here in their municipality's region."""
+    await conn.executemany(
+        "INSERT INTO network_regions (code, name, country, changed_at) "
+        "VALUES ($1, $2::jsonb, $3, $4) ON CONFLICT (code) DO UPDATE SET "
+        "name = excluded.name, country = excluded.country, changed_at = excluded.changed_at "
+        "WHERE network_regions.changed_at <= excluded.changed_at",
+        [(region.code, json.dumps(region.name), region.country, event.occurred_at)
+         for region in event.regions])
+    await conn.executemany(
+        "INSERT INTO network_municipalities (code, name, region, status, country, "
+        "folded_names, changed_at) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name, region = excluded.region, "
+        "status = excluded.status, country = excluded.country, "
+        "folded_names = excluded.folded_names, changed_at = excluded.changed_at "
+        "WHERE network_municipalities.changed_at <= excluded.changed_at",
+        [(m.code, json.dumps(m.name), m.region, m.status, m.country,
+          [fold(m.code), *(fold(name) for name in m.name.values())], event.occurred_at)
+         for m in event.municipalities])
+    await conn.execute(
+        "UPDATE offering_view o SET municipality = m.code, region = m.region "
+        "FROM network_municipalities m WHERE m.code = ANY($1::text[]) "
+        "AND o.municipality = ANY(m.folded_names) "
+        "AND (o.municipality, o.region) IS DISTINCT FROM (m.code, m.region)",
+        [m.code for m in event.municipalities])
 
 
 # --- the table ------------------------------------------------------------------------
@@ -208,6 +246,9 @@ PROJECTIONS: dict[str, tuple[str, Projection]] = {
         OfferingPublishedV1: on_offering_published,
         OfferingChangedV1: on_offering_changed,
         OfferingCancelledV1: on_offering_cancelled,
+    }),
+    NETWORK_CONSUMER: ("cards", {
+        NetworkChangedV1: on_network_changed,
     }),
 }
 

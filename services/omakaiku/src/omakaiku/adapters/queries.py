@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from . import network
+from kaiku_shared.kernel.text import fold
 
 
 async def card(pool: asyncpg.Pool, card_number: str) -> asyncpg.Record | None:
@@ -53,7 +53,10 @@ async def offerings(pool: asyncpg.Pool, *, genre: str | None = None,
     if subgenre:
         add("? = ANY(subgenres)", subgenre)
     if municipality:
-        add("municipality = ?", network.municipality_code(municipality))
+        # By its code or any of its names; one the network does not know, folded.
+        add("municipality = COALESCE((SELECT code FROM network_municipalities "
+            "WHERE ? = ANY(folded_names) ORDER BY folded_names[1] = ? DESC, code LIMIT 1), ?)",
+            fold(municipality))
     if region:
         add("region = ?", region)
     if date_from:
@@ -68,6 +71,14 @@ async def offerings(pool: asyncpg.Pool, *, genre: str | None = None,
              f"ORDER BY starts_at, title LIMIT ${len(args) - 1} OFFSET ${len(args)}")
     async with pool.acquire() as conn:
         return await conn.fetch(query, *args)
+
+
+async def region_codes(pool: asyncpg.Pool) -> list[str]:
+    """The network's regions as cards last published them; empty until the
+    first NetworkChanged has arrived."""
+    async with pool.acquire() as conn:
+        return [row["code"] for row in await conn.fetch(
+            "SELECT code FROM network_regions ORDER BY code")]
 
 
 async def drop_account_data(pool: asyncpg.Pool, account_id: UUID,

@@ -148,4 +148,31 @@ _MAIL = (
 BASELINE = Migration(1, "baseline",
                      (*_CARDS, *_HISTORY_AND_OFFERING, *_KEYS, *_SIGNIN, *_MAIL))
 
-SCHEMA = Schema("omakaiku", (BASELINE,))
+# The network's regions and municipalities, as cards publishes them
+# (NetworkChangedV1); before this the service read a copy of cards' file.
+# ``folded_names``: the code and every name, folded, the code first.
+NETWORK = Migration(2, "the network's reference data from cards", (
+    """
+    CREATE TABLE network_regions (
+        code        text PRIMARY KEY,
+        name        jsonb NOT NULL,            -- by language: fi, sv, en
+        country     text NOT NULL,
+        changed_at  timestamptz NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE network_municipalities (
+        code          text PRIMARY KEY,
+        name          jsonb NOT NULL,
+        region        text NOT NULL,
+        status        text NOT NULL,
+        country       text NOT NULL,
+        folded_names  text[] NOT NULL,
+        changed_at    timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX network_municipalities_names ON network_municipalities "
+    "USING gin (folded_names)",
+))
+
+SCHEMA = Schema("omakaiku", (BASELINE, NETWORK))

@@ -20,7 +20,7 @@ from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, confl
     not_found, require_role, unprocessable
 from kaiku_shared.usecases import derived_id, run_use_case, wait_for
 
-from ..adapters import network, queries
+from ..adapters import queries
 from ..adapters.mail import Mailer, record_mail, render
 from ..adapters.mobile_card import CardSigner, qr_svg
 from ..adapters.signin import CodeRejected, RateLimited, SignIn
@@ -516,9 +516,8 @@ async def browse_offerings(
                                         for g in ([genre] if genre else taxonomy.GENRE_CODES)):
         raise unprocessable("unknown-subgenre", f"Unknown subgenre {subgenre!r}"
                             + (f" for genre {genre!r}." if genre else "."), "subgenre")
-    if region is not None and not network.is_region(region):
-        raise unprocessable("unknown-region", f"Unknown region {region!r}; valid codes: "
-                            f"{', '.join(network.region_codes())}.", "region")
+    if region is not None:
+        await _known_region(request, region)
     if from_ and to and to < from_:
         raise unprocessable("date-range", "'to' is before 'from'.", "to")
     account = await run_use_case(app.get_account, principal.account_id)
@@ -549,6 +548,18 @@ def _entry(row, account) -> HistoryEntry:
         cancellation_refused=row["cancellation_refused"] if row["status"] == "registered"
         else None,
     )
+
+
+async def _known_region(request: Request, region: str) -> None:
+    known = await queries.region_codes(request.app.state.pool)
+    if region in known:
+        return
+    if not known:
+        raise unprocessable("unknown-region",
+                            f"Region {region!r} is not known yet: the network's regions have "
+                            "not reached OmaKaiku from Kaikukanta. Try again shortly.", "region")
+    raise unprocessable("unknown-region", f"Unknown region {region!r}; valid codes: "
+                        f"{', '.join(known)}.", "region")
 
 
 async def _known_card(request: Request, card_number: str):
