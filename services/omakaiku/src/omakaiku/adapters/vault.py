@@ -129,11 +129,23 @@ class PostgresKeyStore:
         from psycopg_pool import ConnectionPool
 
         # The table itself is made by the service's migrations (adapters/schema.py).
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True,
+        # Opened at the first use: a process that never opens personal data (the
+        # relay) holds no connection for it.
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=False,
                                    kwargs={"autocommit": True})
+        self._opened = False
+        self._opening = threading.Lock()
+
+    def _connection(self) -> Any:
+        if not self._opened:
+            with self._opening:
+                if not self._opened:
+                    self.pool.open()
+                    self._opened = True
+        return self.pool.connection()
 
     def put(self, account_id: UUID, wrapped_key: bytes, email_lookup: bytes) -> bytes:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO holder_keys (account_id, wrapped_key, email_lookup) "
                 "VALUES (%s, %s, %s) ON CONFLICT (account_id) DO NOTHING",
@@ -143,17 +155,17 @@ class PostgresKeyStore:
         return bytes(row[0])
 
     def get(self, account_id: UUID) -> bytes | None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT wrapped_key FROM holder_keys WHERE account_id = %s",
                                (account_id,)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete(self, account_id: UUID) -> None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("DELETE FROM holder_keys WHERE account_id = %s", (account_id,))
 
     def find(self, email_lookup: bytes) -> list[UUID]:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT account_id FROM holder_keys WHERE email_lookup = %s "
                 "ORDER BY created_at DESC", (email_lookup,)).fetchall()
