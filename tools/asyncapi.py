@@ -37,11 +37,6 @@ def bootstrap_consumers(service: str) -> list[Consumer]:
         from cards.adapters import statistics
 
         return statistics.consumers()
-    if service == "omakaiku":
-        from omakaiku.adapters import read_models
-        from omakaiku.adapters.delivery import delivery_consumer
-
-        return [*read_models.consumers(None), delivery_consumer(None)]
     raise LookupError(f"no consumers known for {service}")
 
 

@@ -198,14 +198,14 @@ def test_handled_types_lists_versions() -> None:
 def _service_consumers() -> list[Consumer]:
     from cards.adapters import statistics
     from notifications.adapters import projections as notifications_projections
-    from omakaiku.adapters import read_models as omakaiku_read_models
+    from omakaiku.adapters import projections as omakaiku_projections
     from venues.adapters import holder_requests
     from venues.adapters import projections as venues_read_models
 
     return [
         *statistics.consumers(),
         *venues_read_models.consumers(),
-        *omakaiku_read_models.consumers(),
+        *omakaiku_projections.consumers(),
         *notifications_projections.consumers(),
         # The handler closes over the application; decoding never calls it.
         *holder_requests.consumers(application=None),  # type: ignore[arg-type]

@@ -63,7 +63,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     from cards.adapters import statistics
     from kaiku_shared import revocation
     from notifications.adapters import projections as notifications_projections
-    from omakaiku.adapters import read_models as omakaiku_read_models
+    from omakaiku.adapters import projections as omakaiku_projections
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
     from venues.adapters import projections as venues_read_models
@@ -71,7 +71,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     built = {
         "cards": statistics.consumers(),
         "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
-        "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
+        "omakaiku": [*omakaiku_projections.consumers(None), delivery_consumer(None)],
         "notifications": notifications_projections.consumers(),
     }
     # Every worker also runs its revocation durables (kaiku_shared.service.run_worker).

@@ -1,4 +1,4 @@
-"""Composition root: builds the omakaiku processes from settings."""
+"""Composition root: omakaiku's parts, wired by ``kaiku_shared.service_main``."""
 
 from __future__ import annotations
 
@@ -6,85 +6,73 @@ import asyncio
 import contextlib
 import logging
 import sys
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime
+from typing import Any
 
 import asyncpg
 from fastapi import FastAPI
 
 from kaiku_shared.auth import TokenSigner
-from kaiku_shared.production import secret_problem, signing_keys_problem
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
+from kaiku_shared.consumer import Consumer
+from kaiku_shared.db import apply_schema, create_pool
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import (
-    Runtime,
-    create_api,
-    main_for,
-    run_audit,
-    run_relay,
-    run_worker,
-)
+from kaiku_shared.production import secret_problem, signing_keys_problem
+from kaiku_shared.service import Runtime
+from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import read_models
-from .adapters.delivery import DELIVERY_CONSUMER, DELIVERY_SCHEMA, Deliverer, delivery_consumer
+from .adapters import projections
+from .adapters.delivery import Deliverer, delivery_consumer
 from .adapters.mail import Mailer
 from .adapters.mobile_card import CardSigner
+from .adapters.schema import SCHEMA
 from .adapters.signin import SignIn, expires_in_minutes
-from .adapters.signin_queue import SIGNIN_QUEUE_SCHEMA, CodeRequests, CodeSender, Limit
+from .adapters.signin_queue import CodeRequests, CodeSender, Limit
+from .adapters.translate import translate
 from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
+from .entrypoints.api import router
 
-SCHEMA = read_models.SCHEMA + DELIVERY_SCHEMA + SIGNIN_QUEUE_SCHEMA
 log = logging.getLogger("omakaiku.bootstrap")
 
 
 def build_application(settings: KaikuSettings,
                       omakaiku: OmaKaikuSettings | None = None) -> OmaKaikuApplication:
     """The application; with ``omakaiku`` settings also its vault (api, worker)."""
-    app = construct_application(lambda: OmaKaikuApplication(application_env(settings, SERVICE)))
+    vault = None
     if omakaiku is not None:
-        app.vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
-                          omakaiku.key_bytes("master"),
-                          omakaiku.key_bytes("lookup"))
-    return app
+        vault = Vault(PostgresKeyStore(settings.service_database_url(SERVICE)),
+                      omakaiku.key_bytes("master"), omakaiku.key_bytes("lookup"))
+    return construct_application(
+        lambda: OmaKaikuApplication(application_env(settings, SERVICE), vault=vault))
 
 
-def build_api(settings: KaikuSettings, omakaiku: OmaKaikuSettings | None = None) -> FastAPI:
-    omakaiku = omakaiku or load_omakaiku_settings()
+def application_for(settings: KaikuSettings) -> OmaKaikuApplication:
+    """With the vault where its keys are configured (the api and worker need it;
+    the relay and an audit never open personal data)."""
+    omakaiku = load_omakaiku_settings()
+    return build_application(settings, omakaiku if omakaiku.vault_configured else None)
+
+
+async def setup_api(app: FastAPI, runtime: Runtime) -> None:
+    omakaiku = load_omakaiku_settings()
     # Fail at start, not at the first request, when keys are missing.
     omakaiku.key_bytes("master")
     signer = CardSigner(omakaiku.key_bytes("card-signing"))
-
-    async def setup(app: FastAPI, runtime: Runtime) -> None:
-        app.state.omakaiku = omakaiku
-        app.state.application = await asyncio.to_thread(build_application, settings, omakaiku)
-        # Before the first card is signed: venues learn the key from its event.
-        # Recorded once per kid, so a restart publishes nothing new.
-        if await asyncio.to_thread(app.state.application.publish_mobile_card_key,
-                                   **signer.published_key(), now=datetime.now(UTC)):
-            log.info("mobile-card key recorded for publishing", extra={"kid": signer.kid})
-        app.state.mailer = Mailer(omakaiku)
-        app.state.card_signer = signer
-        app.state.signin = build_signin(runtime.pool, settings, omakaiku)
-        app.state.code_requests = build_code_requests(runtime.pool, settings, omakaiku)
-
-    from .entrypoints.api import router
-
-    return create_api(
-        service=SERVICE, settings=settings, title="OmaKaiku — the holder's own service",
-        description="The only service that knows who a holder is.",
-        schema=SCHEMA, setup=setup, routers=[router],
-        readiness_consumers=(("cards", read_models.CARD_CONSUMER),
-                             ("venues", read_models.HISTORY_CONSUMER),
-                             ("venues", read_models.OFFERING_CONSUMER),
-                             ("notifications", DELIVERY_CONSUMER)),
-        signer=TokenSigner.for_holders,
-        consumers=[*read_models.consumers(None), delivery_consumer(None)],
-    )
+    app.state.omakaiku = omakaiku
+    # Before the first card is signed: venues learn the key from its event.
+    # Recorded once per kid, so a restart publishes nothing new.
+    if await asyncio.to_thread(app.state.application.publish_mobile_card_key,
+                               **signer.published_key(), now=datetime.now(UTC)):
+        log.info("mobile-card key recorded for publishing", extra={"kid": signer.kid})
+    app.state.mailer = Mailer(omakaiku)
+    app.state.card_signer = signer
+    app.state.signin = build_signin(runtime.pool, omakaiku)
+    app.state.code_requests = build_code_requests(runtime.pool, omakaiku)
 
 
-def build_signin(pool: asyncpg.Pool, settings: KaikuSettings,
-                 omakaiku: OmaKaikuSettings) -> SignIn:
+def build_signin(pool: asyncpg.Pool, omakaiku: OmaKaikuSettings) -> SignIn:
     return SignIn(pool, omakaiku.key_bytes("lookup"),
                   code_ttl=omakaiku.signin_code_ttl_seconds,
                   link_ttl=omakaiku.signin_link_ttl_seconds,
@@ -93,8 +81,7 @@ def build_signin(pool: asyncpg.Pool, settings: KaikuSettings,
                   code_max_tries=omakaiku.signin_code_max_tries)
 
 
-def build_code_requests(pool: asyncpg.Pool, settings: KaikuSettings,
-                        omakaiku: OmaKaikuSettings) -> CodeRequests:
+def build_code_requests(pool: asyncpg.Pool, omakaiku: OmaKaikuSettings) -> CodeRequests:
     window = omakaiku.signin_window_seconds
     return CodeRequests(
         pool, omakaiku.key_bytes("lookup"),
@@ -108,68 +95,99 @@ def build_code_requests(pool: asyncpg.Pool, settings: KaikuSettings,
         request_ttl=omakaiku.signin_request_ttl_seconds)
 
 
-def build_code_sender(pool: asyncpg.Pool, settings: KaikuSettings,
-                      omakaiku: OmaKaikuSettings,
-                      application: OmaKaikuApplication) -> CodeSender:
-    return CodeSender(pool, settings.service_database_url(SERVICE),
-                      build_signin(pool, settings, omakaiku), Mailer(omakaiku),
-                      application.signin_holder,
-                      code_minutes=expires_in_minutes(omakaiku.signin_code_ttl_seconds),
-                      poll_seconds=omakaiku.signin_sender_poll_seconds)
+class WorkerPool:
+    """A pool of the worker's own, opened at its first use. The deliverer needs
+    one: a handler already holds one of the consumers' connections, and taking
+    a second from the same pool could exhaust it. The worker's settings are
+    given (``open_with``) before its consumers receive anything."""
+
+    def __init__(self, size: int = 4) -> None:
+        self.size = size
+        self._settings: KaikuSettings | None = None
+        self._pool: asyncpg.Pool | None = None
+        self._opening = asyncio.Lock()
+
+    def open_with(self, settings: KaikuSettings) -> None:
+        self._settings = settings
+
+    @contextlib.asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection]:
+        async with self._opening:
+            if self._pool is None:
+                if self._settings is None:
+                    raise RuntimeError("the worker's pool was used before open_with")
+                self._pool = await create_pool(self._settings, SERVICE, size=self.size)
+        async with self._pool.acquire() as conn:
+            yield conn
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
 
 
-async def worker(settings: KaikuSettings) -> None:
-    omakaiku = load_omakaiku_settings()
-    await ensure_database(settings, SERVICE)
-    # The deliverer's own pool: a handler already holds one of the runtime pool's
-    # connections, and taking a second from the same pool could exhaust it.
-    delivery_pool = await create_pool(settings, SERVICE, size=4)
-    await apply_schema(delivery_pool, *SCHEMA)
-    application = await asyncio.to_thread(build_application, settings, omakaiku)
+def consumers_for(application: OmaKaikuApplication | None,
+                  delivery_pool: WorkerPool | None = None) -> list[Consumer]:
+    """The worker's consumers; without an application (an audit, readiness) their
+    names and contracts only, no handler is called."""
+    if application is None:
+        return [*projections.consumers(None), delivery_consumer(None)]  # type: ignore[arg-type]
 
     async def move_card(old: str, new: str) -> None:
         await asyncio.to_thread(application.move_card, old, new)
 
-    def consumers(runtime: Runtime) -> list:
-        deliverer = Deliverer(delivery_pool, Mailer(omakaiku),
-                              omakaiku.public_url.rstrip("/"), application.get_profile)
-        return [*read_models.consumers(move_card), delivery_consumer(deliverer)]
+    omakaiku = load_omakaiku_settings()
+    deliverer = Deliverer(delivery_pool, Mailer(omakaiku), omakaiku.public_url.rstrip("/"),
+                          application.get_profile)
+    return [*projections.consumers(move_card), delivery_consumer(deliverer)]
 
-    # Sign-in codes are sent here, never in the request that asked for them.
-    signin_pool = await create_pool(settings, SERVICE, size=4)
-    sender = build_code_sender(signin_pool, settings, omakaiku, application)
-    sending = asyncio.create_task(sender.run())
+
+async def send_codes(settings: KaikuSettings, application: OmaKaikuApplication,
+                     stop: asyncio.Event) -> None:
+    """Sign-in codes are sent here, never in the request that asked for them."""
+    omakaiku = load_omakaiku_settings()
+    pool = await create_pool(settings, SERVICE, size=4)
     try:
-        await run_worker(settings, SERVICE, SCHEMA, consumers)
+        await apply_schema(pool, SCHEMA)  # its tables before its first query
+        sender = CodeSender(pool, settings.service_database_url(SERVICE),
+                            build_signin(pool, omakaiku), Mailer(omakaiku),
+                            application.signin_holder,
+                            code_minutes=expires_in_minutes(omakaiku.signin_code_ttl_seconds),
+                            poll_seconds=omakaiku.signin_sender_poll_seconds)
+        sending = asyncio.ensure_future(sender.run())
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({sending, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sender.stop()
+            stopping.cancel()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(sending, timeout=10)
     finally:
-        sender.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(sending, timeout=10)
-        await signin_pool.close()
-        await delivery_pool.close()
+        await pool.close()
 
 
-async def relay(settings: KaikuSettings) -> None:
-    await run_relay(settings, SERVICE, lambda: build_application(settings), translate_events)
+async def close_when_stopped(pool: WorkerPool, stop: asyncio.Event) -> None:
+    await stop.wait()
+    await pool.close()  # waits for the deliveries in flight to release theirs
 
 
-def translate_events(event, envelope):
-    from .adapters.translate import translate
+def omakaiku_parts() -> ServiceParts:
+    delivery_pool = WorkerPool()
 
-    return translate(event, envelope)
+    def worker_loops(settings: KaikuSettings, application: Any,
+                     stop: asyncio.Event) -> list[Awaitable[None]]:
+        delivery_pool.open_with(settings)
+        return [send_codes(settings, application, stop),
+                close_when_stopped(delivery_pool, stop)]
 
-
-def smtp_sink(argv: list[str]) -> None:
-    from .smtp_sink import main as sink_main
-
-    sink_main(argv)
-
-
-async def audit(settings: KaikuSettings) -> int:
-    # The handlers' collaborators are not called by an audit: only names and types.
-    return await run_audit(settings, SERVICE, lambda: build_application(settings),
-                           translate_events, [*read_models.consumers(None),
-                                              delivery_consumer(None)])
+    return ServiceParts(
+        service=SERVICE, title="OmaKaiku — the holder's own service",
+        description="The only service that knows who a holder is.",
+        application=application_for, translate=translate,
+        consumers=lambda application: consumers_for(application, delivery_pool),
+        schema=SCHEMA, routers=[router], api_setup=setup_api,
+        signer=TokenSigner.for_holders, production_problems=production_problems,
+        worker_loops=worker_loops)
 
 
 def production_problems(settings: KaikuSettings) -> list[str]:
@@ -191,14 +209,16 @@ def production_problems(settings: KaikuSettings) -> list[str]:
     return [problem for problem in problems if problem]
 
 
-_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
-                 production_problems=production_problems)
+def smtp_sink(argv: list[str]) -> None:
+    from .smtp_sink import main as sink_main
+
+    sink_main(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m omakaiku api|worker|relay|audit|smtp-sink``."""
+    """``python -m omakaiku api|worker|relay|audit|check|smtp-sink``."""
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "smtp-sink":
         smtp_sink(args[1:])
         return
-    _main(args)
+    service_main(omakaiku_parts())(args)

@@ -81,6 +81,11 @@ class OmaKaikuSettings(BaseSettings):
         return key[:32]
 
     @property
+    def vault_configured(self) -> bool:
+        """The keys that seal and find personal data are both set."""
+        return bool(self.master_key and self.lookup_key)
+
+    @property
     def smtp_configured(self) -> bool:
         return bool(self.smtp_host)
 

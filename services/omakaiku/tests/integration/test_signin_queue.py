@@ -21,7 +21,7 @@ import pytest
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
 from omakaiku.adapters.signin import CODE_REFUSED, CodeRejected, RateLimited, SignIn
 from omakaiku.adapters.signin_queue import CodeRequests, CodeSender, Limit
-from omakaiku.bootstrap import SCHEMA
+from omakaiku.adapters.schema import SCHEMA
 
 SERVICE = "omakaikusignin"
 KEY = b"k" * 32
@@ -45,7 +45,7 @@ def lookup_of(email: str) -> bytes:
 async def pool(namespace):
     await ensure_database(namespace.settings, SERVICE)
     pool = await create_pool(namespace.settings, SERVICE, size=10)
-    await apply_schema(pool, *SCHEMA)
+    await apply_schema(pool, SCHEMA)
     yield pool
     await pool.close()
     conn = await asyncpg.connect(namespace.settings.maintenance_database_url())
@@ -91,7 +91,7 @@ def sender(pool, mailer, holder_for, namespace) -> CodeSender:
 async def test_the_schema_is_applied_again_on_an_existing_database(pool):
     async with pool.acquire() as conn:
         await conn.execute("INSERT INTO signin_rate VALUES ('global', '', 1, now(), 1)")
-    await apply_schema(pool, *SCHEMA)  # a restart, or another replica starting
+    await apply_schema(pool, SCHEMA)  # a restart, or another replica starting
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM signin_rate "
                                    "WHERE window_seconds = 1") == 1

@@ -26,10 +26,6 @@ from .mail import Mailer, render
 log = logging.getLogger("omakaiku.delivery")
 
 DELIVERY_CONSUMER = "omakaiku-delivery"
-DELIVERY_SCHEMA = (
-    "CREATE UNIQUE INDEX IF NOT EXISTS mail_deliveries_once ON mail_deliveries "
-    "(account_id, kind, reference) WHERE outcome = 'sent'",
-)
 
 # kind → (title, body) per language, from the notification's non-personal params.
 KIND_TEXTS: dict[str, dict[str, tuple[str, str]]] = {

@@ -35,28 +35,6 @@ log = logging.getLogger("omakaiku.signin_queue")
 CHANNEL = "kaiku_signin_requests"
 HOUSEKEEPING_SECONDS = 60.0
 
-SIGNIN_QUEUE_SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS signin_requests (
-        id            bigserial PRIMARY KEY,
-        email_lookup  bytea NOT NULL,          -- HMAC of the address, never the address
-        language      text,                    -- the language the holder chose, if any
-        expires_at    timestamptz NOT NULL
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS signin_rate (
-        scope           text NOT NULL,         -- 'address', 'client' or 'global'
-        subject         bytea NOT NULL,        -- keyed hash of the address or client
-        window_seconds  integer NOT NULL,
-        window_start    timestamptz NOT NULL,
-        hits            integer NOT NULL,
-        PRIMARY KEY (scope, subject, window_seconds, window_start)
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS signin_rate_start ON signin_rate (window_start)",
-)
-
 # One row per (limit, subject, window); a request adds one to each of its three.
 # Windows are aligned to the epoch, so every api replica counts in the same row.
 _COUNT = """

@@ -26,6 +26,8 @@ from uuid import UUID
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..application.ports import KeyErased
+
 SEAL_PREFIX = "v1:"
 
 
@@ -36,16 +38,13 @@ class KeyStore(Protocol):
     def find(self, email_lookup: bytes) -> list[UUID]: ...
 
 
-class KeyErased(Exception):
-    """The holder's key is gone: the data it sealed can never be read again."""
-
-
 def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFKC", email).strip().lower()
 
 
 class Vault:
-    """Seal and open a holder's personal fields; shred them by deleting the key."""
+    """Seal and open a holder's personal fields; shred them by deleting the key.
+    The application's ``PersonalDataVault``."""
 
     def __init__(self, store: KeyStore, master_key: bytes, lookup_key: bytes) -> None:
         self.store = store
@@ -123,29 +122,30 @@ class MemoryKeyStore:
         return [a for a, (_, lookup) in self.rows.items() if lookup == email_lookup]
 
 
-KEY_TABLE = """
-    CREATE TABLE IF NOT EXISTS holder_keys (
-        account_id    uuid PRIMARY KEY,
-        wrapped_key   bytea NOT NULL,
-        email_lookup  bytea NOT NULL,
-        created_at    timestamptz NOT NULL DEFAULT now()
-    )
-"""
-KEY_INDEX = "CREATE INDEX IF NOT EXISTS holder_keys_email ON holder_keys (email_lookup)"
-
-
 class PostgresKeyStore:
     """The key table in omakaiku's database, used from the (synchronous) use cases."""
 
     def __init__(self, conninfo: str) -> None:
         from psycopg_pool import ConnectionPool
 
-        # The table itself is created with the read models (one schema lock).
-        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=True,
+        # The table itself is made by the service's migrations (adapters/schema.py).
+        # Opened at the first use: a process that never opens personal data (the
+        # relay) holds no connection for it.
+        self.pool = ConnectionPool(conninfo, min_size=1, max_size=4, open=False,
                                    kwargs={"autocommit": True})
+        self._opened = False
+        self._opening = threading.Lock()
+
+    def _connection(self) -> Any:
+        if not self._opened:
+            with self._opening:
+                if not self._opened:
+                    self.pool.open()
+                    self._opened = True
+        return self.pool.connection()
 
     def put(self, account_id: UUID, wrapped_key: bytes, email_lookup: bytes) -> bytes:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute(
                 "INSERT INTO holder_keys (account_id, wrapped_key, email_lookup) "
                 "VALUES (%s, %s, %s) ON CONFLICT (account_id) DO NOTHING",
@@ -155,17 +155,17 @@ class PostgresKeyStore:
         return bytes(row[0])
 
     def get(self, account_id: UUID) -> bytes | None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             row = conn.execute("SELECT wrapped_key FROM holder_keys WHERE account_id = %s",
                                (account_id,)).fetchone()
         return bytes(row[0]) if row else None
 
     def delete(self, account_id: UUID) -> None:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             conn.execute("DELETE FROM holder_keys WHERE account_id = %s", (account_id,))
 
     def find(self, email_lookup: bytes) -> list[UUID]:
-        with self.pool.connection() as conn:
+        with self._connection() as conn:
             rows = conn.execute(
                 "SELECT account_id FROM holder_keys WHERE email_lookup = %s "
                 "ORDER BY created_at DESC", (email_lookup,)).fetchall()

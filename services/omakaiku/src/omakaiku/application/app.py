@@ -14,8 +14,8 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from kaiku_shared.eventstore import KaikuApplication, retry_on_conflict
+from kaiku_shared.kernel.errors import NotFound
 
-from ..adapters.vault import KeyErased, Vault
 from ..domain.model import (
     SignedOutToken,
     PERSONAL_FIELDS,
@@ -25,10 +25,7 @@ from ..domain.model import (
     MobileCardKey,
     RuleViolation,
 )
-
-
-class NotFound(Exception):
-    pass
+from .ports import KeyErased, PersonalDataVault
 
 
 @dataclass(frozen=True)
@@ -51,7 +48,12 @@ class Profile:
 
 class OmaKaikuApplication(KaikuApplication):
     name = "omakaiku"
-    vault: Vault | None = None  # set by the composition root; the relay needs none
+
+    def __init__(self, env: dict[str, str] | None = None, *,
+                 vault: PersonalDataVault | None = None) -> None:
+        super().__init__(env)
+        # Given by the composition root to the api and worker; the relay needs none.
+        self.vault = vault
 
     # --- accounts ---------------------------------------------------------------
 
@@ -91,9 +93,9 @@ class OmaKaikuApplication(KaikuApplication):
         try:
             account = self.repository.get(account_id)
         except AggregateNotFoundError:
-            raise NotFound(f"No account {account_id}.") from None
+            raise NotFound("Account", f"No account {account_id}.") from None
         if not isinstance(account, Account) or account.erased:
-            raise NotFound(f"No account {account_id}.")
+            raise NotFound("Account", f"No account {account_id}.")
         return account
 
     def load_account(self, account_id: UUID) -> Account:
@@ -101,9 +103,9 @@ class OmaKaikuApplication(KaikuApplication):
         try:
             account = self.repository.get(account_id)
         except AggregateNotFoundError:
-            raise NotFound(f"No account {account_id}.") from None
+            raise NotFound("Account", f"No account {account_id}.") from None
         if not isinstance(account, Account):
-            raise NotFound(f"No account {account_id}.")
+            raise NotFound("Account", f"No account {account_id}.")
         return account
 
     def get_profile(self, account_id: UUID) -> Profile:
@@ -111,7 +113,7 @@ class OmaKaikuApplication(KaikuApplication):
         try:
             fields = self._vault().open(account_id, account.sealed)
         except KeyErased:
-            raise NotFound(f"No account {account_id}.") from None
+            raise NotFound("Account", f"No account {account_id}.") from None
         return Profile(account, PersonalData(**fields))
 
     def accounts_for_email(self, email: str) -> list[UUID]:
@@ -141,7 +143,7 @@ class OmaKaikuApplication(KaikuApplication):
         try:
             account = self.repository.get(account_id)
         except AggregateNotFoundError:
-            raise NotFound(f"No account {account_id}.") from None
+            raise NotFound("Account", f"No account {account_id}.") from None
         self._vault().shred(account_id)
         links = []
         for card_number in account.card_numbers:
@@ -247,7 +249,7 @@ class OmaKaikuApplication(KaikuApplication):
             return None
         return key if isinstance(key, MobileCardKey) else None
 
-    def _vault(self) -> Vault:
+    def _vault(self) -> PersonalDataVault:
         if self.vault is None:
             raise RuntimeError("this process has no vault (keys are configured in the api "
                                "and worker only)")

@@ -16,18 +16,11 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
+from kaiku_shared.kernel.errors import NotFound, RuleViolation
+
 LANGUAGES = ("fi", "sv", "en")
 PERSONAL_FIELDS = ("first_name", "last_name", "email", "phone", "municipality")
 SCORES = ("accessibility", "meaning", "interest")
-
-
-class RuleViolation(Exception):
-    def __init__(self, rule: str, message: str, *, status: int = 409,
-                 field: str | None = None) -> None:
-        super().__init__(message)
-        self.rule = rule
-        self.status = status
-        self.field = field
 
 
 class Account(Aggregate):
@@ -107,7 +100,7 @@ class Account(Aggregate):
 
     def _must_be_active(self) -> None:
         if self.erased:
-            raise RuleViolation("account-erased", "This account has been erased.", status=404)
+            raise NotFound("Account", "This account has been erased.")
 
 
 class CardAccount(Aggregate):

@@ -7,7 +7,7 @@ import asyncio
 import logging
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
-from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, model_validator
@@ -17,14 +17,15 @@ from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
 from kaiku_shared.client_address import client_address
 from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, conflict, \
-    idempotency_key, not_found, require_role, unprocessable
+    not_found, require_role, unprocessable
+from kaiku_shared.usecases import derived_id, run_use_case, wait_for
 
-from ..adapters import network, read_models
+from ..adapters import queries
 from ..adapters.mail import Mailer, record_mail, render
 from ..adapters.mobile_card import CardSigner, qr_svg
 from ..adapters.signin import CodeRejected, RateLimited, SignIn
 from ..adapters.signin_queue import CodeRequests
-from ..application.app import NotFound, OmaKaikuApplication, PersonalData, RuleViolation
+from ..application.app import OmaKaikuApplication, PersonalData
 from ..config import OmaKaikuSettings
 
 CARD_ARRIVAL_GRACE_SECONDS = 3.0
@@ -204,19 +205,6 @@ Distributor = Annotated[Principal, Depends(require_role("distributor"))]
 Holder = Annotated[Principal, Depends(require_role("holder"))]
 
 
-async def run(func, *args, **kwargs):
-    try:
-        return await asyncio.to_thread(func, *args, **kwargs)
-    except RuleViolation as error:
-        if error.status == 409:
-            raise conflict(error.rule, str(error)) from None
-        if error.status == 404:
-            raise not_found("Account", str(error)) from None
-        raise unprocessable(error.rule, str(error), error.field) from None
-    except NotFound as error:
-        raise not_found("Account", str(error)) from None
-
-
 def normalise_card_number(raw: str) -> str:
     try:
         return card_numbers.normalise_card_number(raw)
@@ -243,12 +231,11 @@ async def activate_account(body: AccountCreate, request: Request, app: App,
                       kind="not-yours")
     if card["status"] != "open":
         raise unprocessable("card-closed", f"Card {card_number} is closed.", "card_number")
-    key = idempotency_key(request)
-    account_id = (uuid5(NAMESPACE_URL, f"/accounts/{principal.key}/{key}") if key else uuid4())
+    account_id = derived_id(request, principal, "accounts")
     personal = PersonalData(first_name=body.first_name, last_name=body.last_name,
                             email=str(body.email), phone=body.phone,
                             municipality=body.municipality)
-    account = await run(app.activate_account, account_id=account_id, card_number=card_number,
+    account = await run_use_case(app.activate_account, account_id=account_id, card_number=card_number,
                         personal=personal, language=body.language,
                         activated_by=principal.organisation_id)
     await _send_welcome(request, account.id, personal, body.language)
@@ -277,7 +264,7 @@ async def erase_on_request(body: ErasureRequest, request: Request, app: App,
                            principal: Distributor) -> ErasureAccepted:
     """The holder asked their distributor to erase the account (e.g. no phone)."""
     card_number = normalise_card_number(body.card_number)
-    card = await read_models.card(request.app.state.pool, card_number)
+    card = await queries.card(request.app.state.pool, card_number)
     if card is None or card["issuer"] != principal.organisation_id:
         raise Problem(403, "Forbidden",
                       "Only the distributor that issued the card can erase its account.",
@@ -291,11 +278,11 @@ async def erase_on_request(body: ErasureRequest, request: Request, app: App,
 
 async def _erase(request: Request, app: OmaKaikuApplication, account_id: UUID, by: str) -> None:
     pool = request.app.state.pool
-    account = await run(app.load_account, account_id)
-    await read_models.drop_account_data(pool, account_id, account.card_numbers)
-    await run(app.erase_account, account_id, by=by)
-    await read_models.drop_account_data(pool, account_id, account.card_numbers)
-    await read_models.vacuum_keys(pool)
+    account = await run_use_case(app.load_account, account_id)
+    await queries.drop_account_data(pool, account_id, account.card_numbers)
+    await run_use_case(app.erase_account, account_id, by=by)
+    await queries.drop_account_data(pool, account_id, account.card_numbers)
+    await queries.vacuum_keys(pool)
 
 
 # --- sign-in -------------------------------------------------------------------------
@@ -339,7 +326,7 @@ async def exchange_code(body: TokenRequest, request: Request, app: App) -> Holde
         raise _too_many(error) from None
     except CodeRejected as error:
         raise Problem(401, "Sign-in refused", str(error), kind="signin-refused") from None
-    await run(app.get_account, account_id)  # erased since the code was sent: 404
+    await run_use_case(app.get_account, account_id)  # erased since the code was sent: 404
     token = request.app.state.signer.issue(role="holder", account_id=account_id,
                                            ttl_seconds=HOLDER_TOKEN_TTL_SECONDS)
     return HolderToken(access_token=token, expires_in=HOLDER_TOKEN_TTL_SECONDS,
@@ -356,7 +343,7 @@ def _too_many(error: RateLimited) -> Problem:
 
 @router.get("/me", response_model=Profile, tags=["holder"])
 async def me(app: App, principal: Holder) -> Profile:
-    profile = await run(app.get_profile, principal.account_id)
+    profile = await run_use_case(app.get_profile, principal.account_id)
     personal = profile.personal
     return Profile(account_id=profile.account.id, card_number=profile.account.card_number,
                    first_name=personal.first_name, last_name=personal.last_name,
@@ -369,7 +356,7 @@ async def me(app: App, principal: Holder) -> Profile:
 async def sign_out(app: App, principal: Holder) -> Response:
     """The token this request carries stops working in every service within 2 s."""
     expires_at = datetime.fromtimestamp(principal.expires_at, tz=UTC)
-    await run(app.sign_out, principal.token_id or "", expires_at)
+    await run_use_case(app.sign_out, principal.token_id or "", expires_at)
     return Response(status_code=204)
 
 
@@ -384,21 +371,21 @@ async def erase_me(request: Request, app: App, principal: Holder) -> ErasureAcce
 
 @router.get("/me/history", response_model=list[HistoryEntry], tags=["holder"])
 async def my_history(request: Request, app: App, principal: Holder) -> list[HistoryEntry]:
-    account = await run(app.get_account, principal.account_id)
-    rows = await read_models.history(request.app.state.pool, account.card_numbers)
+    account = await run_use_case(app.get_account, principal.account_id)
+    rows = await queries.history(request.app.state.pool, account.card_numbers)
     return [_entry(row, account) for row in rows]
 
 
 @router.get("/me/tickets", response_model=list[HistoryEntry], tags=["holder"])
 async def my_tickets(request: Request, app: App, principal: Holder) -> list[HistoryEntry]:
-    account = await run(app.get_account, principal.account_id)
-    rows = await read_models.history(request.app.state.pool, account.card_numbers,
+    account = await run_use_case(app.get_account, principal.account_id)
+    rows = await queries.history(request.app.state.pool, account.card_numbers,
                                      upcoming_after=datetime.now(UTC))
     return [_entry(row, account) for row in rows]
 
 
 async def _my_ticket(request: Request, account: Any, ticket_id: UUID):
-    ticket = await read_models.ticket(request.app.state.pool, ticket_id)
+    ticket = await queries.ticket(request.app.state.pool, ticket_id)
     if ticket is None or ticket["card_number"] not in account.card_numbers:
         raise not_found("Ticket", f"You have no ticket {ticket_id}.")
     return ticket
@@ -408,13 +395,13 @@ async def _my_ticket(request: Request, account: Any, ticket_id: UUID):
              response_model=CancellationAccepted, tags=["holder"])
 async def cancel_my_ticket(ticket_id: UUID, request: Request, app: App,
                            principal: Holder) -> CancellationAccepted:
-    account = await run(app.get_account, principal.account_id)
+    account = await run_use_case(app.get_account, principal.account_id)
     ticket = await _my_ticket(request, account, ticket_id)
     if ticket["status"] == "cancelled":
         raise conflict("already-cancelled", "This ticket is already cancelled.")
     if ticket["starts_at"] and ticket["starts_at"] <= datetime.now(UTC):
         raise conflict("event-started", "The event has started; it can no longer be cancelled.")
-    await run(app.request_cancellation, account.id, ticket_id)
+    await run_use_case(app.request_cancellation, account.id, ticket_id)
     return CancellationAccepted(ticket_id=ticket_id)
 
 
@@ -422,7 +409,7 @@ async def cancel_my_ticket(ticket_id: UUID, request: Request, app: App,
              response_model=FeedbackCreated, tags=["holder"])
 async def give_feedback(ticket_id: UUID, body: FeedbackCreate, request: Request, app: App,
                         principal: Holder) -> FeedbackCreated:
-    account = await run(app.get_account, principal.account_id)
+    account = await run_use_case(app.get_account, principal.account_id)
     ticket = await _my_ticket(request, account, ticket_id)
     if ticket["status"] == "cancelled":
         raise unprocessable("ticket-cancelled",
@@ -431,7 +418,7 @@ async def give_feedback(ticket_id: UUID, body: FeedbackCreate, request: Request,
         raise unprocessable("event-not-over",
                             "Feedback opens when the event has taken place.")
     # asyncpg's own UUID type is not the event store's: convert.
-    await run(app.give_feedback, ticket_id=ticket_id, offering_id=UUID(str(ticket["offering_id"])),
+    await run_use_case(app.give_feedback, ticket_id=ticket_id, offering_id=UUID(str(ticket["offering_id"])),
               venue_id=UUID(str(ticket["venue_id"])), accessibility=body.accessibility,
               meaning=body.meaning, interest=body.interest)
     return FeedbackCreated(ticket_id=ticket_id, **body.model_dump())
@@ -439,23 +426,23 @@ async def give_feedback(ticket_id: UUID, body: FeedbackCreate, request: Request,
 
 @router.get("/me/subscriptions", response_model=SubscriptionsPublic, tags=["holder"])
 async def my_subscriptions(app: App, principal: Holder) -> SubscriptionsPublic:
-    account = await run(app.get_account, principal.account_id)
+    account = await run_use_case(app.get_account, principal.account_id)
     return _subscriptions(account)
 
 
 @router.put("/me/subscriptions", response_model=SubscriptionsPublic, tags=["holder"])
 async def change_subscriptions(body: Subscriptions, request: Request, app: App,
                                principal: Holder) -> SubscriptionsPublic:
-    account = await run(app.get_account, principal.account_id)
+    account = await run_use_case(app.get_account, principal.account_id)
     region = None
     if body.only_my_region:
-        card = await read_models.card(request.app.state.pool, account.card_number)
+        card = await queries.card(request.app.state.pool, account.card_number)
         region = card["region"] if card else None
         if region is None:
             raise unprocessable("region-unknown",
                                 "Your card's region is not known yet; try again shortly.",
                                 "only_my_region")
-    account = await run(app.change_subscriptions, principal.account_id, genres=body.genres,
+    account = await run_use_case(app.change_subscriptions, principal.account_id, genres=body.genres,
                         subgenres=body.subgenres, region=region)
     return _subscriptions(account)
 
@@ -468,8 +455,8 @@ def _subscriptions(account: Any) -> SubscriptionsPublic:
 
 @router.get("/me/card", response_model=MobileCard, tags=["holder"])
 async def my_card(request: Request, app: App, principal: Holder) -> MobileCard:
-    account = await run(app.get_account, principal.account_id)
-    card = await read_models.card(request.app.state.pool, account.card_number)
+    account = await run_use_case(app.get_account, principal.account_id)
+    card = await queries.card(request.app.state.pool, account.card_number)
     if card is None:
         raise not_found("Card", "Your card is not known here yet; try again shortly.")
     if card["status"] != "open":
@@ -529,14 +516,13 @@ async def browse_offerings(
                                         for g in ([genre] if genre else taxonomy.GENRE_CODES)):
         raise unprocessable("unknown-subgenre", f"Unknown subgenre {subgenre!r}"
                             + (f" for genre {genre!r}." if genre else "."), "subgenre")
-    if region is not None and not network.is_region(region):
-        raise unprocessable("unknown-region", f"Unknown region {region!r}; valid codes: "
-                            f"{', '.join(network.region_codes())}.", "region")
+    if region is not None:
+        await _known_region(request, region)
     if from_ and to and to < from_:
         raise unprocessable("date-range", "'to' is before 'from'.", "to")
-    account = await run(app.get_account, principal.account_id)
+    account = await run_use_case(app.get_account, principal.account_id)
     language = lang or account.language
-    rows = await read_models.offerings(
+    rows = await queries.offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
         region=region, date_from=from_, date_to=to, text=q, now=datetime.now(UTC),
         limit=limit, offset=offset)
@@ -564,14 +550,23 @@ def _entry(row, account) -> HistoryEntry:
     )
 
 
+async def _known_region(request: Request, region: str) -> None:
+    known = await queries.region_codes(request.app.state.pool)
+    if region in known:
+        return
+    if not known:
+        raise unprocessable("unknown-region",
+                            f"Region {region!r} is not known yet: the network's regions have "
+                            "not reached OmaKaiku from Kaikukanta. Try again shortly.", "region")
+    raise unprocessable("unknown-region", f"Unknown region {region!r}; valid codes: "
+                        f"{', '.join(known)}.", "region")
+
+
 async def _known_card(request: Request, card_number: str):
+    """The card, waiting a moment for one cards issued just now to arrive here."""
     pool = request.app.state.pool
-    deadline = asyncio.get_running_loop().time() + CARD_ARRIVAL_GRACE_SECONDS
-    while True:
-        card = await read_models.card(pool, card_number)
-        if card is not None or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
+    card = await wait_for(lambda: queries.card(pool, card_number),
+                          within=CARD_ARRIVAL_GRACE_SECONDS)
     if card is None:
         raise unprocessable("card-unknown",
                             f"Card {card_number} is not in Kaikukanta. Check the number.",

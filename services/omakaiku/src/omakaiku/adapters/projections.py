@@ -1,0 +1,268 @@
+"""OmaKaiku's projections: what each event it consumes does to its tables.
+
+Each handler is a module-level function ``(event, conn)``; ``PROJECTIONS`` says,
+for each durable consumer, which contract goes to which handler, and
+``consumers`` builds the consumers from it. The tables are in ``schema``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from kaiku_shared.consumer import Consumer, Handler
+from kaiku_shared.kernel.text import fold
+from kaiku_shared.contracts import (
+    CardChangedV1,
+    CardClosedV1,
+    CardIssuedV1,
+    CardRenewedV1,
+    CardReplacedV1,
+    IntegrationEvent,
+    NetworkChangedV1,
+    OfferingCancelledV1,
+    OfferingChangedV1,
+    OfferingPublishedV1,
+    TicketCancellationRefusedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
+)
+
+CARD_CONSUMER = "omakaiku-cards"
+HISTORY_CONSUMER = "omakaiku-history"
+OFFERING_CONSUMER = "omakaiku-offering"
+NETWORK_CONSUMER = "omakaiku-network"
+
+# The worker's use case that moves an account to a replacement card.
+MoveCard = Callable[[str, str], Awaitable[Any]]
+
+
+# --- cards: the cards a distributor may activate ----------------------------------
+
+
+async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO card_view (card_number, issuer, status, version, valid_until, "
+        "children, region) VALUES ($1, $2, 'open', $3, $4, $5, $6) "
+        "ON CONFLICT (card_number) DO UPDATE SET issuer = excluded.issuer, "
+        "valid_until = COALESCE(card_view.valid_until, excluded.valid_until), "
+        "children = COALESCE(card_view.children, excluded.children), "
+        "region = COALESCE(card_view.region, excluded.region)",
+        event.card_number, event.issuer_organisation_id, event.aggregate_version,
+        event.valid_until, event.children, event.region,
+    )
+
+
+async def on_card_updated(event: CardRenewedV1 | CardChangedV1,
+                          conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO card_view (card_number, status, version, valid_until, children, region) "
+        "VALUES ($1, 'open', $2, $3, $4, $5) "
+        "ON CONFLICT (card_number) DO UPDATE SET valid_until = excluded.valid_until, "
+        "children = excluded.children, region = excluded.region, version = excluded.version "
+        "WHERE card_view.version < excluded.version",
+        event.card_number, event.aggregate_version, event.valid_until, event.children,
+        event.region,
+    )
+
+
+async def on_card_closed(event: CardClosedV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO card_view (card_number, status, version) VALUES ($1, 'closed', $2) "
+        "ON CONFLICT (card_number) DO UPDATE SET status = 'closed'",
+        event.card_number, event.aggregate_version,
+    )
+
+
+async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> None:
+    """The replacement inherits the lost card's issuer, children and region. Its
+    own CardIssued may come before or after this."""
+    await conn.execute(
+        "INSERT INTO card_view (card_number, issuer, status, version, valid_until, children, "
+        "region) SELECT $2, issuer, 'open', 1, $3, children, region FROM card_view "
+        "WHERE card_number = $1 "
+        "ON CONFLICT (card_number) DO UPDATE SET valid_until = excluded.valid_until, "
+        "issuer = COALESCE(card_view.issuer, excluded.issuer), "
+        "children = COALESCE(card_view.children, excluded.children), "
+        "region = COALESCE(card_view.region, excluded.region)",
+        event.card_number, event.replacement_card_number, event.valid_until)
+
+
+def moving_the_account(move_card: MoveCard) -> Handler:
+    """``on_card_replaced``, then the account (if any) moves to the new number."""
+
+    async def on_card_replaced_and_moved(event: CardReplacedV1,
+                                         conn: asyncpg.Connection) -> None:
+        await on_card_replaced(event, conn)
+        await move_card(event.card_number, event.replacement_card_number)
+
+    return on_card_replaced_and_moved
+
+
+# --- venues: each card's tickets ----------------------------------------------------
+
+
+async def on_ticket_registered(event: TicketRegisteredV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        """
+        INSERT INTO history_view (ticket_id, card_number, offering_id, offering_title,
+            venue_id, venue_name, starts_at, children, status, registered_at, version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'registered', $9, $10)
+        ON CONFLICT (ticket_id) DO UPDATE SET
+            offering_title = excluded.offering_title, venue_name = excluded.venue_name,
+            starts_at = excluded.starts_at, registered_at = excluded.registered_at
+        """,
+        event.ticket_id, event.card_number, event.offering_id, event.offering_title,
+        event.venue_id, event.venue_name, event.starts_at, event.children,
+        event.occurred_at, event.aggregate_version,
+    )
+
+
+async def on_ticket_cancelled(event: TicketCancelledV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        """
+        INSERT INTO history_view (ticket_id, card_number, offering_id, venue_id, children,
+            status, cancelled_at, version)
+        VALUES ($1, $2, $3, $4, $5, 'cancelled', $6, $7)
+        ON CONFLICT (ticket_id) DO UPDATE SET status = 'cancelled',
+            cancelled_at = excluded.cancelled_at, version = excluded.version
+        WHERE history_view.version < excluded.version
+        """,
+        event.ticket_id, event.card_number, event.offering_id, event.venue_id,
+        event.children, event.occurred_at, event.aggregate_version,
+    )
+
+
+async def on_cancellation_refused(event: TicketCancellationRefusedV1,
+                                  conn: asyncpg.Connection) -> None:
+    # Venues said no (e.g. the event had started): the holder sees why.
+    await conn.execute(
+        "UPDATE history_view SET cancellation_refused = $2 "
+        "WHERE ticket_id = $1 AND status = 'registered'",
+        event.ticket_id, event.detail or event.rule,
+    )
+
+
+async def on_offering_changed_in_history(event: OfferingChangedV1,
+                                         conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "UPDATE history_view SET offering_title = $2, starts_at = $3 WHERE offering_id = $1",
+        event.offering_id, event.title, event.starts_at)
+
+
+# --- venues: the published offering -------------------------------------------------
+
+
+async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connection) -> None:
+    """The municipality by its code, placed in its region; one the network does
+    not know (yet) is kept folded, without a region, until ``on_network_changed``."""
+    await conn.execute(
+        """
+        WITH place AS (SELECT code, region FROM network_municipalities
+                       WHERE $10 = ANY(folded_names)
+                       ORDER BY folded_names[1] = $10 DESC, code LIMIT 1)
+        INSERT INTO offering_view (offering_id, venue_id, venue_name, title, kind, genres,
+            subgenres, starts_at, municipality, region, version)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8,
+                COALESCE((SELECT code FROM place), $10), (SELECT region FROM place), $9)
+        ON CONFLICT (offering_id) DO UPDATE SET venue_name = excluded.venue_name,
+            title = excluded.title, kind = excluded.kind, genres = excluded.genres,
+            subgenres = excluded.subgenres, starts_at = excluded.starts_at,
+            municipality = excluded.municipality, region = excluded.region,
+            version = excluded.version
+        WHERE offering_view.version < excluded.version
+        """,
+        event.offering_id, event.venue_id, event.venue_name, event.title, event.kind,
+        list(event.genres), list(event.subgenres), event.starts_at,
+        event.aggregate_version, fold(event.municipality),
+    )
+
+
+async def on_offering_changed(event: OfferingChangedV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "UPDATE offering_view SET title = $2, starts_at = $3, version = $4 "
+        "WHERE offering_id = $1 AND version < $4",
+        event.offering_id, event.title, event.starts_at, event.aggregate_version)
+
+
+async def on_offering_cancelled(event: OfferingCancelledV1, conn: asyncpg.Connection) -> None:
+    await conn.execute("DELETE FROM offering_view WHERE offering_id = $1", event.offering_id)
+
+
+# --- cards: the network's regions and municipalities ---------------------------------
+
+
+async def on_network_changed(event: NetworkChangedV1, conn: asyncpg.Connection) -> None:
+    """Upsert what the event gives (an older change arriving late changes nothing),
+    then place the offerings already here in their municipality's region."""
+    await conn.executemany(
+        "INSERT INTO network_regions (code, name, country, changed_at) "
+        "VALUES ($1, $2::jsonb, $3, $4) ON CONFLICT (code) DO UPDATE SET "
+        "name = excluded.name, country = excluded.country, changed_at = excluded.changed_at "
+        "WHERE network_regions.changed_at <= excluded.changed_at",
+        [(region.code, json.dumps(region.name), region.country, event.occurred_at)
+         for region in event.regions])
+    await conn.executemany(
+        "INSERT INTO network_municipalities (code, name, region, status, country, "
+        "folded_names, changed_at) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7) "
+        "ON CONFLICT (code) DO UPDATE SET name = excluded.name, region = excluded.region, "
+        "status = excluded.status, country = excluded.country, "
+        "folded_names = excluded.folded_names, changed_at = excluded.changed_at "
+        "WHERE network_municipalities.changed_at <= excluded.changed_at",
+        [(m.code, json.dumps(m.name), m.region, m.status, m.country,
+          [fold(m.code), *(fold(name) for name in m.name.values())], event.occurred_at)
+         for m in event.municipalities])
+    await conn.execute(
+        "UPDATE offering_view o SET municipality = m.code, region = m.region "
+        "FROM network_municipalities m WHERE m.code = ANY($1::text[]) "
+        "AND o.municipality = ANY(m.folded_names) "
+        "AND (o.municipality, o.region) IS DISTINCT FROM (m.code, m.region)",
+        [m.code for m in event.municipalities])
+
+
+# --- the table ------------------------------------------------------------------------
+
+Projection = dict[type[IntegrationEvent], Handler]
+
+# durable consumer → (the stream it reads, contract → handler)
+PROJECTIONS: dict[str, tuple[str, Projection]] = {
+    CARD_CONSUMER: ("cards", {
+        CardIssuedV1: on_card_issued,
+        CardRenewedV1: on_card_updated,
+        CardChangedV1: on_card_updated,
+        CardClosedV1: on_card_closed,
+        CardReplacedV1: on_card_replaced,
+    }),
+    HISTORY_CONSUMER: ("venues", {
+        TicketRegisteredV1: on_ticket_registered,
+        TicketCancelledV1: on_ticket_cancelled,
+        TicketCancellationRefusedV1: on_cancellation_refused,
+        OfferingChangedV1: on_offering_changed_in_history,
+    }),
+    OFFERING_CONSUMER: ("venues", {
+        OfferingPublishedV1: on_offering_published,
+        OfferingChangedV1: on_offering_changed,
+        OfferingCancelledV1: on_offering_cancelled,
+    }),
+    NETWORK_CONSUMER: ("cards", {
+        NetworkChangedV1: on_network_changed,
+    }),
+}
+
+
+def consumers(move_card: MoveCard | None = None) -> list[Consumer]:
+    """The durable consumers of ``PROJECTIONS``. With ``move_card`` (the worker)
+    a replaced card's account moves too; without it (an audit, the readiness
+    check) only names and contracts are read."""
+    built = []
+    for name, (source, projection) in PROJECTIONS.items():
+        consumer = Consumer(name, source)
+        for contract, handler in projection.items():
+            if contract is CardReplacedV1 and move_card is not None:
+                handler = moving_the_account(move_card)
+            consumer.on(contract)(handler)
+        built.append(consumer)
+    return built

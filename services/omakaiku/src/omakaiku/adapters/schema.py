@@ -1,0 +1,178 @@
+"""OmaKaiku's tables, as ordered migrations (``kaiku_shared.db``).
+
+Version 1 is the baseline: every table, column and index the service made
+before migrations existed, written so that it is a no-op on a database an
+earlier release made (IF NOT EXISTS; the columns added later by ALTER stay
+ALTERs, so a database from before them gains them) and keeps all its rows.
+A change from now on is a new migration at the end, never an edit above.
+
+Only ``holder_keys`` links an account to an e-mail — by a keyed hash — and
+erasure removes that row.
+"""
+
+from __future__ import annotations
+
+from kaiku_shared.db import Migration, Schema
+
+# The cards a distributor may activate, and what the mobile card shows.
+_CARDS = (
+    """
+    CREATE TABLE IF NOT EXISTS card_view (
+        card_number  text PRIMARY KEY,
+        issuer       uuid,
+        status       text NOT NULL,
+        version      integer NOT NULL
+    )
+    """,
+    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS valid_until date",
+    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS children integer",
+    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS region text",
+)
+
+# Each card's tickets, and the published offering for browsing.
+_HISTORY_AND_OFFERING = (
+    """
+    CREATE TABLE IF NOT EXISTS history_view (
+        ticket_id      uuid PRIMARY KEY,
+        card_number    text NOT NULL,
+        offering_id    uuid NOT NULL,
+        offering_title text,
+        venue_id       uuid NOT NULL,
+        venue_name     text,
+        starts_at      timestamptz,
+        children       integer NOT NULL,
+        status         text NOT NULL,
+        registered_at  timestamptz,
+        cancelled_at   timestamptz,
+        version        integer NOT NULL
+    )
+    """,
+    "ALTER TABLE history_view ADD COLUMN IF NOT EXISTS cancellation_refused text",
+    "CREATE INDEX IF NOT EXISTS history_view_card ON history_view (card_number, starts_at)",
+    """
+    CREATE TABLE IF NOT EXISTS offering_view (
+        offering_id   uuid PRIMARY KEY,
+        venue_id      uuid NOT NULL,
+        venue_name    text NOT NULL,
+        title         text NOT NULL,
+        kind          text NOT NULL,
+        genres        text[] NOT NULL,
+        subgenres     text[] NOT NULL,
+        starts_at     timestamptz NOT NULL,
+        municipality  text NOT NULL,
+        region        text,
+        version       integer NOT NULL
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS offering_view_starts ON offering_view (starts_at)",
+)
+
+# Each holder's data key (the vault) and the e-mail's keyed hash.
+_KEYS = (
+    """
+    CREATE TABLE IF NOT EXISTS holder_keys (
+        account_id    uuid PRIMARY KEY,
+        wrapped_key   bytea NOT NULL,
+        email_lookup  bytea NOT NULL,
+        created_at    timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS holder_keys_email ON holder_keys (email_lookup)",
+)
+
+# Sign-in: codes and links, wrong guesses, the request queue and its limits.
+_SIGNIN = (
+    """
+    CREATE TABLE IF NOT EXISTS signin_codes (
+        id            bigserial PRIMARY KEY,
+        email_lookup  bytea NOT NULL,
+        kind          text NOT NULL,           -- 'code' (typed) or 'link' (welcome e-mail)
+        secret_hash   bytea NOT NULL,
+        account_id    uuid,
+        expires_at    timestamptz NOT NULL,
+        used_at       timestamptz,
+        attempts      integer NOT NULL DEFAULT 0,
+        created_at    timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS signin_codes_lookup ON signin_codes (email_lookup, created_at)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS signin_codes_secret ON signin_codes (secret_hash)",
+    """
+    CREATE TABLE IF NOT EXISTS signin_attempts (
+        email_lookup  bytea NOT NULL,
+        kind          text NOT NULL,           -- 'failure' ('request': before signin_rate)
+        at            timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS signin_attempts_lookup ON signin_attempts (email_lookup, at)",
+    """
+    CREATE TABLE IF NOT EXISTS signin_requests (
+        id            bigserial PRIMARY KEY,
+        email_lookup  bytea NOT NULL,          -- HMAC of the address, never the address
+        language      text,                    -- the language the holder chose, if any
+        expires_at    timestamptz NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS signin_rate (
+        scope           text NOT NULL,         -- 'address', 'client' or 'global'
+        subject         bytea NOT NULL,        -- keyed hash of the address or client
+        window_seconds  integer NOT NULL,
+        window_start    timestamptz NOT NULL,
+        hits            integer NOT NULL,
+        PRIMARY KEY (scope, subject, window_seconds, window_start)
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS signin_rate_start ON signin_rate (window_start)",
+)
+
+# The outcome of every e-mail, by account (never the address); a notification
+# is sent at most once per account and reference.
+_MAIL = (
+    """
+    CREATE TABLE IF NOT EXISTS mail_deliveries (
+        id            bigserial PRIMARY KEY,
+        account_id    uuid NOT NULL,
+        kind          text NOT NULL,
+        reference     text,
+        outcome       text NOT NULL,           -- sent | failed | not_configured | no_key
+        detail        text,
+        at            timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS mail_deliveries_account ON mail_deliveries (account_id)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS mail_deliveries_once ON mail_deliveries "
+    "(account_id, kind, reference) WHERE outcome = 'sent'",
+)
+
+BASELINE = Migration(1, "baseline",
+                     (*_CARDS, *_HISTORY_AND_OFFERING, *_KEYS, *_SIGNIN, *_MAIL))
+
+# The network's regions and municipalities, as cards publishes them
+# (NetworkChangedV1); before this the service read a copy of cards' file.
+# ``folded_names``: the code and every name, folded, the code first.
+NETWORK = Migration(2, "the network's reference data from cards", (
+    """
+    CREATE TABLE network_regions (
+        code        text PRIMARY KEY,
+        name        jsonb NOT NULL,            -- by language: fi, sv, en
+        country     text NOT NULL,
+        changed_at  timestamptz NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE network_municipalities (
+        code          text PRIMARY KEY,
+        name          jsonb NOT NULL,
+        region        text NOT NULL,
+        status        text NOT NULL,
+        country       text NOT NULL,
+        folded_names  text[] NOT NULL,
+        changed_at    timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX network_municipalities_names ON network_municipalities "
+    "USING gin (folded_names)",
+))
+
+SCHEMA = Schema("omakaiku", (BASELINE, NETWORK))
