@@ -30,7 +30,10 @@ DOCUMENT = REPO / "docs" / "asyncapi" / "kaikukortti.json"
 def bootstrap_consumers(service: str) -> list[Consumer]:
     """What ``<service>.bootstrap`` declares; its adapters' lists where it has no parts."""
     bootstrap = importlib.import_module(f"{service}.bootstrap")
-    for value in vars(bootstrap).values():
+    # PARTS, or a factory ``<service>_parts()`` where the parts share state.
+    factory = getattr(bootstrap, f"{service}_parts", None)
+    candidates = [*vars(bootstrap).values(), *([factory()] if factory else [])]
+    for value in candidates:
         if isinstance(value, ServiceParts) and value.service == service:
             return value.consumers(None)
     if service == "cards":
