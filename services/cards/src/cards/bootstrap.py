@@ -78,17 +78,9 @@ def production_problems(settings: KaikuSettings) -> list[str]:
     return [problem] if problem else []
 
 
-_process_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
-                         production_problems=production_problems)
+# What ``python -m cards`` starts as a process; other commands are operator
+# commands (__main__.py dispatches).
+PROCESSES = ("api", "worker", "relay", "audit", "check")
 
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m cards api|worker|relay|audit`` or an operator command (see cli.py)."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] not in ("api", "worker", "relay", "audit", "check"):
-        from .entrypoints.cli import main as cli_main
-
-        raise SystemExit(cli_main(args))
-    _process_main(args)
+main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
+                production_problems=production_problems)
