@@ -7,8 +7,7 @@
   without a message) publishes the whole network at its next start, and not at
   the start after that.
 
-"Start" is what the api does when it starts: build the application and
-``ensure_network``.
+"Start" is the cards api's own start (its lifespan, with ``api_setup``).
 """
 
 from __future__ import annotations
@@ -26,12 +25,13 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from cards.adapters.reference import load_network
 from cards.adapters.translate import translate
 from cards.application.app import CardsApplication
-from cards.bootstrap import build_application
+from cards.bootstrap import PARTS, build_application
 from cards.domain.network import NetworkRegistry
 from kaiku_shared.contracts import NetworkChangedV1, event_id_for
 from kaiku_shared.db import ensure_database
 from kaiku_shared.eventstore import events_table
 from kaiku_shared.service import run_relay
+from kaiku_shared.service_main import build_api
 from kaiku_shared.testing import Namespace, eventually, unique_namespace
 from kaiku_shared.tls import connect_nats
 
@@ -46,11 +46,11 @@ def namespace(servers) -> Iterator[Namespace]:
 
 
 async def start_cards(ns: Namespace) -> CardsApplication:
-    """What the cards api does as it starts."""
+    """Start the cards api (and stop it again); its application."""
     await ensure_database(ns.settings, "cards")
-    application = await asyncio.to_thread(build_application, ns.settings)
-    await asyncio.to_thread(application.ensure_network)
-    return application
+    api = build_api(PARTS, ns.settings)
+    async with api.router.lifespan_context(api):
+        return api.state.application
 
 
 @contextlib.asynccontextmanager
