@@ -60,7 +60,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     The same lists the workers (and ``audit``) build, so a consumer added in the
     code without a permission in nats.conf fails this module.
     """
-    from cards.adapters import statistics
+    from cards.adapters import projections
     from notifications.adapters import read_models as notifications_read_models
     from omakaiku.adapters import read_models as omakaiku_read_models
     from omakaiku.adapters.delivery import delivery_consumer
@@ -68,7 +68,7 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     from venues.adapters import read_models as venues_read_models
 
     built = {
-        "cards": statistics.consumers(),
+        "cards": projections.consumers(),
         "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
         "omakaiku": [*omakaiku_read_models.consumers(None), delivery_consumer(None)],
         "notifications": notifications_read_models.consumers(),

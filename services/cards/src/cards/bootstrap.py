@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
 from fastapi import FastAPI
 
 from kaiku_shared.auth import TokenSigner
-from kaiku_shared.consumer import Consumer
 from kaiku_shared.eventstore import application_env, construct_application
 from kaiku_shared.production import signing_keys_problem
 from kaiku_shared.service import Runtime
 from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import login_throttle, statistics
+from .adapters import login_throttle, projections
 from .adapters.login_throttle import LoginThrottle, ThrottlePolicy
 from .adapters.reference import load_network
+from .adapters.schema import SCHEMA
 from .adapters.translate import translate
 from .application.app import CardsApplication
 from .config import SERVICE, CardsSettings, KaikuSettings, load_cards_settings
@@ -44,12 +42,6 @@ async def api_setup(app: FastAPI, runtime: Runtime) -> None:
     await asyncio.to_thread(app.state.application.ensure_network)
 
 
-def consumers(application: Any) -> list[Consumer]:
-    """The statistics read models' consumers (they need no application; None in
-    an audit, which only reads their names and contracts)."""
-    return statistics.consumers()
-
-
 def production_problems(settings: KaikuSettings) -> list[str]:
     """Cards signs staff tokens: production needs a real key set."""
     problem = signing_keys_problem(settings.staff_signing_keys, "KAIKU_STAFF_SIGNING_KEYS")
@@ -62,8 +54,8 @@ PARTS = ServiceParts(
     description="The national card registry. It never identifies a person.",
     application=build_application,
     translate=translate,
-    consumers=consumers,
-    schema=(*statistics.SCHEMA, *login_throttle.SCHEMA),
+    consumers=projections.consumers,
+    schema=(SCHEMA, *login_throttle.SCHEMA),
     routers=[router],
     api_setup=api_setup,
     signer=TokenSigner.for_staff,

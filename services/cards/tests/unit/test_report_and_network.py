@@ -91,10 +91,10 @@ def test_rebuild_skips_what_the_live_consumer_would_dead_letter() -> None:
     from pathlib import Path
 
     import kaiku_shared.contracts as contracts
-    from cards.adapters import statistics
+    from cards.adapters import projections
     from cards.adapters.rebuild import _decode
 
-    wanted = set(statistics.USAGE_HANDLERS)
+    wanted = set(projections.USAGE_HANDLERS)
     fixture = Path(contracts.__file__).parent / "fixtures" / "ticket_registered.v1.json"
     good = json.loads(fixture.read_text())
     assert type(_decode(json.dumps(good).encode(), wanted)).__name__ == "TicketRegisteredV1"

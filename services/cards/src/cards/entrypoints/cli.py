@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..adapters import rebuild as rebuilding
-from ..adapters import statistics
+from ..adapters import queries
 from ..application.app import KAIKUKESKUS_ID, CardsApplication, NotFound, RuleViolation
 from ..application.seed_history import Plan, seed_history
 from ..config import KaikuSettings, load_cards_settings, load_settings
@@ -100,7 +100,7 @@ def cmd_rebuild_stats(args: argparse.Namespace, build_application: ApplicationBu
                                               progress=progress,
                                               include_venues=not args.cards_only)
         elapsed = time.perf_counter() - started
-        period = statistics.Period(None, None, date.today())
+        period = queries.Period(None, None, date.today())
         live, rebuilt = await rebuilding.compare(settings, period, threshold)
         same = live == rebuilt
         result = {"cards_events": counts.cards_events, "venues_events": counts.venues_events,
