@@ -5,7 +5,7 @@
   the start is deduplicated by JetStream (the ids are the relay's usual ones);
 - a store from before the publication (seeded, edited, passed by the relay
   without a message) publishes the whole network at its next start, and not at
-  the start after that.
+  the start after that; the audit then finds the stream as the store explains it.
 
 "Start" is the cards api's own start (its lifespan, with ``api_setup``).
 """
@@ -22,11 +22,13 @@ import asyncpg
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
+from cards.adapters import projections
 from cards.adapters.reference import load_network
 from cards.adapters.translate import translate
 from cards.application.app import CardsApplication
 from cards.bootstrap import PARTS, build_application
 from cards.domain.network import NetworkRegistry
+from kaiku_shared.audit import audit_service
 from kaiku_shared.contracts import NetworkChangedV1, event_id_for
 from kaiku_shared.db import ensure_database
 from kaiku_shared.eventstore import events_table
@@ -179,3 +181,8 @@ async def test_a_store_from_before_the_publication_is_announced_at_the_next_star
         await relayed_everything(namespace)
         assert len(await network_messages(namespace)) == 1
     assert len(await stored_positions(namespace, "NetworkRegistry.Announced")) == 1
+    # The audit expects in the stream exactly what was published: the edit made
+    # before the announcement is not missing from it.
+    report = await audit_service(namespace.settings, "cards", application, translate,
+                                 projections.consumers())
+    assert report.differences == 0, report.as_dict()
