@@ -18,6 +18,7 @@ import kaiku_shared.contracts as contracts
 from cards.adapters.reference import load_network
 from cards.adapters.translate import translate
 from cards.application.app import CardsApplication
+from cards.domain.model import RuleViolation
 from cards.domain.network import NetworkRegistry
 from kaiku_shared.contracts import NetworkChangedV1, contract_for, event_id_for
 from kaiku_shared.eventstore import MetaMapper
@@ -140,3 +141,19 @@ def test_changes_stored_by_an_earlier_version_stay_unpublished(app: CardsApplica
     as_stored = dataclasses.replace(old_shape, state=row["state"])
     assert translate(app.mapper.to_domain_event(as_stored), envelope) is not None
 
+
+
+def test_every_code_the_registry_accepts_can_be_published(app: CardsApplication) -> None:
+    """A change the contract refused would stop the relay at that stored event."""
+    app.ensure_network()
+    seen = last_position(app)
+    longest = "a" * 60
+    app.set_region(longest, names={"fi": "Pitkä"}, country="FI")
+    app.set_municipality(longest, names={"fi": "Pitkä"}, region=longest, status="pilot",
+                         country=None)
+    region, municipality = published(app, seen)
+    assert region.regions[0].code == municipality.municipalities[0].code == longest
+    with pytest.raises(RuleViolation) as refused:
+        app.set_region("a" * 61, names={"fi": "Liian pitkä"}, country="FI")
+    assert refused.value.rule == "code"
+    assert published(app, seen + 2) == []

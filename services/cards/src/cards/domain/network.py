@@ -16,7 +16,8 @@ from .model import RuleViolation
 ACTIVE_STATUSES = ("in_use", "pilot", "joining_2025_2026", "popup")
 # 'left': a municipality that no longer takes part (its cards stay in the history).
 STATUSES = (*ACTIVE_STATUSES, "left")
-_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,60}$")
+# 2 to 60 characters: the published contract (NetworkChangedV1) holds codes up to 60.
+_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,59}$")
 
 
 @dataclass(frozen=True)
