@@ -65,7 +65,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import Benchmark, bench_servers, console  # noqa: E402
 
 from cards.adapters import rebuild as rebuilding  # noqa: E402
-from cards.adapters import statistics  # noqa: E402
+from cards.adapters import queries  # noqa: E402
+from cards.adapters.schema import SCHEMA  # noqa: E402
 from cards.application.seed_history import (  # noqa: E402
     SEED_CARDS,
     SEED_USES,
@@ -106,7 +107,7 @@ async def prepare_database(settings: KaikuSettings) -> None:
     """The cards database with its statistics tables, empty."""
     await ensure_database(settings, "cards")
     pool = await create_pool(settings, "cards", size=2)
-    await apply_schema(pool, *statistics.SCHEMA)
+    await apply_schema(pool, SCHEMA)
     await pool.close()
 
 
@@ -260,7 +261,7 @@ async def rebuilt_figures(settings: KaikuSettings) -> dict:
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     try:
         await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
-        return (await statistics.figures(conn, statistics.Period(None, None, date.today())))[
+        return (await queries.figures(conn, queries.Period(None, None, date.today())))[
             None]
     finally:
         await conn.close()

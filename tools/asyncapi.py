@@ -36,10 +36,6 @@ def bootstrap_consumers(service: str) -> list[Consumer]:
     for value in candidates:
         if isinstance(value, ServiceParts) and value.service == service:
             return value.consumers(None)
-    if service == "cards":
-        from cards.adapters import statistics
-
-        return statistics.consumers()
     raise LookupError(f"no consumers known for {service}")
 
 

@@ -196,15 +196,15 @@ def test_handled_types_lists_versions() -> None:
 
 
 def _service_consumers() -> list[Consumer]:
-    from cards.adapters import statistics
+    from cards.adapters import projections as cards_projections
     from notifications.adapters import projections as notifications_projections
     from omakaiku.adapters import projections as omakaiku_projections
     from venues.adapters import holder_requests
-    from venues.adapters import projections as venues_read_models
+    from venues.adapters import projections as venues_projections
 
     return [
-        *statistics.consumers(),
-        *venues_read_models.consumers(),
+        *cards_projections.consumers(),
+        *venues_projections.consumers(),
         *omakaiku_projections.consumers(),
         *notifications_projections.consumers(),
         # The handler closes over the application; decoding never calls it.

@@ -60,17 +60,17 @@ def code_consumers() -> dict[str, list[tuple[str, str]]]:
     The same lists the workers (and ``audit``) build, so a consumer added in the
     code without a permission in nats.conf fails this module.
     """
-    from cards.adapters import statistics
+    from cards.adapters import projections as cards_projections
     from kaiku_shared import revocation
     from notifications.adapters import projections as notifications_projections
     from omakaiku.adapters import projections as omakaiku_projections
     from omakaiku.adapters.delivery import delivery_consumer
     from venues.adapters import holder_requests
-    from venues.adapters import projections as venues_read_models
+    from venues.adapters import projections as venues_projections
 
     built = {
-        "cards": statistics.consumers(),
-        "venues": [*venues_read_models.consumers(None), *holder_requests.consumers(None)],
+        "cards": cards_projections.consumers(),
+        "venues": [*venues_projections.consumers(None), *holder_requests.consumers(None)],
         "omakaiku": [*omakaiku_projections.consumers(None), delivery_consumer(None)],
         "notifications": notifications_projections.consumers(),
     }

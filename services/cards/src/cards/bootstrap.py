@@ -1,26 +1,20 @@
-"""Composition root: builds the cards processes from settings."""
+"""Composition root: cards' parts; the shared ``service_main`` builds its processes."""
 
 from __future__ import annotations
 
 import asyncio
-
 from fastapi import FastAPI
 
 from kaiku_shared.auth import TokenSigner
-from kaiku_shared.production import signing_keys_problem
 from kaiku_shared.eventstore import application_env, construct_application
-from kaiku_shared.service import (
-    Runtime,
-    create_api,
-    main_for,
-    run_audit,
-    run_relay,
-    run_worker,
-)
+from kaiku_shared.production import signing_keys_problem
+from kaiku_shared.service import Runtime
+from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import login_throttle, statistics
+from .adapters import login_throttle, projections
 from .adapters.login_throttle import LoginThrottle, ThrottlePolicy
 from .adapters.reference import load_network
+from .adapters.schema import SCHEMA
 from .adapters.translate import translate
 from .application.app import CardsApplication
 from .config import SERVICE, CardsSettings, KaikuSettings, load_cards_settings
@@ -39,37 +33,13 @@ def throttle_policy(cards: CardsSettings) -> ThrottlePolicy:
                           forget_seconds=cards.login_forget_seconds)
 
 
-def build_api(settings: KaikuSettings) -> FastAPI:
-    async def setup(app: FastAPI, runtime: Runtime) -> None:
-        app.state.application = await asyncio.to_thread(build_application, settings)
-        app.state.cards_settings = load_cards_settings()
-        app.state.login_throttle = LoginThrottle(runtime.pool,
-                                                 throttle_policy(app.state.cards_settings))
-        # The editable network is seeded from the reference data on first start.
-        await asyncio.to_thread(app.state.application.ensure_network)
-
-    return create_api(
-        service=SERVICE, settings=settings, title="Kaikukanta — the Kaikukortti registry",
-        description="The national card registry. It never identifies a person.",
-        schema=(*statistics.SCHEMA, *login_throttle.SCHEMA), setup=setup, routers=[router],
-        readiness_consumers=(("cards", statistics.STATISTICS_CONSUMER),
-                             ("venues", statistics.USAGE_CONSUMER)),
-        signer=TokenSigner.for_staff, consumers=statistics.consumers(),
-    )
-
-
-async def worker(settings: KaikuSettings) -> None:
-    await run_worker(settings, SERVICE, statistics.SCHEMA, lambda runtime: statistics.consumers())
-
-
-async def relay(settings: KaikuSettings) -> None:
-    await run_relay(settings, SERVICE, lambda: build_application(settings), translate)
-
-
-async def audit(settings: KaikuSettings) -> int:
-    # The handlers' collaborators are not called by an audit: only names and types.
-    return await run_audit(settings, SERVICE, lambda: build_application(settings), translate,
-                           statistics.consumers())
+async def api_setup(app: FastAPI, runtime: Runtime) -> None:
+    app.state.cards_settings = load_cards_settings()
+    app.state.login_throttle = LoginThrottle(runtime.pool,
+                                             throttle_policy(app.state.cards_settings))
+    # The editable network is seeded from the reference data on first start, and
+    # published whole once (also by a store seeded before it was published).
+    await asyncio.to_thread(app.state.application.ensure_network)
 
 
 def production_problems(settings: KaikuSettings) -> list[str]:
@@ -78,17 +48,22 @@ def production_problems(settings: KaikuSettings) -> list[str]:
     return [problem] if problem else []
 
 
-_process_main = main_for(SERVICE, api=build_api, worker=worker, relay=relay, audit=audit,
-                         production_problems=production_problems)
+PARTS = ServiceParts(
+    service=SERVICE,
+    title="Kaikukanta — the Kaikukortti registry",
+    description="The national card registry. It never identifies a person.",
+    application=build_application,
+    translate=translate,
+    consumers=projections.consumers,
+    schema=(SCHEMA, *login_throttle.SCHEMA),
+    routers=[router],
+    api_setup=api_setup,
+    signer=TokenSigner.for_staff,
+    production_problems=production_problems,
+)
 
+# What ``python -m cards`` starts as a process; other commands are operator
+# commands (__main__.py dispatches).
+PROCESSES = ("api", "worker", "relay", "audit", "check")
 
-def main(argv: list[str] | None = None) -> None:
-    """``python -m cards api|worker|relay|audit`` or an operator command (see cli.py)."""
-    import sys
-
-    args = sys.argv[1:] if argv is None else argv
-    if args and args[0] not in ("api", "worker", "relay", "audit", "check"):
-        from .entrypoints.cli import main as cli_main
-
-        raise SystemExit(cli_main(args))
-    _process_main(args)
+main = service_main(PARTS)

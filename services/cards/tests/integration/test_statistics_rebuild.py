@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from cards.adapters import rebuild as rebuilding
-from cards.adapters import statistics
+from cards.adapters import projections, queries
 from cards.adapters.statistics_fold import CARD_FOLDS, FOLDS, TABLES, USAGE_FOLDS
 from kaiku_shared.contracts import (
     CardChangedV1,
@@ -173,7 +173,7 @@ async def _rows(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple]]
 
 async def _live_apply(conn: asyncpg.Connection, event: IntegrationEvent) -> None:
     """What the live consumer does with a fact it has not seen (one transaction)."""
-    handlers = {**statistics.CARD_HANDLERS, **statistics.USAGE_HANDLERS}
+    handlers = {**projections.CARD_HANDLERS, **projections.USAGE_HANDLERS}
     async with conn.transaction():
         await handlers[type(event)](event, conn)
 
@@ -272,7 +272,7 @@ async def _live_from_the_wire(conn: asyncpg.Connection, app, *, shuffle: int | N
             wire.append(contract.to_json())
     if shuffle is not None:
         random.Random(shuffle).shuffle(wire)
-    consumer: Consumer = statistics.consumers()[0]
+    consumer: Consumer = projections.consumers()[0]
     for body in wire:
         raw = json.loads(body)
         contract = contract_for("cards", raw["event_type"], raw["schema_version"])
@@ -326,7 +326,7 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, recorded_
         assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
         assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
         today = date.today()
-        period = statistics.Period(None, None, today)
+        period = queries.Period(None, None, today)
         await conn.execute(f"SET search_path TO {LIVE}")
         live_figures = await rebuilding.snapshot(conn, period, 5)
         await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")

@@ -68,14 +68,14 @@ def app() -> CardsApplication:
 
 def test_the_network_is_seeded_once_and_edits_are_events(app: CardsApplication) -> None:
     assert len(app.network.regions) == 17
-    assert app.ensure_network().version == 1
+    assert app.ensure_network().version == 2  # seeded and announced
     app.set_municipality("imatra", names=None, region=None, status="left", country=None)
     assert app.network.municipalities["imatra"].status == "left"
     with pytest.raises(RuleViolation):
         app.network.card_municipality("Imatra")
     # unchanged edits record nothing
     app.set_municipality("imatra", names=None, region=None, status="left", country=None)
-    assert app.ensure_network().version == 2
+    assert app.ensure_network().version == 3
     app.set_region("pohjois-testi", names={"fi": "Pohjois-Testi"}, country="fi")
     app.set_municipality("uusikunta", names={"fi": "Uusikunta", "sv": "Nykommun"},
                          region="pohjois-testi", status="joining_2025_2026", country=None)
@@ -91,10 +91,10 @@ def test_rebuild_skips_what_the_live_consumer_would_dead_letter() -> None:
     from pathlib import Path
 
     import kaiku_shared.contracts as contracts
-    from cards.adapters import statistics
+    from cards.adapters import projections
     from cards.adapters.rebuild import _decode
 
-    wanted = set(statistics.USAGE_HANDLERS)
+    wanted = set(projections.USAGE_HANDLERS)
     fixture = Path(contracts.__file__).parent / "fixtures" / "ticket_registered.v1.json"
     good = json.loads(fixture.read_text())
     assert type(_decode(json.dumps(good).encode(), wanted)).__name__ == "TicketRegisteredV1"

@@ -40,7 +40,8 @@ from kaiku_shared.eventstore import MetaMapper, events_table
 from kaiku_shared.relay import contract_of_row
 from kaiku_shared.settings import KaikuSettings
 
-from . import statistics
+from . import projections, queries
+from . import schema as statistics_schema
 from .statistics_fold import FOLDS, TABLES, Table, Upsert
 from .translate import translate
 
@@ -186,7 +187,7 @@ async def venue_contracts(settings: KaikuSettings) -> AsyncIterator[IntegrationE
         last = info.state.last_seq
         if not info.state.messages:
             return
-        wanted = set(statistics.USAGE_HANDLERS)
+        wanted = set(projections.USAGE_HANDLERS)
         sub = await js.subscribe(f"{settings.subject_root('venues')}.>",
                                  stream=settings.stream_name("venues"), ordered_consumer=True,
                                  deliver_policy=DeliverPolicy.ALL)
@@ -226,7 +227,7 @@ async def create_statistics_schema(conn: asyncpg.Connection, schema: str) -> Non
     await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     await conn.execute(f"CREATE SCHEMA {schema}")
     await conn.execute(f"SET search_path TO {schema}")
-    for statement in statistics.SCHEMA:
+    for statement in statistics_schema.statements():
         await conn.execute(statement)
     await conn.execute(
         "CREATE TABLE processed_events (consumer text NOT NULL, event_id uuid NOT NULL, "
@@ -239,7 +240,7 @@ class ShadowWriter:
     still being read (the server stores them while this process decodes), the
     folded rows at the end, one COPY a table.
 
-    The shadow tables' primary keys and indexes (as ``statistics.SCHEMA`` makes
+    The shadow tables' primary keys and indexes (as ``schema.SCHEMA`` makes
     them) are dropped before the first COPY and built again after the last:
     building an index over loaded rows is much cheaper than keeping it up to
     date row by row."""
@@ -374,7 +375,7 @@ async def _rebuild(shadow: ShadowWriter, reader: asyncpg.Connection,
     started = time.perf_counter()
     counts = RebuildCounts()
     folded = Accumulator()
-    cards = Applied(statistics.STATISTICS_CONSUMER, statistics.CARD_HANDLERS,
+    cards = Applied(projections.STATISTICS_CONSUMER, projections.CARD_HANDLERS,
                     unique_ids=True)
     pages = card_contract_pages(reader, mapper, application_name, page)
     async with reader.transaction(isolation="repeatable_read", readonly=True), \
@@ -393,7 +394,7 @@ async def _rebuild(shadow: ShadowWriter, reader: asyncpg.Connection,
     counts.seconds["cards"] = time.perf_counter() - started
     if include_venues:
         started = time.perf_counter()
-        usage = Applied(statistics.USAGE_CONSUMER, statistics.USAGE_HANDLERS,
+        usage = Applied(projections.USAGE_CONSUMER, projections.USAGE_HANDLERS,
                         unique_ids=False)
         applied = []
         async for contract in venue_contracts(settings):
@@ -422,10 +423,10 @@ async def replace_live(settings: KaikuSettings) -> None:
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     try:
         async with conn.transaction():
-            for table in statistics.READ_MODEL_TABLES:
+            for table in statistics_schema.READ_MODEL_TABLES:
                 await conn.execute(f"DROP TABLE IF EXISTS public.{table}")
                 await conn.execute(f"ALTER TABLE {SHADOW}.{table} SET SCHEMA public")
-            consumers = [statistics.STATISTICS_CONSUMER, statistics.USAGE_CONSUMER]
+            consumers = [projections.STATISTICS_CONSUMER, projections.USAGE_CONSUMER]
             await conn.execute("DELETE FROM public.processed_events "
                                "WHERE consumer = ANY($1::text[])", consumers)
             await conn.execute("INSERT INTO public.processed_events "
@@ -435,21 +436,21 @@ async def replace_live(settings: KaikuSettings) -> None:
         await conn.close()
 
 
-async def snapshot(conn: asyncpg.Connection, period: statistics.Period, threshold: int
+async def snapshot(conn: asyncpg.Connection, period: queries.Period, threshold: int
                    ) -> dict[str, Any]:
     """Every published figure, for comparing the live and the rebuilt read models."""
-    result: dict[str, Any] = {"national": (await statistics.figures(conn, period))[None]}
-    for dimension in statistics.DIMENSIONS:
-        result[dimension] = await statistics.breakdown(conn, period, dimension, region=None,
-                                                       threshold=threshold)
-    result["age_groups"] = await statistics.age_groups(conn, period, region=None,
-                                                       threshold=threshold)
-    result["wellbeing"] = await statistics.wellbeing(conn, period, region=None,
-                                                     threshold=threshold)
+    result: dict[str, Any] = {"national": (await queries.figures(conn, period))[None]}
+    for dimension in queries.DIMENSIONS:
+        result[dimension] = await queries.breakdown(conn, period, dimension, region=None,
+                                                    threshold=threshold)
+    result["age_groups"] = await queries.age_groups(conn, period, region=None,
+                                                    threshold=threshold)
+    result["wellbeing"] = await queries.wellbeing(conn, period, region=None,
+                                                  threshold=threshold)
     return result
 
 
-async def compare(settings: KaikuSettings, period: statistics.Period, threshold: int
+async def compare(settings: KaikuSettings, period: queries.Period, threshold: int
                   ) -> tuple[dict[str, Any], dict[str, Any]]:
     """(live, rebuilt) snapshots."""
     conn = await asyncpg.connect(settings.service_database_url("cards"))

@@ -91,17 +91,26 @@ def _table(headers: list[str], rows: list[list[Any]]) -> str:
 def render(details: dict[str, Any], comparison: list[dict[str, Any]],
            national_months: list[dict[str, Any]], *, generated_on: date) -> str:
     name = details["name"] or details["region"]
+    municipalities = [[m["municipality"], m["cards_issued"], m["active_cards"], m["uses"],
+                       m["child_tickets"]] for m in details["by_municipality"]]
+    sections = {
+        "key_figures": _table(["", escape(name), "koko maa", "osuus"], _key_rows(details)),
+        "wellbeing": _table(["kysymys", "keskiarvo", "vastauksia", "ei vastausta"],
+                            _wellbeing_rows(details["wellbeing"])),
+        "municipalities": _table(["kunta", "kortit", "voimassa", "käyttökerrat",
+                                  "lasten liput"], municipalities),
+    }
+    return _page(details, name, _charts(details, comparison, name), sections,
+                 generated_on=generated_on, national_total_months=len(national_months))
+
+
+def _charts(details: dict[str, Any], comparison: list[dict[str, Any]], name: str
+            ) -> list[str]:
+    """The page's five charts, in the order it shows them."""
     months = details["by_month"][-36:]
     month_labels = [m["month"] for m in months]
-    national = details["national"]
     wellbeing = details["wellbeing"]
-    issue_ls = wellbeing["at_issue"]["life_satisfaction"]
-    renewal_ls = wellbeing["at_renewal"]["life_satisfaction"]
-    impact = wellbeing["at_renewal"]["wellbeing_impact"]
-    period = " – ".join(_fmt(d) for d in (details["from"], details["to"])) \
-        if details["from"] or details["to"] else "koko historia (all time)"
-
-    charts = [
+    return [
         bar_chart(f"Myönnetyt kortit kuukausittain — {name}", month_labels,
                   [("kortit / cards issued", [m["cards_issued"] for m in months])]),
         bar_chart(f"Käyttökerrat ja lasten liput — {name}", month_labels,
@@ -116,67 +125,88 @@ def render(details: dict[str, Any], comparison: list[dict[str, Any]],
                   ["elämään tyytyväisyys myöntäessä", "elämään tyytyväisyys uusiessa",
                    "Kaikukortti lisännyt hyvinvointia"],
                   [("keskiarvo / average",
-                    [issue_ls["average"], renewal_ls["average"], impact["average"]])],
+                    [wellbeing["at_issue"]["life_satisfaction"]["average"],
+                     wellbeing["at_renewal"]["life_satisfaction"]["average"],
+                     wellbeing["at_renewal"]["wellbeing_impact"]["average"]])],
                   max_value=10, height=240),
         bar_chart("Ikäryhmät (myöntämishetkellä)",
                   [g["age_group"] for g in details["age_groups"]],
                   [("kortit / cards", [g["cards"] for g in details["age_groups"]])],
                   height=220),
     ]
-    share = (lambda part, whole: f"{100 * part / whole:.1f} %" if whole else "–")
-    key_rows = [
-        ["Myönnetyt kortit / cards issued", details["cards_issued"], national["cards_issued"],
-         share(details["cards_issued"], national["cards_issued"])],
-        ["Voimassa olevat / active cards", details["active_cards"], national["active_cards"],
-         share(details["active_cards"], national["active_cards"])],
-        ["Käyttökerrat / uses", details["uses"], national["uses"],
-         share(details["uses"], national["uses"])],
-        ["Lasten liput / child tickets", details["child_tickets"], national["child_tickets"],
-         share(details["child_tickets"], national["child_tickets"])],
-        ["Käytöt lasten kanssa / uses with children", details["uses_with_children"],
-         national["uses_with_children"],
-         share(details["uses_with_children"], national["uses_with_children"])],
-    ]
-    municipalities = [[m["municipality"], m["cards_issued"], m["active_cards"], m["uses"],
-                       m["child_tickets"]] for m in details["by_municipality"]]
-    wellbeing_rows = [
-        ["Elämään tyytyväisyys myöntäessä", issue_ls["average"], issue_ls["answers"],
-         issue_ls["no_answer"]],
-        ["Elämään tyytyväisyys uusiessa", renewal_ls["average"], renewal_ls["answers"],
-         renewal_ls["no_answer"]],
-        ["Kaikukortti on lisännyt hyvinvointiani", impact["average"], impact["answers"],
-         impact["no_answer"]],
-    ]
-    national_total_months = len(national_months)
+
+
+# The key figures: (label, figure), the region's beside the nation's and its share.
+KEY_FIGURES = (
+    ("Myönnetyt kortit / cards issued", "cards_issued"),
+    ("Voimassa olevat / active cards", "active_cards"),
+    ("Käyttökerrat / uses", "uses"),
+    ("Lasten liput / child tickets", "child_tickets"),
+    ("Käytöt lasten kanssa / uses with children", "uses_with_children"),
+)
+
+
+def _share(part: Any, whole: Any) -> str:
+    return f"{100 * part / whole:.1f} %" if whole else "–"
+
+
+def _key_rows(details: dict[str, Any]) -> list[list[Any]]:
+    national = details["national"]
+    return [[label, details[key], national[key], _share(details[key], national[key])]
+            for label, key in KEY_FIGURES]
+
+
+def _wellbeing_rows(wellbeing: dict[str, Any]) -> list[list[Any]]:
+    questions = (
+        ("Elämään tyytyväisyys myöntäessä", wellbeing["at_issue"]["life_satisfaction"]),
+        ("Elämään tyytyväisyys uusiessa", wellbeing["at_renewal"]["life_satisfaction"]),
+        ("Kaikukortti on lisännyt hyvinvointiani", wellbeing["at_renewal"]["wellbeing_impact"]),
+    )
+    return [[question, answers["average"], answers["answers"], answers["no_answer"]]
+            for question, answers in questions]
+
+
+def _period(details: dict[str, Any]) -> str:
+    if details["from"] or details["to"]:
+        return " – ".join(_fmt(d) for d in (details["from"], details["to"]))
+    return "koko historia (all time)"
+
+
+STYLE = """<style>
+ body { font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 60em; }
+ h1 { font-size: 1.6em; margin-bottom: 0; } .meta { color: #555; }
+ table { border-collapse: collapse; margin: 1em 0; }
+ th, td { border: 1px solid #ccc; padding: .3em .6em; text-align: right; }
+ th:first-child, td:first-child { text-align: left; }
+ figure { margin: 1.5em 0; page-break-inside: avoid; }
+ .note { font-size: .85em; color: #555; }
+ @media print { body { margin: 0; } section { page-break-inside: avoid; } }
+</style>"""
+
+
+def _page(details: dict[str, Any], name: str, charts: list[str], sections: dict[str, str],
+          *, generated_on: date, national_total_months: int) -> str:
+    threshold, period = details["suppression_threshold"], _period(details)
     return f"""<!doctype html>
 <html lang="fi"><head><meta charset="utf-8">
 <title>Kaikukortti — palautetilaisuus — {escape(name)}</title>
-<style>
- body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; max-width: 60em; }}
- h1 {{ font-size: 1.6em; margin-bottom: 0; }} .meta {{ color: #555; }}
- table {{ border-collapse: collapse; margin: 1em 0; }}
- th, td {{ border: 1px solid #ccc; padding: .3em .6em; text-align: right; }}
- th:first-child, td:first-child {{ text-align: left; }}
- figure {{ margin: 1.5em 0; page-break-inside: avoid; }}
- .note {{ font-size: .85em; color: #555; }}
- @media print {{ body {{ margin: 0; }} section {{ page-break-inside: avoid; }} }}
-</style></head><body>
+{STYLE}</head><body>
 <h1>Kaikukortti — alueen palautetilaisuus: {escape(name)}</h1>
 <p class="meta">Kaikukannan tilastot · ajanjakso {period} · voimassa {_fmt(details["active_on"])}
  · laadittu {_fmt(generated_on)}</p>
 <section><h2>Tunnusluvut: alue ja koko maa</h2>
-{_table(["", escape(name), "koko maa", "osuus"], key_rows)}</section>
+{sections["key_figures"]}</section>
 <section><h2>Kortit ja käyttö kuukausittain</h2>
 <figure>{charts[0]}</figure><figure>{charts[1]}</figure></section>
 <section><h2>Alue muihin alueisiin verrattuna</h2><figure>{charts[2]}</figure></section>
 <section><h2>Hyvinvointi</h2><figure>{charts[3]}</figure>
-{_table(["kysymys", "keskiarvo", "vastauksia", "ei vastausta"], wellbeing_rows)}</section>
+{sections["wellbeing"]}</section>
 <section><h2>Kortinhaltijat ikäryhmittäin</h2><figure>{charts[4]}</figure></section>
 <section><h2>Kunnittain</h2>
-{_table(["kunta", "kortit", "voimassa", "käyttökerrat", "lasten liput"], municipalities)}
+{sections["municipalities"]}
 </section>
-<p class="note">Alle {details["suppression_threshold"]} lukumäärät ja keskiarvot, joissa on
-alle {details["suppression_threshold"]} vastausta, on piilotettu (–), jotta yksittäistä
+<p class="note">Alle {threshold} lukumäärät ja keskiarvot, joissa on
+alle {threshold} vastausta, on piilotettu (–), jotta yksittäistä
 henkilöä ei voi tunnistaa. Käyttökerrat = rekisteröidyt liput miinus perutut; ne lasketaan
 kortin kotialueelle. Koko maan tilastoissa {national_total_months} kuukautta.</p>
 </body></html>"""

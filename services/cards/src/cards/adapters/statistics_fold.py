@@ -5,7 +5,7 @@ insert these values (the table's defaults for the other columns), or, when the
 row is already there, replace it with ``on_conflict(current, values)`` (``None``:
 leave it as it is). Two places apply them, and neither adds a rule of its own:
 
-- the live consumers (``statistics.apply_upserts``): read each row an event
+- the live consumers (``projections.apply_upserts``): read each row an event
   touches FOR UPDATE, fold, write it back, in the consumer's transaction;
 - the rebuild (``rebuild.Accumulator``): fold the whole history into rows held
   in memory, then write each table once, in bulk.
@@ -44,7 +44,7 @@ Row = dict[str, Any]
 
 @dataclass(frozen=True, eq=False)
 class Table:
-    """A read-model table as the fold sees it; its DDL is ``statistics.SCHEMA``."""
+    """A read-model table as the fold sees it; its DDL is ``schema.SCHEMA``."""
 
     name: str
     key: tuple[str, ...]

@@ -12,12 +12,14 @@ from kaiku_shared.contracts import (
     CardReplacedV1,
     CardUsesImportedV1,
     IntegrationEvent,
+    NetworkChangedV1,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
     StaffAccessRevokedV1,
 )
 
 from ..domain.model import Card, Organisation, SignedOutToken, StaffUser
+from ..domain.network import NetworkRegistry
 
 
 def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
@@ -27,6 +29,8 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
     revoked = _revocation(event, envelope)
     if revoked is not None:
         return revoked
+    if isinstance(event, NetworkRegistry.Event):
+        return _network_changed(event, envelope)
     if isinstance(event, Card.Issued):
         return CardIssuedV1.build(
             **envelope, card_number=event.card_number,
@@ -85,4 +89,20 @@ def _revocation(event: Any, envelope: dict[str, Any]) -> StaffAccessRevokedV1 | 
             **envelope, scope="token", target=event.token_id,
             not_before=envelope["occurred_at"], expires_at=event.expires_at,
             reason="signed_out")
+    return None
+
+
+def _network_changed(event: Any, envelope: dict[str, Any]) -> NetworkChangedV1 | None:
+    """The whole network when it is announced, then one entry per change. The
+    seeding itself and the changes made before the announcement (no ``publish``)
+    were never published: the announcement covers them."""
+    if isinstance(event, NetworkRegistry.Announced):
+        return NetworkChangedV1.build(**envelope, regions=tuple(event.regions),
+                                      municipalities=tuple(event.municipalities))
+    if not getattr(event, "publish", False):
+        return None
+    if isinstance(event, NetworkRegistry.RegionSet):
+        return NetworkChangedV1.build(**envelope, regions=(event.region,))
+    if isinstance(event, NetworkRegistry.MunicipalitySet):
+        return NetworkChangedV1.build(**envelope, municipalities=(event.municipality,))
     return None

@@ -63,19 +63,26 @@ class CardsApplication(KaikuApplication):
     # --- the network (regions, municipalities) -----------------------------------
 
     def ensure_network(self) -> NetworkRegistry:
-        """The editable network; seeded from the reference data on first start."""
+        """The editable network. Seeded from the reference data on first start and
+        announced (published whole) with it; a store seeded before the network was
+        published gets its announcement at the next start, once."""
+        registry = self._network_or_seed()
+        if not registry.announce():
+            return registry
+        try:
+            self.save(registry)
+        except IntegrityError:  # another process seeded or announced it first
+            return self.repository.get(NetworkRegistry.create_id())
+        return registry
+
+    def _network_or_seed(self) -> NetworkRegistry:
+        """The stored registry, or a new one from the reference data (unsaved)."""
         try:
             return self.repository.get(NetworkRegistry.create_id())
         except AggregateNotFoundError:
-            pass
-        data = self.reference_network.to_dict()
-        registry = NetworkRegistry(regions=data["regions"],
+            data = self.reference_network.to_dict()
+            return NetworkRegistry(regions=data["regions"],
                                    municipalities=data["municipalities"])
-        try:
-            self.save(registry)
-        except IntegrityError:  # another process seeded it first
-            return self.repository.get(NetworkRegistry.create_id())
-        return registry
 
     @property
     def network(self) -> Network:

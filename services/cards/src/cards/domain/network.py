@@ -16,7 +16,8 @@ from .model import RuleViolation
 ACTIVE_STATUSES = ("in_use", "pilot", "joining_2025_2026", "popup")
 # 'left': a municipality that no longer takes part (its cards stay in the history).
 STATUSES = (*ACTIVE_STATUSES, "left")
-_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,60}$")
+# 2 to 60 characters: the published contract (NetworkChangedV1) holds codes up to 60.
+_CODE = re.compile(r"^[a-z0-9][a-z0-9-]{1,59}$")
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,10 @@ class NetworkRegistry(Aggregate):
     """The network's regions and municipalities, editable by Kaikukeskus.
 
     Seeded once from the reference data shipped with the service; every later
-    change is an event, so the network's history is kept.
+    change is an event, so the network's history is kept. The network is
+    published (``Announced``, the whole of it) once; from then on each change
+    is published as it is made. Stores seeded before the network was published
+    have no announcement: the next start records it.
     """
 
     @staticmethod
@@ -99,6 +103,20 @@ class NetworkRegistry(Aggregate):
                  ) -> None:
         self.regions = {r["code"]: r for r in regions}
         self.municipalities = {m["code"]: m for m in municipalities}
+        self.announced = False
+
+    def announce(self) -> bool:
+        """Record the whole network for publication, once; False if it was."""
+        if self.announced:
+            return False
+        self._announced(regions=copy.deepcopy(list(self.regions.values())),
+                        municipalities=copy.deepcopy(list(self.municipalities.values())))
+        return True
+
+    @event("Announced")
+    def _announced(self, regions: list[dict[str, Any]],
+                   municipalities: list[dict[str, Any]]) -> None:
+        self.announced = True
 
     def network(self) -> Network:
         return Network.from_dict({"regions": list(self.regions.values()),
@@ -113,11 +131,13 @@ class NetworkRegistry(Aggregate):
                   "country": country.upper()}
         if self.regions.get(code) == region:
             return False
-        self._region_set(region=region)
+        self._region_set(region=region, publish=self.announced)
         return True
 
+    # ``publish``: made after the announcement, so it is published. Changes
+    # stored before it (no such field) were not, and stay unpublished.
     @event("RegionSet")
-    def _region_set(self, region: dict[str, Any]) -> None:
+    def _region_set(self, region: dict[str, Any], publish: bool = False) -> None:
         self.regions[region["code"]] = region
 
     def set_municipality(self, code: str, *, names: dict[str, str] | None, region: str | None,
@@ -148,11 +168,11 @@ class NetworkRegistry(Aggregate):
             merged["country"] = country.upper()
         if merged == current:
             return False
-        self._municipality_set(municipality=merged)
+        self._municipality_set(municipality=merged, publish=self.announced)
         return True
 
     @event("MunicipalitySet")
-    def _municipality_set(self, municipality: dict[str, Any]) -> None:
+    def _municipality_set(self, municipality: dict[str, Any], publish: bool = False) -> None:
         self.municipalities[municipality["code"]] = municipality
 
 

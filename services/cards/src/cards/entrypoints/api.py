@@ -26,7 +26,7 @@ from kaiku_shared.http import (
 )
 
 from ..adapters import report as report_page
-from ..adapters import statistics
+from ..adapters import queries
 from ..adapters.login_throttle import LoginThrottle, TooManyAttempts
 from ..application.app import (
     KAIKUKESKUS_ID,
@@ -464,7 +464,7 @@ async def list_organisations(request: Request, app: App, principal: Kaikukeskus
                              ) -> list[dict[str, Any]]:
     """The partner list (a read model). ``status`` is ``approved``, or ``pending``
     for a proposal waiting for approval."""
-    rows = await statistics.partner_organisations(request.app.state.pool)
+    rows = await queries.partner_organisations(request.app.state.pool)
     # Rows projected before OrganisationRegistered carried a status (older data
     # directories) have none: take it from the registry itself.
     missing = [row for row in rows if row.get("status") is None]
@@ -533,7 +533,7 @@ async def round_report(year: RoundYear, request: Request, app: App,
                        principal: Kaikukeskus) -> dict[str, Any]:
     """Who continues, who leaves and who has not answered yet."""
     round_ = await run(app.get_round, year)
-    partners = await statistics.partner_organisations(request.app.state.pool)
+    partners = await queries.partner_organisations(request.app.state.pool)
     answered, missing = [], []
     known = set()
     for partner in partners:
@@ -674,10 +674,10 @@ From = Annotated[date | None, Query(alias="from", description="first day, inclus
 To = Annotated[date | None, Query(alias="to", description="last day, inclusive")]
 
 
-def period(start: date | None, end: date | None) -> statistics.Period:
+def period(start: date | None, end: date | None) -> queries.Period:
     if start and end and start > end:
         raise unprocessable("period", "'from' is after 'to'.", "from")
-    return statistics.Period(start, end, today())
+    return queries.Period(start, end, today())
 
 
 async def current_network(app: CardsApplication):
@@ -708,7 +708,7 @@ def region_names(network, code: str | None) -> dict[str, str] | None:
 @router.get("/stats/national", tags=["statistics"])
 async def national_statistics(request: Request, principal: Staff, start: From = None,
                               end: To = None) -> dict[str, Any]:
-    return await statistics.national(request.app.state.pool, period(start, end))
+    return await queries.national(request.app.state.pool, period(start, end))
 
 
 @router.get("/stats/regions", tags=["statistics"])
@@ -717,10 +717,10 @@ async def regional_statistics(request: Request, app: App, principal: Staff,
     """Every region of the network side by side (zeros included)."""
     network = await current_network(app)
     async with request.app.state.pool.acquire() as conn:
-        grouped = await statistics.figures(conn, period(start, end), by="region")
+        grouped = await queries.figures(conn, period(start, end), by="region")
     return [{"region": code, "name": region_name(network, code),
              "names": region_names(network, code),
-             **(grouped.get(code) or statistics.zero_figures())}
+             **(grouped.get(code) or queries.zero_figures())}
             for code in sorted(network.regions)]
 
 
@@ -733,22 +733,22 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
     pool = request.app.state.pool
     threshold = settings.suppress_below
     async with pool.acquire() as conn:
-        own = (await statistics.figures(conn, chosen, region=region))[None]
-        national = (await statistics.figures(conn, chosen))[None]
+        own = (await queries.figures(conn, chosen, region=region))[None]
+        national = (await queries.figures(conn, chosen))[None]
     return {
         "region": region, "name": region_name(network, region),
         "names": region_names(network, region),
         "from": chosen.start, "to": chosen.end, "active_on": chosen.at,
         **own,
         "national": national,
-        "by_municipality": await statistics.breakdown(pool, chosen, "municipality",
-                                                      region=region, threshold=threshold),
-        "by_month": await statistics.breakdown(pool, chosen, "month", region=region,
+        "by_municipality": await queries.breakdown(pool, chosen, "municipality",
+                                                   region=region, threshold=threshold),
+        "by_month": await queries.breakdown(pool, chosen, "month", region=region,
+                                            threshold=threshold),
+        "age_groups": await queries.age_groups(pool, chosen, region=region,
                                                threshold=threshold),
-        "age_groups": await statistics.age_groups(pool, chosen, region=region,
-                                                  threshold=threshold),
-        "wellbeing": await statistics.wellbeing(pool, chosen, region=region,
-                                                threshold=threshold),
+        "wellbeing": await queries.wellbeing(pool, chosen, region=region,
+                                             threshold=threshold),
         "suppression_threshold": threshold,
     }
 
@@ -765,12 +765,12 @@ async def region_report(region: RegionPath, request: Request, app: App, settings
     """The feedback-meeting report: a printable HTML page with SVG charts."""
     details = await region_details(request, app, settings, region, start, end)
     async with request.app.state.pool.acquire() as conn:
-        regions = await statistics.figures(conn, period(start, end), by="region")
+        regions = await queries.figures(conn, period(start, end), by="region")
     network = await current_network(app)
     comparison = [{"region": code, "name": region_name(network, code),
-                   **(regions.get(code) or statistics.zero_figures())}
+                   **(regions.get(code) or queries.zero_figures())}
                   for code in sorted(network.regions)]
-    national_months = await statistics.breakdown(
+    national_months = await queries.breakdown(
         request.app.state.pool, period(start, end), "month", region=None,
         threshold=settings.suppress_below)
     return HTMLResponse(report_page.render(details, comparison, national_months,
@@ -783,8 +783,8 @@ async def age_group_statistics(request: Request, settings: Settings, app: App,
                                region: RegionQuery = None) -> list[dict[str, Any]]:
     if region:
         known_region(await current_network(app), region)
-    return await statistics.age_groups(request.app.state.pool, period(start, end),
-                                       region=region, threshold=settings.suppress_below)
+    return await queries.age_groups(request.app.state.pool, period(start, end),
+                                    region=region, threshold=settings.suppress_below)
 
 
 @router.get("/stats/wellbeing", tags=["statistics"])
@@ -793,8 +793,8 @@ async def wellbeing_statistics(request: Request, settings: Settings, app: App,
                                region: RegionQuery = None) -> dict[str, Any]:
     if region:
         known_region(await current_network(app), region)
-    return await statistics.wellbeing(request.app.state.pool, period(start, end),
-                                      region=region, threshold=settings.suppress_below)
+    return await queries.wellbeing(request.app.state.pool, period(start, end),
+                                   region=region, threshold=settings.suppress_below)
 
 
 @router.get("/stats/by/{dimension}", tags=["statistics"],
@@ -808,8 +808,8 @@ async def statistics_by(dimension: Literal["region", "municipality", "distributo
     downloads the same rows as CSV. Small counts are null, listed in ``suppressed``."""
     if region:
         known_region(await current_network(app), region)
-    rows = await statistics.breakdown(request.app.state.pool, period(start, end), dimension,
-                                      region=region, threshold=settings.suppress_below)
+    rows = await queries.breakdown(request.app.state.pool, period(start, end), dimension,
+                                   region=region, threshold=settings.suppress_below)
     if format == "json":
         return rows
     out = io.StringIO()

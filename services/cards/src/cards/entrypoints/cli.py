@@ -7,6 +7,9 @@
   the cards worker first).
 - ``create-user``: a staff user (e.g. the first Kaikukeskus user); the password
   comes from ``--password-env`` or a prompt, never from the command line.
+
+The composition root (``cards/__main__.py``) dispatches here and gives the
+commands its application builder: this module does not know how one is built.
 """
 
 from __future__ import annotations
@@ -16,9 +19,9 @@ import asyncio
 import getpass
 import json
 import os
-import sys
 import time
 from datetime import date
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
@@ -26,16 +29,18 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..adapters import rebuild as rebuilding
-from ..adapters import statistics
-from ..application.app import KAIKUKESKUS_ID, NotFound, RuleViolation
+from ..adapters import queries
+from ..application.app import KAIKUKESKUS_ID, CardsApplication, NotFound, RuleViolation
 from ..application.seed_history import Plan, seed_history
-from ..bootstrap import build_application
-from ..config import load_cards_settings, load_settings
+from ..config import KaikuSettings, load_cards_settings, load_settings
+
+# Builds the cards application for the settings (the composition root's).
+ApplicationBuilder = Callable[[KaikuSettings], CardsApplication]
 
 console = Console(stderr=True)
 
 
-def cmd_seed_history(args: argparse.Namespace) -> int:
+def cmd_seed_history(args: argparse.Namespace, build_application: ApplicationBuilder) -> int:
     settings = load_settings()
     plan = Plan(cards=args.cards, uses=args.uses, uses_with_children=args.uses_with_children,
                 since=args.since, distributors=args.distributors, seed=args.seed,
@@ -75,7 +80,7 @@ def cmd_seed_history(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rebuild_stats(args: argparse.Namespace) -> int:
+def cmd_rebuild_stats(args: argparse.Namespace, build_application: ApplicationBuilder) -> int:
     settings = load_settings()
     app = build_application(settings)
     threshold = load_cards_settings().suppress_below
@@ -95,7 +100,7 @@ def cmd_rebuild_stats(args: argparse.Namespace) -> int:
                                               progress=progress,
                                               include_venues=not args.cards_only)
         elapsed = time.perf_counter() - started
-        period = statistics.Period(None, None, date.today())
+        period = queries.Period(None, None, date.today())
         live, rebuilt = await rebuilding.compare(settings, period, threshold)
         same = live == rebuilt
         result = {"cards_events": counts.cards_events, "venues_events": counts.venues_events,
@@ -114,7 +119,7 @@ def cmd_rebuild_stats(args: argparse.Namespace) -> int:
     return asyncio.run(go())
 
 
-def cmd_create_user(args: argparse.Namespace) -> int:
+def cmd_create_user(args: argparse.Namespace, build_application: ApplicationBuilder) -> int:
     settings = load_settings()
     app = build_application(settings)
     password = os.environ.get(args.password_env) if args.password_env else None
@@ -138,7 +143,7 @@ def cmd_create_user(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], build_application: ApplicationBuilder) -> int:
     parser = argparse.ArgumentParser(prog="python -m cards")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -171,8 +176,4 @@ def main(argv: list[str]) -> int:
     user.set_defaults(func=cmd_create_user)
 
     args = parser.parse_args(argv)
-    return args.func(args)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    return args.func(args, build_application)

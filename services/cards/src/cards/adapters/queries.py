@@ -1,11 +1,4 @@
-"""Statistics read models (asyncpg), fed by the cards and venues streams.
-
-What each fact does to the rows is defined once, in ``statistics_fold``: the live
-handlers here and the rebuild (``rebuild.py``) both apply that fold, so a rebuild
-from the event store gives exactly what the live consumers built. Rows carry the
-aggregate version of the last fact applied, so a fact arriving after a newer one
-for the same card or ticket never overwrites it, and every fold gives the same
-rows whatever order the facts arrive in.
+"""Reads of cards' statistics read models (asyncpg), for the api and the rebuild's check.
 
 Where a figure is counted (see services/cards/README.md):
 - cards: by the card's region/municipality and issuing distributor, in the month
@@ -17,171 +10,18 @@ Where a figure is counted (see services/cards/README.md):
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
-from itertools import groupby
 from typing import Any
 
 import asyncpg
 
-from kaiku_shared.consumer import Consumer
-from kaiku_shared.contracts import IntegrationEvent
-
-from .statistics_fold import CARD_FOLDS, TABLES, USAGE_FOLDS, Table, Upsert, keep
-
-SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS card_view (
-        card_number   text PRIMARY KEY,
-        issuer        uuid,
-        birth_year    integer,
-        valid_from    date,
-        community     boolean,
-        issued_at     timestamptz,
-        valid_until   date,
-        children      integer,
-        municipality  text,
-        region        text,
-        status        text NOT NULL DEFAULT 'open',
-        version       integer NOT NULL
-    )
-    """,
-    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS replaces text",
-    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS closed_on date",
-    """
-    CREATE TABLE IF NOT EXISTS usage_view (
-        ticket_id     uuid PRIMARY KEY,
-        card_number   text NOT NULL,
-        venue_id      uuid,
-        offering_id   uuid,
-        venue_municipality text,
-        starts_at     timestamptz,
-        children      integer NOT NULL,
-        status        text NOT NULL,
-        version       integer NOT NULL
-    )
-    """,
-    "ALTER TABLE usage_view ADD COLUMN IF NOT EXISTS venue_name text",
-    "CREATE INDEX IF NOT EXISTS usage_view_card ON usage_view (card_number)",
-    """
-    CREATE TABLE IF NOT EXISTS wellbeing_view (
-        card_number        text    NOT NULL,
-        version            integer NOT NULL,
-        occasion           text    NOT NULL,   -- issue | renewal
-        answered_on        date    NOT NULL,
-        region             text    NOT NULL,
-        municipality       text    NOT NULL,
-        life_satisfaction  integer,            -- NULL: the holder gave no answer
-        wellbeing_impact   integer,            -- asked at renewal only
-        PRIMARY KEY (card_number, version)
-    )
-    """,
-    """
-    CREATE TABLE IF NOT EXISTS organisation_view (
-        organisation_id uuid PRIMARY KEY,
-        kind            text,
-        name            text,
-        municipality    text,
-        status          text,
-        version         integer NOT NULL
-    )
-    """,
-)
-
-READ_MODEL_TABLES = ("card_view", "usage_view", "wellbeing_view", "organisation_view")
-STATISTICS_CONSUMER = "cards-statistics"
-USAGE_CONSUMER = "cards-usage"
 DIMENSIONS = ("region", "municipality", "distributor", "venue", "month")
 # Breakdowns fine enough to point at one person get small counts suppressed.
 SUPPRESSED_DIMENSIONS = ("municipality", "distributor", "venue")
 AGE_GROUPS = ((16, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 74), (75, 200))
 HELSINKI = "Europe/Helsinki"
-
-
-def consumers() -> list[Consumer]:
-    cards = Consumer(STATISTICS_CONSUMER, "cards")
-    usage = Consumer(USAGE_CONSUMER, "venues")
-    for contract, handler in CARD_HANDLERS.items():
-        cards.on(contract)(handler)
-    for contract, handler in USAGE_HANDLERS.items():
-        usage.on(contract)(handler)
-    return [cards, usage]
-
-
-# --- the live consumers -----------------------------------------------------------------
-# What a fact does to the rows is defined once, in statistics_fold (the rebuild
-# folds the same way). A live handler applies a fact's upserts in order, in the
-# consumer's transaction, one row at a time: it reads the row FOR UPDATE (worker
-# replicas applying facts about the same row take turns), folds and updates it.
-# A row that is not there yet is inserted, unless another transaction inserted it
-# meanwhile; then it is read again. An upsert that leaves an existing row as it is
-# (``keep``) needs no read: it is INSERT … ON CONFLICT DO NOTHING.
-
-
-@dataclass(frozen=True)
-class _Statements:
-    select: str  # the row, locked
-    insert: str  # a new row; true when inserted
-    update: str  # every column, by key
-    keep: str  # a new row, or nothing
-
-    @classmethod
-    def of(cls, table: Table) -> _Statements:
-        number = {c: f"${i + 1}" for i, c in enumerate(table.columns)}
-        columns, keys = ", ".join(table.columns), ", ".join(table.key)
-        insert = (f"INSERT INTO {table.name} ({columns}) "
-                  f"VALUES ({', '.join(number.values())}) ON CONFLICT ({keys}) DO NOTHING")
-        return cls(
-            select=(f"SELECT {columns} FROM {table.name} WHERE "
-                    + " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(table.key))
-                    + " FOR UPDATE"),
-            insert=f"{insert} RETURNING true",
-            update=(f"UPDATE {table.name} SET "
-                    + ", ".join(f"{c} = {number[c]}" for c in table.columns
-                                if c not in table.key)
-                    + " WHERE " + " AND ".join(f"{k} = {number[k]}" for k in table.key)),
-            keep=insert,
-        )
-
-
-_STATEMENTS = {table: _Statements.of(table) for table in TABLES}
-
-
-async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
-    """Apply one fact's row changes to the tables (the live side of the fold)."""
-    for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is keep)):
-        sql = _STATEMENTS[table]
-        if keeps:
-            await conn.executemany(sql.keep, [table.record(table.new_row(change.values))
-                                              for change in group])
-            continue
-        for change in group:
-            key = [change.values[k] for k in table.key]
-            while True:
-                current = await conn.fetchrow(sql.select, *key)
-                if current is not None:
-                    row = change.apply(dict(current))
-                    if row is not None:
-                        await conn.execute(sql.update, *table.record(row))
-                    break
-                if await conn.fetchval(sql.insert, *table.record(change.apply(None))):
-                    break  # else another transaction has just inserted it: read it
-
-
-def _live(fold: Callable[[Any], list[Upsert]]) -> Callable[..., Awaitable[None]]:
-    async def handler(event: IntegrationEvent, conn: asyncpg.Connection) -> None:
-        await apply_upserts(conn, fold(event))
-
-    handler.__name__ = handler.__qualname__ = f"on_{fold.__name__}"
-    return handler
-
-
-CARD_HANDLERS = {contract: _live(fold) for contract, fold in CARD_FOLDS.items()}
-USAGE_HANDLERS = {contract: _live(fold) for contract, fold in USAGE_FOLDS.items()}
-
-
-# --- queries -------------------------------------------------------------------------
 
 Db = asyncpg.Pool | asyncpg.Connection
 
@@ -455,10 +295,3 @@ async def partner_organisations(pool: asyncpg.Pool) -> list[dict[str, Any]]:
             "SELECT organisation_id, kind, name, municipality, status FROM organisation_view "
             "WHERE kind IN ('distributor', 'venue', 'ticket_agent') "
             "AND coalesce(status, '') <> 'left' ORDER BY kind, name")]
-
-
-async def clear(conn: asyncpg.Connection) -> None:
-    """Empty every statistics read model and forget what its consumers applied."""
-    await conn.execute(f"TRUNCATE {', '.join(READ_MODEL_TABLES)}")
-    await conn.execute("DELETE FROM processed_events WHERE consumer = ANY($1::text[])",
-                       [STATISTICS_CONSUMER, USAGE_CONSUMER])

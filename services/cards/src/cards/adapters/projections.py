@@ -1,0 +1,191 @@
+"""Cards' projections: the facts that keep the statistics read models (``schema``).
+
+What each fact does to the rows is defined once, in ``statistics_fold``: the live
+handlers here and the rebuild (``rebuild.py``) both apply that fold, so a rebuild
+from the event store gives exactly what the live consumers built. Rows carry the
+aggregate version of the last fact applied, so a fact arriving after a newer one
+for the same card or ticket never overwrites it, and every fold gives the same
+rows whatever order the facts arrive in.
+
+Each handler is a plain function of the event and a connection (the consumer's
+transaction). ``PROJECTIONS`` is the one table of which contract is applied by
+which handler; the durable that applies it is the one reading its producer's
+stream (``DURABLES``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from itertools import groupby
+from typing import Any
+
+import asyncpg
+
+from kaiku_shared.consumer import Consumer
+from kaiku_shared.contracts import (
+    CardChangedV1,
+    CardClosedV1,
+    CardIssuedV1,
+    CardRenewedV1,
+    CardReplacedV1,
+    CardUsesImportedV1,
+    IntegrationEvent,
+    OrganisationRegisteredV1,
+    OrganisationStatusChangedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
+)
+
+from . import statistics_fold as fold
+from .statistics_fold import TABLES, Table, Upsert, keep
+
+STATISTICS_CONSUMER = "cards-statistics"
+USAGE_CONSUMER = "cards-usage"
+# The durable that reads each producer's stream.
+DURABLES = {"cards": STATISTICS_CONSUMER, "venues": USAGE_CONSUMER}
+
+Projection = Callable[[Any, asyncpg.Connection], Awaitable[None]]
+
+
+# --- the handlers: one fact's upserts, applied ------------------------------------------
+
+
+async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.card_issued(event))
+
+
+async def on_card_renewed(event: CardRenewedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.card_renewed(event))
+
+
+async def on_card_changed(event: CardChangedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.card_changed(event))
+
+
+async def on_card_closed(event: CardClosedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.card_closed(event))
+
+
+async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.card_replaced(event))
+
+
+async def on_card_uses_imported(event: CardUsesImportedV1, conn: asyncpg.Connection
+                                ) -> None:
+    await apply_upserts(conn, fold.card_uses_imported(event))
+
+
+async def on_organisation_registered(event: OrganisationRegisteredV1,
+                                     conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.organisation_registered(event))
+
+
+async def on_organisation_status_changed(event: OrganisationStatusChangedV1,
+                                         conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.organisation_status_changed(event))
+
+
+async def on_ticket_registered(event: TicketRegisteredV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.ticket_registered(event))
+
+
+async def on_ticket_cancelled(event: TicketCancelledV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.ticket_cancelled(event))
+
+
+# --- which contract is applied how -----------------------------------------------------
+
+PROJECTIONS: dict[type[IntegrationEvent], Projection] = {
+    CardIssuedV1: on_card_issued,
+    CardRenewedV1: on_card_renewed,
+    CardChangedV1: on_card_changed,
+    CardClosedV1: on_card_closed,
+    CardReplacedV1: on_card_replaced,
+    CardUsesImportedV1: on_card_uses_imported,
+    OrganisationRegisteredV1: on_organisation_registered,
+    OrganisationStatusChangedV1: on_organisation_status_changed,
+    TicketRegisteredV1: on_ticket_registered,
+    TicketCancelledV1: on_ticket_cancelled,
+}
+
+
+def handlers_of(durable: str) -> dict[type[IntegrationEvent], Projection]:
+    """The part of ``PROJECTIONS`` one durable applies (the rebuild reads it too)."""
+    return {contract: handler for contract, handler in PROJECTIONS.items()
+            if DURABLES[contract.PRODUCER] == durable}
+
+
+CARD_HANDLERS = handlers_of(STATISTICS_CONSUMER)
+USAGE_HANDLERS = handlers_of(USAGE_CONSUMER)
+
+
+def consumers(application: Any = None) -> list[Consumer]:
+    """The durable consumers of ``PROJECTIONS`` (they need no application; None in
+    an audit, which only reads their names and contracts)."""
+    built = []
+    for source, durable in DURABLES.items():
+        consumer = Consumer(durable, source)
+        for contract, handler in handlers_of(durable).items():
+            consumer.on(contract)(handler)
+        built.append(consumer)
+    return built
+
+
+# --- applying upserts ------------------------------------------------------------------
+# A live handler applies a fact's upserts in order, in the consumer's transaction,
+# one row at a time: it reads the row FOR UPDATE (worker replicas applying facts
+# about the same row take turns), folds and updates it. A row that is not there
+# yet is inserted, unless another transaction inserted it meanwhile; then it is
+# read again. An upsert that leaves an existing row as it is (``keep``) needs no
+# read: it is INSERT … ON CONFLICT DO NOTHING.
+
+
+@dataclass(frozen=True)
+class _Statements:
+    select: str  # the row, locked
+    insert: str  # a new row; true when inserted
+    update: str  # every column, by key
+    keep: str  # a new row, or nothing
+
+    @classmethod
+    def of(cls, table: Table) -> _Statements:
+        number = {c: f"${i + 1}" for i, c in enumerate(table.columns)}
+        columns, keys = ", ".join(table.columns), ", ".join(table.key)
+        insert = (f"INSERT INTO {table.name} ({columns}) "
+                  f"VALUES ({', '.join(number.values())}) ON CONFLICT ({keys}) DO NOTHING")
+        return cls(
+            select=(f"SELECT {columns} FROM {table.name} WHERE "
+                    + " AND ".join(f"{k} = ${i + 1}" for i, k in enumerate(table.key))
+                    + " FOR UPDATE"),
+            insert=f"{insert} RETURNING true",
+            update=(f"UPDATE {table.name} SET "
+                    + ", ".join(f"{c} = {number[c]}" for c in table.columns
+                                if c not in table.key)
+                    + " WHERE " + " AND ".join(f"{k} = {number[k]}" for k in table.key)),
+            keep=insert,
+        )
+
+
+_STATEMENTS = {table: _Statements.of(table) for table in TABLES}
+
+
+async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
+    """Apply one fact's row changes to the tables (the live side of the fold)."""
+    for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is keep)):
+        sql = _STATEMENTS[table]
+        if keeps:
+            await conn.executemany(sql.keep, [table.record(table.new_row(change.values))
+                                              for change in group])
+            continue
+        for change in group:
+            key = [change.values[k] for k in table.key]
+            while True:
+                current = await conn.fetchrow(sql.select, *key)
+                if current is not None:
+                    row = change.apply(dict(current))
+                    if row is not None:
+                        await conn.execute(sql.update, *table.record(row))
+                    break
+                if await conn.fetchval(sql.insert, *table.record(change.apply(None))):
+                    break  # else another transaction has just inserted it: read it

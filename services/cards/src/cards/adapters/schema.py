@@ -1,0 +1,96 @@
+"""Cards' statistics read-model tables, as ordered migrations (``kaiku_shared.db``).
+
+Version 1 is the baseline: exactly the tables, columns and indexes the release
+before migrations created on every start, written with IF NOT EXISTS (and
+ADD COLUMN IF NOT EXISTS for the columns added since the first release) so that
+an existing database (``.kaiku/``) adopts it in place and keeps its rows. A
+later change is a new migration appended below, never an edit of the baseline.
+
+The rebuild (``rebuild.py``) makes its shadow tables from the same statements.
+"""
+
+from __future__ import annotations
+
+from kaiku_shared.db import baseline
+
+COMPONENT = "cards"
+
+_CARD = (
+    """
+    CREATE TABLE IF NOT EXISTS card_view (
+        card_number   text PRIMARY KEY,
+        issuer        uuid,
+        birth_year    integer,
+        valid_from    date,
+        community     boolean,
+        issued_at     timestamptz,
+        valid_until   date,
+        children      integer,
+        municipality  text,
+        region        text,
+        status        text NOT NULL DEFAULT 'open',
+        version       integer NOT NULL
+    )
+    """,
+    # Added with replacement cards and closures; a first-release card_view lacks them.
+    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS replaces text",
+    "ALTER TABLE card_view ADD COLUMN IF NOT EXISTS closed_on date",
+)
+
+_USAGE = (
+    """
+    CREATE TABLE IF NOT EXISTS usage_view (
+        ticket_id     uuid PRIMARY KEY,
+        card_number   text NOT NULL,
+        venue_id      uuid,
+        offering_id   uuid,
+        venue_municipality text,
+        starts_at     timestamptz,
+        children      integer NOT NULL,
+        status        text NOT NULL,
+        version       integer NOT NULL
+    )
+    """,
+    "ALTER TABLE usage_view ADD COLUMN IF NOT EXISTS venue_name text",
+    "CREATE INDEX IF NOT EXISTS usage_view_card ON usage_view (card_number)",
+)
+
+_WELLBEING = """
+    CREATE TABLE IF NOT EXISTS wellbeing_view (
+        card_number        text    NOT NULL,
+        version            integer NOT NULL,
+        occasion           text    NOT NULL,   -- issue | renewal
+        answered_on        date    NOT NULL,
+        region             text    NOT NULL,
+        municipality       text    NOT NULL,
+        life_satisfaction  integer,            -- NULL: the holder gave no answer
+        wellbeing_impact   integer,            -- asked at renewal only
+        PRIMARY KEY (card_number, version)
+    )
+    """
+
+_ORGANISATION = """
+    CREATE TABLE IF NOT EXISTS organisation_view (
+        organisation_id uuid PRIMARY KEY,
+        kind            text,
+        name            text,
+        municipality    text,
+        status          text,
+        version         integer NOT NULL
+    )
+    """
+
+BASELINE = (*_CARD, *_USAGE, _WELLBEING, _ORGANISATION)
+
+# The next change: Schema(COMPONENT, (*baseline(COMPONENT, BASELINE).migrations,
+# Migration(2, "what it does", (...),)))
+SCHEMA = baseline(COMPONENT, BASELINE)
+
+READ_MODEL_TABLES = ("card_view", "usage_view", "wellbeing_view", "organisation_view")
+
+
+def statements() -> tuple[str, ...]:
+    """Every migration's statements in order: the tables as the latest version has
+    them (the rebuild's shadow schema, made afresh)."""
+    return tuple(statement for migration in SCHEMA.migrations
+                 for statement in migration.statements)
