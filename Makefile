@@ -3,8 +3,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := -e shared -e services/cards -e services/venues -e services/omakaiku -e services/notifications -e services/web
-SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+PACKAGES := -e shared -e dev -e services/cards -e services/venues -e services/omakaiku -e services/notifications -e services/web
+SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml dev/pyproject.toml $(wildcard services/*/pyproject.toml)
 
 .PHONY: run test install clean-data help bench profile browser
 

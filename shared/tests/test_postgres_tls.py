@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.settings import KaikuSettings, postgres_params
-from kaiku_shared.testcerts import make_ca
+from kaiku_dev.testcerts import make_ca
 
 TLS_QUERY = ("sslmode=verify-full&sslrootcert=/etc/kaiku/tls/ca.crt"
              "&sslcert=/etc/kaiku/tls/client.crt&sslkey=/etc/kaiku/tls/client%20key.pem")

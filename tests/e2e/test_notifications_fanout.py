@@ -23,8 +23,8 @@ import pytest
 from kaiku_shared.contracts import GenreSubscriptionsChangedV1, OfferingPublishedV1
 from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, stream_events
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import eventually, stream_events
 from notifications.adapters import handover, read_models
 from notifications.application.app import NotificationsApplication
 

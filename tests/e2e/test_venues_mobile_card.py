@@ -23,7 +23,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kaiku_shared.testing import (
+from kaiku_dev.testing import (
     database_dump,
     eventually,
     every_stream_message,

@@ -18,7 +18,7 @@ import nats
 import pytest
 
 from kaiku_shared.contracts import FeedbackGivenV1, TicketCancellationRequestedV1
-from kaiku_shared.testing import eventually, stream_events
+from kaiku_dev.testing import eventually, stream_events
 
 pytestmark = pytest.mark.e2e
 

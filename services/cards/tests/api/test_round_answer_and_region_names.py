@@ -98,7 +98,7 @@ async def test_a_partner_sees_its_own_answer_to_the_round(system):
 
 
 async def test_the_partner_list_tells_pending_from_approved(system):
-    from kaiku_shared.testing import eventually
+    from kaiku_dev.testing import eventually
 
     centre = system.token("kaikukeskus")
     tag = uuid.uuid4().hex[:6]
