@@ -10,8 +10,6 @@ import pytest
 
 from kaiku_dev.testing import System, eventually
 
-pytestmark = pytest.mark.e2e
-
 
 @dataclass
 class World:

@@ -85,6 +85,7 @@ def _tcp_server() -> str:
     return url
 
 
+@pytest.mark.integration  # a real PostgreSQL server
 async def test_a_real_server_sees_the_drivers_ask_for_tls(tmp_path: Path) -> None:
     """Both drivers refuse a server that cannot prove itself with our CA (it has no
     TLS, or a certificate another CA signed): they asked for TLS. (TLS is settled

@@ -15,14 +15,11 @@ from datetime import date
 import httpx
 import pytest
 
+from kaiku_dev.assertions import refused
+
 pytestmark = pytest.mark.e2e
 
 LAPPI = {"fi": "Lappi", "sv": "Lappland", "en": "Lapland"}
-
-
-def refused(response: httpx.Response, status: int, rule: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.json()["type"].endswith(f"/{rule}"), response.json()
 
 
 async def test_regional_statistics_name_each_region_in_three_languages(system):
