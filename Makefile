@@ -1,16 +1,19 @@
-# Kaikukortti — the two commands: `make run` and `make test`.
+# Kaikukortti — `make run` starts the system; `make test` runs every test.
+# The fast loop: `make unit` (no servers, under a minute), `make integration`.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-PACKAGES := -e shared -e services/cards -e services/venues -e services/omakaiku -e services/notifications -e services/web
-SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml $(wildcard services/*/pyproject.toml)
+PACKAGES := -e shared -e dev -e services/cards -e services/venues -e services/omakaiku -e services/notifications -e services/web
+SOURCES  := constraints.txt requirements-dev.txt shared/pyproject.toml dev/pyproject.toml $(wildcard services/*/pyproject.toml)
 
-.PHONY: run test install clean-data help bench profile browser
+.PHONY: run test unit integration install clean-data help bench profile browser
 
 help:
 	@echo "make run   - start NATS, Postgres, every service and demo data; prints the URLs"
-	@echo "make test  - run the whole test suite against real NATS and Postgres"
+	@echo "make unit        - the tests that need no servers (domain, application, contracts, layers)"
+	@echo "make integration - unit + the tests against real NATS and Postgres, no service processes"
+	@echo "make test        - every test: + the running system end to end, faults, cluster, browser"
 
 $(STAMP): $(SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,11 +34,21 @@ browser:
 	  echo "make: Chromium not installed; the browser tests will be skipped" >&2; }
 
 # pytest exits 5 when it collected no tests: that is a failure here, not a pass.
-test: install browser
-	@# Its own temp root: pytest prunes other sessions' numbered temp dirs.
-	@$(BIN)/python -m pytest --basetemp="$$(mktemp -d /tmp/kaiku-pytest-XXXXXX)"; status=$$?; \
-	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+# Its own temp root: pytest prunes other sessions' numbered temp dirs.
+# The markers are applied by path in conftest.py (MARKERS_BY_PATH).
+PYTEST = status=0; $(BIN)/python -m pytest --basetemp="$$(mktemp -d /tmp/kaiku-pytest-XXXXXX)" \
+	$(1) || status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; \
 	exit $$status
+
+test: install browser
+	@$(call PYTEST,)
+
+unit: install
+	@$(call PYTEST,-m "not (integration or e2e)")
+
+integration: install
+	@$(call PYTEST,-m "not e2e")
 
 clean-data:
 	rm -rf .kaiku

@@ -19,7 +19,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Benchmark, describe  # noqa: E402
 
-from kaiku_shared.testing import free_port  # noqa: E402
+from kaiku_dev.testing import free_port  # noqa: E402
 
 RUNS = 3
 
@@ -30,7 +30,7 @@ def start_and_wait(data_dir: Path) -> float:
            if k not in ("KAIKU_NATS_URL", "KAIKU_DATABASE_URL", "KAIKU_NAMESPACE")}
     env["KAIKU_DATA_DIR"] = str(data_dir)
     started = time.perf_counter()
-    process = subprocess.Popen([sys.executable, "-m", "kaiku_shared.cli", "run", "--no-demo",
+    process = subprocess.Popen([sys.executable, "-m", "kaiku_dev.cli", "run", "--no-demo",
                                 "--port-base", str(port_base)], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                start_new_session=True)

@@ -119,7 +119,7 @@ class bench_servers:  # noqa: N801 - used as a context manager
         import os
         import tempfile
 
-        from kaiku_shared.embedded import EmbeddedServers
+        from kaiku_dev.embedded import EmbeddedServers
 
         self.embedded = None
         nats_url = os.environ.get("KAIKU_NATS_URL")

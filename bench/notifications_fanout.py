@@ -43,8 +43,8 @@ from common import Benchmark, bench_servers, console, describe  # noqa: E402
 
 from kaiku_shared.contracts import OfferingPublishedV1  # noqa: E402
 from kaiku_shared.relay import ensure_stream  # noqa: E402
-from kaiku_shared.supervisor import ProcessSpec, Supervisor  # noqa: E402
-from kaiku_shared.testing import Namespace, Servers, unique_namespace  # noqa: E402
+from kaiku_dev.supervisor import ProcessSpec, Supervisor  # noqa: E402
+from kaiku_dev.testing import Namespace, Servers, unique_namespace  # noqa: E402
 
 HOLDERS = int(os.environ.get("HOLDERS", "100000"))
 RUNS = int(os.environ.get("RUNS", "3"))

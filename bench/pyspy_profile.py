@@ -36,8 +36,8 @@ import registration  # noqa: E402
 from common import bench_servers, console  # noqa: E402
 
 from kaiku_shared.service import run_loop  # noqa: E402
-from kaiku_shared.supervisor import Supervisor  # noqa: E402
-from kaiku_shared.testing import Namespace  # noqa: E402
+from kaiku_dev.supervisor import Supervisor  # noqa: E402
+from kaiku_dev.testing import Namespace  # noqa: E402
 
 HERE = Path(__file__).parent
 OUT = HERE / "profiles"

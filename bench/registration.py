@@ -37,8 +37,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from common import Benchmark, bench_servers, console, percentile, describe  # noqa: E402
 
 from kaiku_shared.service import run_loop  # noqa: E402
-from kaiku_shared.supervisor import Supervisor, service_specs  # noqa: E402
-from kaiku_shared.testing import Namespace, Servers, free_port, unique_namespace  # noqa: E402
+from kaiku_dev.supervisor import Supervisor, service_specs  # noqa: E402
+from kaiku_dev.testing import Namespace, Servers, free_port, unique_namespace  # noqa: E402
 
 CARDS = int(os.environ.get("BENCH_CARDS", "2000"))
 OFFERINGS = 40

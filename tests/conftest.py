@@ -8,9 +8,7 @@ from typing import Any
 
 import pytest
 
-from kaiku_shared.testing import System, eventually
-
-pytestmark = pytest.mark.e2e
+from kaiku_dev.testing import System, eventually
 
 
 @dataclass

@@ -22,7 +22,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from kaiku_shared.eventstore import application_env
 from kaiku_shared.settings import KaikuSettings, postgres_params
-from kaiku_shared.testcerts import make_ca
+from kaiku_dev.testcerts import make_ca
 
 TLS_QUERY = ("sslmode=verify-full&sslrootcert=/etc/kaiku/tls/ca.crt"
              "&sslcert=/etc/kaiku/tls/client.crt&sslkey=/etc/kaiku/tls/client%20key.pem")
@@ -85,6 +85,7 @@ def _tcp_server() -> str:
     return url
 
 
+@pytest.mark.integration  # a real PostgreSQL server
 async def test_a_real_server_sees_the_drivers_ask_for_tls(tmp_path: Path) -> None:
     """Both drivers refuse a server that cannot prove itself with our CA (it has no
     TLS, or a certificate another CA signed): they asked for TLS. (TLS is settled

@@ -23,8 +23,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kaiku_shared.supervisor import ProcessSpec, Supervisor, jwks_urls
-from kaiku_shared.testing import System, eventually, free_port
+from kaiku_dev.supervisor import ProcessSpec, Supervisor, jwks_urls
+from kaiku_dev.testing import System, eventually, free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 catalogue = pytest.importorskip(
     "web.i18n", reason="kaiku-web is not installed (pip install -e services/web)").catalogue

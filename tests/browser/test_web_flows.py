@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 catalogue = pytest.importorskip(
     "web.i18n", reason="kaiku-web is not installed (pip install -e services/web)").catalogue
@@ -364,7 +364,7 @@ async def test_signing_out_in_the_web_ends_the_token_in_every_service(
     is refused by the services from then on (a copied cookie is worth nothing)."""
     from playwright.async_api import expect
 
-    from kaiku_shared.testing import STAFF_PROBES, seconds_until_refused_everywhere
+    from kaiku_dev.testing import STAFF_PROBES, seconds_until_refused_everywhere
 
     page = staff_page
     await open_in(page, ui, web.url + "/staff/login", "fi")

@@ -19,7 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kaiku_shared.testing import free_port
+from kaiku_dev.testing import free_port
 
 CLUSTER_NAME = "kaiku_local"
 
@@ -27,7 +27,7 @@ CLUSTER_NAME = "kaiku_local"
 def nats_server_binary() -> Path:
     path = Path(sys.executable).parent / "nats-server"
     if not path.exists():  # a venv python may be a symlink to a system one
-        from kaiku_shared.embedded import find_nats_server
+        from kaiku_dev.embedded import find_nats_server
 
         path = find_nats_server()
     return path

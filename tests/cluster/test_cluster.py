@@ -51,8 +51,8 @@ import pytest
 from kaiku_shared.contracts.events import TicketRegisteredV1
 from kaiku_shared.relay import ensure_dead_letter_stream, ensure_stream
 from kaiku_shared.settings import SERVICES
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import Namespace, Servers, eventually, free_port, unique_namespace
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import Namespace, Servers, eventually, free_port, unique_namespace
 
 HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # --import-mode=importlib: the helpers are beside us

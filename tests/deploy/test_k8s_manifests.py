@@ -199,9 +199,9 @@ def test_nats_is_a_three_server_jetstream_cluster(manifests: list[dict]) -> None
 
 def test_real_nats_server_accepts_the_cluster_config(manifests: list[dict],
                                                      tmp_path: Path) -> None:
-    from kaiku_shared.embedded import find_nats_server
+    from kaiku_dev.embedded import find_nats_server
 
-    from kaiku_shared.testcerts import make_ca, make_leaf
+    from kaiku_dev.testcerts import make_ca, make_leaf
 
     # The Secret nats-tls's files, made here: a CA and a certificate for the routes.
     ca = make_ca(tmp_path)
@@ -405,7 +405,7 @@ def _fill(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_fill_secrets_replaces_every_placeholder_or_refuses(tmp_path: Path) -> None:
-    from kaiku_shared.testcerts import make_ca, make_leaf
+    from kaiku_dev.testcerts import make_ca, make_leaf
 
     tls = tmp_path / "tls"
     tls.mkdir()

@@ -14,7 +14,7 @@ from jsonschema import Draft7Validator
 
 from kaiku_shared.contracts import REGISTRY
 from kaiku_shared.settings import SERVICES
-from kaiku_shared.testing import eventually, stream_messages
+from kaiku_dev.testing import eventually, stream_messages
 from kaiku_shared.tls import connect_nats
 
 pytestmark = pytest.mark.e2e

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

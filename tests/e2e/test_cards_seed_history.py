@@ -14,7 +14,7 @@ from uuid import NAMESPACE_URL, uuid5
 
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

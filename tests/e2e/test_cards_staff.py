@@ -9,7 +9,7 @@ from datetime import date
 
 import pytest
 
-from kaiku_shared.testing import (
+from kaiku_dev.testing import (
     STAFF_PROBES,
     accepted_everywhere,
     reported,
@@ -205,7 +205,7 @@ async def test_the_partner_continuation_round(system, world):
     async with system.client("cards", world.distributor_token) as client:
         assert (await client.get(f"/continuation-rounds/{year}")).status_code == 403
 
-    from kaiku_shared.testing import eventually
+    from kaiku_dev.testing import eventually
 
     async def report():
         async with system.client("cards", centre) as client:
@@ -238,7 +238,7 @@ async def test_the_partner_continuation_round(system, world):
 
 async def test_a_signed_in_distributor_issues_and_sees_it_in_the_statistics(system):
     """The acceptance walk: sign in as a distributor, issue a card, see it counted."""
-    from kaiku_shared.testing import eventually
+    from kaiku_dev.testing import eventually
 
     org = (await new_distributor(system, name="Kokkolan diakonia"))["organisation_id"]
     name = unique("jakaja")

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from cards.adapters.login_throttle import username_hash
-from kaiku_shared.ports import free_port
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.ports import free_port
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
 
 pytestmark = pytest.mark.e2e
 

@@ -15,14 +15,14 @@ import pytest
 
 from kaiku_shared.contracts import TicketRegisteredV1
 from kaiku_shared.deadletters import list_dead_letters
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 
 
 def kaiku(system, *args: str) -> str:
     env = {**os.environ, **system.ns.env()}
-    result = subprocess.run([sys.executable, "-m", "kaiku_shared.cli", *args], env=env,
+    result = subprocess.run([sys.executable, "-m", "kaiku_dev.cli", *args], env=env,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     return result.stdout + result.stderr

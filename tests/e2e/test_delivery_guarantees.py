@@ -16,7 +16,7 @@ import nats
 import pytest
 
 from kaiku_shared.contracts import TicketRegisteredV1
-from kaiku_shared.testing import eventually, stream_events, stream_messages
+from kaiku_dev.testing import eventually, stream_events, stream_messages
 
 pytestmark = pytest.mark.e2e
 

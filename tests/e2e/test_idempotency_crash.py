@@ -16,8 +16,8 @@ import uuid
 import httpx
 import pytest
 
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import free_port
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import free_port
 
 pytestmark = pytest.mark.e2e
 

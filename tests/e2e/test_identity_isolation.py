@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from kaiku_shared.testing import database_dump, eventually, every_stream_message
+from kaiku_dev.testing import database_dump, eventually, every_stream_message
 
 pytestmark = pytest.mark.e2e
 

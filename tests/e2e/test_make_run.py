@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from kaiku_shared.settings import SERVICES
-from kaiku_shared.testing import free_port
+from kaiku_dev.testing import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -57,7 +57,7 @@ def start_run(data_dir: Path, port_base: int) -> subprocess.Popen:
                         "KAIKU_NAMESPACE")}
     env["KAIKU_DATA_DIR"] = str(data_dir)
     return subprocess.Popen(
-        [sys.executable, "-m", "kaiku_shared.cli", "run", "--port-base", str(port_base),
+        [sys.executable, "-m", "kaiku_dev.cli", "run", "--port-base", str(port_base),
          "--smtp-port", str(free_port()), "--web-port", str(free_port())],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         start_new_session=True)

@@ -28,8 +28,8 @@ from kaiku_shared.contracts import (
 )
 from kaiku_shared.db import apply_schema
 from kaiku_shared.eventstore import application_env
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, stream_events
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import eventually, stream_events
 from notifications.adapters import handover, projections
 from notifications.adapters.schema import SCHEMA
 from notifications.application.app import NotificationsApplication

@@ -14,7 +14,7 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

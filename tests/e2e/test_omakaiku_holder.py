@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kaiku_shared.contracts import TicketCancellationRequestedV1, event_id_for
-from kaiku_shared.testing import eventually, stream_events
+from kaiku_dev.testing import eventually, stream_events
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import database_dump, eventually, every_stream_message, free_port
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import database_dump, eventually, every_stream_message, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -28,8 +28,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, free_port
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import eventually, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

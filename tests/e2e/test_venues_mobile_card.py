@@ -23,7 +23,8 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kaiku_shared.testing import (
+from kaiku_dev.assertions import refused
+from kaiku_dev.testing import (
     database_dump,
     eventually,
     every_stream_message,
@@ -38,16 +39,6 @@ KEY_TOPIC = "%MobileCardKey.Published"
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def refused(response: httpx.Response, status: int, rule: str) -> dict[str, Any]:
-    """The answer is a problem+json with this status naming this rule."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["type"].endswith(f"/{rule}"), problem
-    assert problem["detail"]
-    return problem
 
 
 async def holder(world, **card: Any) -> tuple[str, str]:

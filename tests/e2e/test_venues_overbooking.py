@@ -17,8 +17,8 @@ import httpx
 import pytest
 
 from kaiku_shared.eventstore import events_table
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
-from kaiku_shared.testing import eventually, free_port, stream_events
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.testing import eventually, free_port, stream_events
 
 pytestmark = pytest.mark.e2e
 

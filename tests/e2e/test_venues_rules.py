@@ -18,7 +18,8 @@ import nats
 import pytest
 
 from kaiku_shared.contracts import FeedbackGivenV1, TicketCancellationRequestedV1
-from kaiku_shared.testing import eventually, stream_events
+from kaiku_dev.assertions import refused
+from kaiku_dev.testing import eventually, stream_events
 
 pytestmark = pytest.mark.e2e
 
@@ -32,16 +33,6 @@ SETTLE_SECONDS = 60.0
 
 async def settled(check, *, message: str) -> Any:
     return await eventually(check, timeout=SETTLE_SECONDS, message=message)
-
-
-def refused(response: httpx.Response, status: int, rule: str) -> dict[str, Any]:
-    """The answer is a problem+json with this status naming this rule."""
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json")
-    problem = response.json()
-    assert problem["type"].endswith(f"/{rule}"), problem
-    assert problem["detail"]
-    return problem
 
 
 def starts(**delta: float) -> str:

@@ -32,9 +32,9 @@ import nats
 import pytest
 
 from kaiku_shared.audit import stream_bodies
-from kaiku_shared.embedded import EmbeddedServers
-from kaiku_shared.supervisor import Supervisor, service_specs
-from kaiku_shared.testing import Namespace, Servers, free_port, unique_namespace
+from kaiku_dev.embedded import EmbeddedServers
+from kaiku_dev.supervisor import Supervisor, service_specs
+from kaiku_dev.testing import Namespace, Servers, free_port, unique_namespace
 
 LOAD_RATE = 20  # requests per second: steady, not a stress test
 PAUSE = 4.0  # seconds of load between faults
@@ -202,7 +202,7 @@ def audit(h: Harness) -> int:
     import subprocess
     import sys
 
-    result = subprocess.run([sys.executable, "-m", "kaiku_shared.cli", "audit"],
+    result = subprocess.run([sys.executable, "-m", "kaiku_dev.cli", "audit"],
                             env={**os.environ, **h.ns.env()}, capture_output=True, text=True,
                             timeout=300)
     print(result.stdout[-3000:], result.stderr[-3000:])

@@ -23,8 +23,8 @@ import httpx
 import jwt
 import pytest
 
+from kaiku_dev.testing import eventually
 from kaiku_shared.auth import STAFF_ONLY_SERVICES
-from kaiku_shared.testing import eventually
 
 pytestmark = pytest.mark.e2e
 

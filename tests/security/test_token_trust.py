@@ -16,7 +16,7 @@ import pytest
 
 from kaiku_shared.auth import HOLDER_ISSUER, STAFF_ISSUER
 from kaiku_shared.keys import generate_signing_key
-from kaiku_shared.testing import (
+from kaiku_dev.testing import (
     HOLDER_PROBES,
     STAFF_PROBES,
     accepted_everywhere,

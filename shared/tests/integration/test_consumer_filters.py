@@ -26,7 +26,7 @@ from kaiku_shared.consumer import (
 from kaiku_shared.contracts import CardClosedV1, CardIssuedV1, OrganisationRegisteredV1
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
 from kaiku_shared.relay import ensure_dead_letter_stream, ensure_stream
-from kaiku_shared.testing import Namespace, eventually, unique_namespace
+from kaiku_dev.testing import Namespace, eventually, unique_namespace
 
 
 def envelope(contract, **fields) -> bytes:

@@ -16,7 +16,7 @@ from kaiku_shared.db import (
     ensure_database,
     migrate,
 )
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 
 BASELINE = ("CREATE TABLE IF NOT EXISTS shelf (code text PRIMARY KEY)",)
 V2 = Migration(2, "shelves have a label",

@@ -19,9 +19,9 @@ import nats
 import pytest
 from faststream.nats import NatsBroker
 
-from kaiku_shared.embedded import EmbeddedServers
+from kaiku_dev.embedded import EmbeddedServers
 from kaiku_shared.settings import KaikuSettings
-from kaiku_shared.testcerts import TestCA, make_ca, make_leaf
+from kaiku_dev.testcerts import TestCA, make_ca, make_leaf
 from kaiku_shared.tls import connect_nats, nats_broker_security, nats_tls_context
 
 UNUSED_DB = "postgresql://unused@127.0.0.1:1/unused"  # start NATS only

@@ -16,7 +16,7 @@ from kaiku_shared.contracts import (
     StaffAccessRevokedV1,
 )
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 from cards.adapters import login_throttle
 from cards.adapters.login_throttle import LoginThrottle, ThrottlePolicy, TooManyAttempts
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 
 POLICY = ThrottlePolicy(limit=5, lock_seconds=60, max_lock_seconds=3600, forget_seconds=86400)
 # The table as the api created it before the throttle moved to its adapter.

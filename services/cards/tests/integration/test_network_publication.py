@@ -34,7 +34,7 @@ from kaiku_shared.db import ensure_database
 from kaiku_shared.eventstore import events_table
 from kaiku_shared.service import run_relay
 from kaiku_shared.service_main import build_api
-from kaiku_shared.testing import Namespace, eventually, unique_namespace
+from kaiku_dev.testing import Namespace, eventually, unique_namespace
 from kaiku_shared.tls import connect_nats
 
 REFERENCE = load_network()

@@ -42,7 +42,7 @@ from kaiku_shared.contracts import (
 )
 from kaiku_shared.contracts.events import ImportedUse
 from kaiku_shared.db import ensure_database
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 
 LIVE = "stats_live"
 

@@ -18,7 +18,7 @@ from cards.adapters import projections
 from cards.adapters.schema import BASELINE, COMPONENT, READ_MODEL_TABLES, SCHEMA
 from kaiku_shared.consumer import MessageProcessor
 from kaiku_shared.db import create_pool, ensure_database, migrate
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 
 FIXTURES = Path(contracts.__file__).parent / "fixtures"
 

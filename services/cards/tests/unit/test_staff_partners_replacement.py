@@ -19,7 +19,8 @@ from cards.application.app import (
     Forbidden,
 )
 from cards.application.seed_history import Plan, seed_history
-from cards.domain.model import Card, RuleViolation, StaffUser
+from cards.domain.model import Card, StaffUser
+from kaiku_dev.assertions import breaks_rule
 from kaiku_shared.contracts import (
     CardClosedV1,
     CardIssuedV1,
@@ -48,21 +49,6 @@ def distributor(app: CardsApplication) -> UUID:
     org = uuid4()
     app.register_organisation(org, "distributor", "Imatran aikuissosiaalityö", "Imatra")
     return org
-
-
-def refused(rule: str):
-    class Check:
-        def __enter__(self):
-            self.ctx = pytest.raises(RuleViolation)
-            self.info = self.ctx.__enter__()
-            return self.info
-
-        def __exit__(self, *exc):
-            result = self.ctx.__exit__(*exc)
-            assert self.info.value.rule == rule, self.info.value.rule
-            return result
-
-    return Check()
 
 
 def issue(app: CardsApplication, issuer: UUID, **overrides) -> Card:
@@ -113,20 +99,20 @@ def test_a_deactivated_user_cannot_sign_in(app, distributor) -> None:
     with pytest.raises(AuthenticationFailed):
         app.authenticate("aino.jakaja", PASSWORD)
     assert app.list_users(distributor)[0]["active"] is False
-    with refused("user-inactive"):
+    with breaks_rule("user-inactive"):
         app.deactivate_user(user.id)
 
 
 def test_usernames_are_unique_and_passwords_long_enough(app, distributor) -> None:
     app.create_user(username="aino.jakaja", password=PASSWORD, organisation_id=distributor,
                     admin=False)
-    with refused("username-taken"):
+    with breaks_rule("username-taken"):
         app.create_user(username="Aino.Jakaja", password=PASSWORD,
                         organisation_id=distributor, admin=False)
-    with refused("weak-password"):
+    with breaks_rule("weak-password"):
         app.create_user(username="eino", password="short", organisation_id=distributor,
                         admin=False)
-    with refused("username"):
+    with breaks_rule("username"):
         app.create_user(username="a b", password=PASSWORD, organisation_id=distributor,
                         admin=False)
     assert [u["username"] for u in app.list_users(distributor)] == ["aino.jakaja"]
@@ -209,7 +195,7 @@ def test_a_pending_distributor_issues_only_after_approval(app) -> None:
     registered = app.register_organisation(org, "distributor", "Uusi jakaja", "Imatra",
                                            pending=True, today=TODAY)
     assert registered.status == "pending"
-    with refused("distributor-not-approved"):
+    with breaks_rule("distributor-not-approved"):
         issue(app, org)
     approved = app.approve_organisation(org, today=TODAY, override=False)
     assert approved.status == "approved"
@@ -222,12 +208,12 @@ def test_no_new_partners_mid_year_once_the_list_is_fixed(app, distributor) -> No
     app.open_round(year=2025, deadline=date(2025, 1, 31), today=date(2024, 11, 20))
     app.answer_round(2025, distributor, "continue", today=date(2024, 12, 1))
     app.close_round(2025)
-    with refused("no-new-partners-mid-year"):
+    with breaks_rule("no-new-partners-mid-year"):
         app.register_organisation(uuid4(), "venue", "Uusi kohde", "Imatra", today=TODAY)
     pending = uuid4()
     app.register_organisation(pending, "distributor", "Ehdotettu jakaja", "Imatra",
                               pending=True, today=TODAY)
-    with refused("no-new-partners-mid-year"):
+    with breaks_rule("no-new-partners-mid-year"):
         app.approve_organisation(pending, today=TODAY, override=False)
     assert app.approve_organisation(pending, today=TODAY, override=True).status == "approved"
     overridden = app.register_organisation(uuid4(), "venue", "Poikkeus", "Imatra",
@@ -241,21 +227,21 @@ def test_no_new_partners_mid_year_once_the_list_is_fixed(app, distributor) -> No
 def test_the_continuation_round(app, distributor) -> None:
     leaving = uuid4()
     app.register_organisation(leaving, "venue", "Lähtevä kohde", "Imatra")
-    with refused("deadline"):
+    with breaks_rule("deadline"):
         app.open_round(year=2026, deadline=TODAY - timedelta(days=1), today=TODAY)
     app.open_round(year=2026, deadline=date(2025, 12, 31), today=TODAY)
-    with refused("round-exists"):
+    with breaks_rule("round-exists"):
         app.open_round(year=2026, deadline=date(2025, 12, 31), today=TODAY)
     app.answer_round(2026, distributor, "continue", today=TODAY)
     app.answer_round(2026, leaving, "leave", today=TODAY)
-    with refused("round-deadline-passed"):
+    with breaks_rule("round-deadline-passed"):
         app.answer_round(2026, distributor, "leave", today=date(2026, 1, 1))
     with pytest.raises(Forbidden):
         app.answer_round(2026, app.ensure_kaikukeskus().id, "continue", today=TODAY)
     round_ = app.close_round(2026)
     assert round_.answers == {str(distributor): "continue", str(leaving): "leave"}
     assert app.get_organisation(leaving).status == "left"
-    with refused("round-closed"):
+    with breaks_rule("round-closed"):
         app.answer_round(2026, distributor, "continue", today=TODAY)
 
 
@@ -263,10 +249,10 @@ def test_the_continuation_round(app, distributor) -> None:
 
 
 def test_community_cards_are_not_asked_wellbeing(app, distributor) -> None:
-    with refused("community-card-wellbeing"):
+    with breaks_rule("community-card-wellbeing"):
         issue(app, distributor, community=True, life_satisfaction=5)
     card = issue(app, distributor, community=True)
-    with refused("community-card-wellbeing"):
+    with breaks_rule("community-card-wellbeing"):
         app.renew_card(card.card_number, distributor, today=TODAY, valid_until=None,
                        life_satisfaction=None, wellbeing_impact=7)
 
@@ -295,7 +281,7 @@ def test_a_lost_card_is_replaced_with_the_same_validity_and_a_link(app, distribu
     replaced = contracts_of(app, card.id)[-1]
     assert (replaced.replacement_card_number, replaced.valid_until) == (
         new.card_number, date(2025, 10, 31))
-    with refused("card-already-replaced"):
+    with breaks_rule("card-already-replaced"):
         app.replace_card(card.card_number, distributor, today=later)
 
 
@@ -309,10 +295,10 @@ def test_a_card_closed_as_lost_can_still_be_replaced(app, distributor) -> None:
 def test_replacement_refusals(app, distributor) -> None:
     moved = issue(app, distributor)
     app.close_card(moved.card_number, reason="moved", organisation_id=distributor)
-    with refused("card-closed"):
+    with breaks_rule("card-closed"):
         app.replace_card(moved.card_number, distributor, today=TODAY)
     expiring = issue(app, distributor, valid_until=TODAY + timedelta(days=5))
-    with refused("card-expired"):
+    with breaks_rule("card-expired"):
         app.replace_card(expiring.card_number, distributor, today=TODAY + timedelta(days=6))
     other = uuid4()
     app.register_organisation(other, "distributor", "Toinen", "Imatra")

@@ -39,7 +39,7 @@ from kaiku_shared.contracts import (
     VenueRegisteredV1,
 )
 from kaiku_shared.db import apply_schema, create_pool, ensure_database, migrate
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 from notifications.adapters import projections, queries
 from notifications.adapters.queries import Place
 from notifications.adapters.schema import SCHEMA

@@ -17,7 +17,7 @@ import pytest
 import kaiku_shared.contracts as contracts
 from kaiku_shared.contracts import IntegrationEvent
 from kaiku_shared.db import create_pool, ensure_database, migrate
-from kaiku_shared.testing import Namespace, unique_namespace
+from kaiku_dev.testing import Namespace, unique_namespace
 from venues.adapters import projections, queries
 from venues.adapters.schema import COMPONENT, SCHEMA
 

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import httpx
 
-from .keys import KeyMaterial
-from .settings import DEFAULT_PORTS, SERVICES
+from kaiku_shared.keys import KeyMaterial
+from kaiku_shared.settings import DEFAULT_PORTS, SERVICES
 
 ROLES = ("api", "worker", "relay")
 

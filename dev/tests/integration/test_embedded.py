@@ -16,7 +16,7 @@ import nats
 import psutil
 import pytest
 
-from kaiku_shared.embedded import EmbeddedServers
+from kaiku_dev.embedded import EmbeddedServers
 
 
 def _gone(pid: int) -> bool:
@@ -137,7 +137,7 @@ def test_servers_of_a_killed_owner_are_cleaned_up(tmp_path: Path) -> None:
     script = textwrap.dedent(
         f"""
         import sys
-        from kaiku_shared.embedded import EmbeddedServers
+        from kaiku_dev.embedded import EmbeddedServers
         s = EmbeddedServers({str(data_dir)!r})
         s.start()
         print(s.nats_pid, s.postgres_pid, flush=True)

@@ -436,7 +436,7 @@ def _nats_config(port: int, http_port: int, store_dir: Path,
                  tls: tuple[str, str] | None = None, client_ca: str | None = None) -> str:
     # json.dumps gives a quoted string the NATS config parser accepts.
     config = (
-        "# Written by kaiku_shared.embedded on every start; edits are lost.\n"
+        "# Written by kaiku_dev.embedded on every start; edits are lost.\n"
         "server_name: kaiku_embedded\n"
         f"listen: 127.0.0.1:{port}\n"
         f"http: 127.0.0.1:{http_port}\n"

@@ -27,12 +27,13 @@ import httpx
 import nats
 import pytest
 
-from .auth import TokenSigner
-from .keys import KeyMaterial
+from kaiku_shared.auth import TokenSigner
+from kaiku_shared.keys import KeyMaterial
+from kaiku_shared.settings import SERVICES, KaikuSettings
+from kaiku_shared.tls import connect_nats
+
 from .ports import free_port
-from .settings import SERVICES, KaikuSettings
 from .supervisor import Supervisor, jwks_urls, mail_sink, service_specs
-from .tls import connect_nats
 
 
 @dataclass

@@ -15,14 +15,11 @@ from datetime import date
 import httpx
 import pytest
 
+from kaiku_dev.assertions import refused
+
 pytestmark = pytest.mark.e2e
 
 LAPPI = {"fi": "Lappi", "sv": "Lappland", "en": "Lapland"}
-
-
-def refused(response: httpx.Response, status: int, rule: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.json()["type"].endswith(f"/{rule}"), response.json()
 
 
 async def test_regional_statistics_name_each_region_in_three_languages(system):
@@ -98,7 +95,7 @@ async def test_a_partner_sees_its_own_answer_to_the_round(system):
 
 
 async def test_the_partner_list_tells_pending_from_approved(system):
-    from kaiku_shared.testing import eventually
+    from kaiku_dev.testing import eventually
 
     centre = system.token("kaikukeskus")
     tag = uuid.uuid4().hex[:6]

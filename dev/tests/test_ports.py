@@ -2,7 +2,7 @@
 
 import socket
 
-from kaiku_shared.ports import ephemeral_range, free_port, port_free
+from kaiku_dev.ports import ephemeral_range, free_port, port_free
 
 
 def test_a_free_block_lies_below_the_ephemeral_range_and_can_be_listened_on():

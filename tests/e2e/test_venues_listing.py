@@ -10,17 +10,12 @@ from typing import Any
 import httpx
 import pytest
 
-from kaiku_shared.testing import eventually
+from kaiku_dev.assertions import refused
+from kaiku_dev.testing import eventually
 
 pytestmark = pytest.mark.e2e
 
 SETTLE_SECONDS = 60.0  # other engineers' tests share the machine
-
-
-def refused(response: httpx.Response, status: int, rule: str) -> None:
-    assert response.status_code == status, (response.status_code, response.text)
-    assert response.headers["content-type"].startswith("application/problem+json")
-    assert response.json()["type"].endswith(f"/{rule}"), response.json()
 
 
 async def register_venue(system, organisation_id: str, name: str, **extra: Any) -> str:

@@ -13,7 +13,7 @@ import pytest
 SUPERVISE_A_SLEEPER = """
 import sys, time
 from pathlib import Path
-from kaiku_shared.supervisor import ProcessSpec, Supervisor
+from kaiku_dev.supervisor import ProcessSpec, Supervisor
 supervisor = Supervisor({}, Path(sys.argv[1]), restart_crashed=False)
 supervisor.add(ProcessSpec("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"], {}))
 supervisor.start_all()

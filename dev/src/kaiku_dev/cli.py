@@ -13,9 +13,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from .auth import STAFF_ROLES, SigningKeyMissing, TokenSigner
-from .keys import KeyMaterial
-from .settings import DEFAULT_PORTS, SERVICES, KaikuSettings
+from kaiku_shared.auth import STAFF_ROLES, SigningKeyMissing, TokenSigner
+from kaiku_shared.keys import KeyMaterial
+from kaiku_shared.settings import DEFAULT_PORTS, SERVICES, KaikuSettings
 
 console = Console(stderr=True, soft_wrap=True)
 DATA_DIR = Path(os.environ.get("KAIKU_DATA_DIR", ".kaiku"))
@@ -136,7 +136,7 @@ def operator_settings() -> KaikuSettings:
 def cmd_dlq(args: argparse.Namespace) -> int:
     import asyncio
 
-    from .deadletters import list_dead_letters, replay_dead_letters
+    from kaiku_shared.deadletters import list_dead_letters, replay_dead_letters
 
     settings = operator_settings()
     if args.action == "list":

@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 
-from .auth import TokenSigner
-from .keys import KeyMaterial
-from .settings import KaikuSettings
+from kaiku_shared.auth import TokenSigner
+from kaiku_shared.keys import KeyMaterial
+from kaiku_shared.settings import KaikuSettings
 
 
 @dataclass
