@@ -11,10 +11,10 @@ from kaiku_shared.production import signing_keys_problem
 from kaiku_shared.service import Runtime
 from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import login_throttle, projections
+from .adapters import projections
 from .adapters.login_throttle import LoginThrottle, ThrottlePolicy
 from .adapters.reference import load_network
-from .adapters.schema import SCHEMA
+from .adapters.schema import LOGIN_THROTTLE, SCHEMA
 from .adapters.translate import translate
 from .application.app import CardsApplication
 from .config import SERVICE, CardsSettings, KaikuSettings, load_cards_settings
@@ -55,7 +55,7 @@ PARTS = ServiceParts(
     application=build_application,
     translate=translate,
     consumers=projections.consumers,
-    schema=(SCHEMA, *login_throttle.SCHEMA),
+    schema=(SCHEMA, LOGIN_THROTTLE),
     routers=[router],
     api_setup=api_setup,
     signer=TokenSigner.for_staff,

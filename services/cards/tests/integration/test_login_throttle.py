@@ -8,10 +8,15 @@ import asyncio
 
 import pytest
 
-from cards.adapters import login_throttle
-from cards.adapters.login_throttle import LoginThrottle, ThrottlePolicy, TooManyAttempts
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
+from cards.adapters.login_throttle import (
+    LoginThrottle,
+    ThrottlePolicy,
+    TooManyAttempts,
+    username_hash,
+)
+from cards.adapters.schema import LOGIN_THROTTLE
 from kaiku_dev.testing import Namespace, unique_namespace
+from kaiku_shared.db import apply_schema, create_pool, ensure_database, migrate
 
 POLICY = ThrottlePolicy(limit=5, lock_seconds=60, max_lock_seconds=3600, forget_seconds=86400)
 # The table as the api created it before the throttle moved to its adapter.
@@ -32,8 +37,8 @@ async def pool(namespace):
     await ensure_database(namespace.settings, "cards")
     pool = await create_pool(namespace.settings, "cards", size=10)
     await apply_schema(pool, *OLD_SCHEMA)  # an existing database of the old kind
-    await apply_schema(pool, *login_throttle.SCHEMA)
-    await apply_schema(pool, *login_throttle.SCHEMA)  # and every later start
+    await migrate(pool, LOGIN_THROTTLE)
+    await migrate(pool, LOGIN_THROTTLE)  # and every later start
     try:
         yield pool
     finally:
@@ -91,11 +96,11 @@ async def test_long_quiet_pairs_are_dropped_when_someone_signs_in(pool) -> None:
     async with pool.acquire() as conn:
         await conn.execute(
             "UPDATE login_throttle SET last_attempt_at = now() - interval '2 days' "
-            "WHERE username_hash = $1", login_throttle.username_hash("unohdettava"))
+            "WHERE username_hash = $1", username_hash("unohdettava"))
     await throttle.reset("joku.muu", "192.0.2.31")
     async with pool.acquire() as conn:
         left = await conn.fetchval("SELECT count(*) FROM login_throttle WHERE username_hash = $1",
-                                   login_throttle.username_hash("unohdettava"))
+                                   username_hash("unohdettava"))
     assert left == 0
 
 

@@ -20,20 +20,7 @@ from math import ceil
 
 import asyncpg
 
-SCHEMA = (
-    """
-    CREATE TABLE IF NOT EXISTS login_throttle (
-        username_hash   bytea NOT NULL,
-        address_hash    bytea NOT NULL,
-        attempts        integer NOT NULL DEFAULT 0,
-        locked_until    timestamptz,
-        last_attempt_at timestamptz,
-        PRIMARY KEY (username_hash, address_hash)
-    )
-    """,
-    "CREATE INDEX IF NOT EXISTS login_throttle_last_attempt "
-    "ON login_throttle (last_attempt_at)",
-)
+# Its table is in adapters/schema.py (LOGIN_THROTTLE).
 
 
 @dataclass(frozen=True)
