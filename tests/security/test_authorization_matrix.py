@@ -149,6 +149,11 @@ RULES: dict[tuple[str, str, str], str] = {
     ("omakaiku", "GET", "/.well-known/jwks.json"): PUBLIC,
     ("omakaiku", "POST", "/me/sign-out"): "holder",
     ("venues", "PATCH", "/venues/{venue_id}"): "venue_owner",
+    # The published event contracts (AsyncAPI), like the OpenAPI document: public.
+    ("cards", "GET", "/asyncapi.json"): PUBLIC,
+    ("venues", "GET", "/asyncapi.json"): PUBLIC,
+    ("omakaiku", "GET", "/asyncapi.json"): PUBLIC,
+    ("notifications", "GET", "/asyncapi.json"): PUBLIC,
 }
 
 # Routes that end the token they are called with: each probe gets a fresh one.
