@@ -113,6 +113,13 @@ async def ensure_dead_letter_stream(js: Any, settings: KaikuSettings) -> None:
         await js.stream_info(settings.dead_letter_stream)
 
 
+LOCK_PROOF_TIMEOUT = 5.0  # seconds a lock session may take to answer before we stop
+
+
+class RelayFenced(RuntimeError):
+    """This relay can no longer prove it holds the lock: another may be publishing."""
+
+
 @dataclass
 class Relay:
     settings: KaikuSettings
@@ -161,8 +168,9 @@ class Relay:
                 return
             log.info("relay active", extra={"service": self.service})
             self.active.set()
-            await self._publish_loop(db_url, nc)
+            await self._publish_loop(db_url, nc, lock_conn)
         finally:
+            self.active.clear()
             with contextlib.suppress(Exception):
                 await lock_conn.close()
 
@@ -170,7 +178,7 @@ class Relay:
         self.stopping.set()
         self._wakeup.set()
 
-    async def _publish_loop(self, db_url: str, nc: Any) -> None:
+    async def _publish_loop(self, db_url: str, nc: Any, lock_conn: asyncpg.Connection) -> None:
         js = nc.jetstream()
         conn = await asyncpg.connect(db_url)
         listen = await asyncpg.connect(db_url)
@@ -187,28 +195,10 @@ class Relay:
                 "SELECT position FROM relay_position WHERE stream = $1", self.stream
             )
             while not self.stopping.is_set():
-                rows = await conn.fetch(
-                    f'SELECT notification_id, originator_id, originator_version, topic, state '
-                    f'FROM "{self.table}" WHERE notification_id > $1 '
-                    f"ORDER BY notification_id LIMIT $2",
-                    position,
-                    self.batch_size,
-                )
-                if rows:
-                    # Pipelined: send the whole batch, then wait for every ack.
-                    acks = [ack for row in rows if (ack := await self._publish(js, row))]
-                    if acks:
-                        await asyncio.wait_for(asyncio.gather(*acks), timeout=PUBLISH_TIMEOUT)
-                    position = rows[-1]["notification_id"]
-                    # Only now, after every ack of the batch: never ahead of NATS.
-                    await conn.execute(
-                        "UPDATE relay_position SET position = $2, updated_at = now() "
-                        "WHERE stream = $1",
-                        self.stream,
-                        position,
-                    )
-                    latest = await conn.fetchval(f'SELECT max(notification_id) FROM "{self.table}"')
-                    RELAY_LAG.labels(self.service).set(max(0, (latest or 0) - position))
+                await self._prove_lock(lock_conn)
+                published_to = await self._publish_batch(js, conn, lock_conn, position)
+                if published_to is not None:
+                    position = published_to
                     continue
                 RELAY_LAG.labels(self.service).set(0)
                 self._wakeup.clear()
@@ -219,6 +209,50 @@ class Relay:
             for closable in (listen, conn):
                 with contextlib.suppress(Exception):
                     await closable.close()
+
+    async def _prove_lock(self, lock_conn: asyncpg.Connection) -> None:
+        """The advisory lock lives as long as its session: a session that still
+        answers still holds it. One that does not (killed, cut off) may already
+        have a successor, so this relay stops publishing at once."""
+        try:
+            await asyncio.wait_for(lock_conn.fetchval("SELECT 1"), timeout=LOCK_PROOF_TIMEOUT)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
+                asyncio.TimeoutError) as error:
+            raise RelayFenced(f"{self.service} relay lost its lock session: {error!r}") from error
+
+    async def _publish_batch(self, js: Any, conn: asyncpg.Connection,
+                             lock_conn: asyncpg.Connection, position: int) -> int | None:
+        """Publish the next batch after ``position``; the new position, or None
+        when there was nothing to publish."""
+        rows = await conn.fetch(
+            f'SELECT notification_id, originator_id, originator_version, topic, state '
+            f'FROM "{self.table}" WHERE notification_id > $1 '
+            f"ORDER BY notification_id LIMIT $2",
+            position,
+            self.batch_size,
+        )
+        if not rows:
+            return None
+        # Pipelined: send the whole batch, then wait for every ack.
+        acks = [ack for row in rows if (ack := await self._publish(js, row))]
+        if acks:
+            await asyncio.wait_for(asyncio.gather(*acks), timeout=PUBLISH_TIMEOUT)
+        position = rows[-1]["notification_id"]
+        # Only now, after every ack of the batch: never ahead of NATS. Written
+        # through the lock's own session (a fenced relay cannot write it) and
+        # only forwards (a late writer can never move it back).
+        try:
+            await lock_conn.execute(
+                "UPDATE relay_position SET position = $2, updated_at = now() "
+                "WHERE stream = $1 AND position < $2",
+                self.stream,
+                position,
+            )
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            raise RelayFenced(f"{self.service} relay lost its lock session: {error!r}") from error
+        latest = await conn.fetchval(f'SELECT max(notification_id) FROM "{self.table}"')
+        RELAY_LAG.labels(self.service).set(max(0, (latest or 0) - position))
+        return position
 
     async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:
         """Send one stored event; the future resolves with JetStream's ack."""
