@@ -227,7 +227,11 @@ def _receive_operation(contract: type[IntegrationEvent], service: str, consumer:
                              f"{contract.EVENT_TYPE}.*",
             "deliverPolicy": "all",
             "ackPolicy": "explicit",
-            "maxDeliver": settings.consumer_max_deliver,
+            # The server redelivers without limit (an outage never exhausts
+            # deliveries); a message that fails by itself is dead-lettered on
+            # this delivery.
+            "maxDeliver": -1,
+            "poisonAfterDeliveries": settings.consumer_max_deliver,
             "deadLetterSubject": settings.dead_letter_subject(service, consumer.name),
         },
     }

@@ -9,8 +9,14 @@ stream. For every message it:
 2. ignores (acks) event types it does not handle;
 3. applies the handler and records the ``event_id`` in ``processed_events`` in
    the same transaction, so a redelivery or a replay changes nothing;
-4. on an error, naks with a growing delay; on the last allowed delivery it
-   dead-letters the message with the error instead of retrying forever.
+4. tells the failures apart: an outage of its own infrastructure (database
+   down, connection lost, pool exhausted, serialization conflict) holds the
+   message in progress and retries it in place with capped exponential backoff,
+   for as long as the outage lasts; an event that is only early
+   (``NotYetKnown``) is naked with backoff, without limit; any other error is
+   the message's own: naked with a growing delay and, on the last allowed
+   delivery, dead-lettered with the error. A dead letter is written before the
+   original is acked.
 
 Acks are manual because faststream's default JetStream policy would drop a
 failing message after one try, and decoding is raw so that a malformed body
@@ -19,6 +25,8 @@ reaches our code instead of stalling in the framework.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -35,7 +43,8 @@ from pydantic import ValidationError
 
 from .contracts import IntegrationEvent, contract_for
 from .contracts.base import UnknownContract
-from .metrics import CONSUMED, DEAD_LETTERS
+from .kernel.errors import NotYetKnown
+from .metrics import CONSUMED, CONSUMER_PAUSED, DEAD_LETTERS
 from .settings import KaikuSettings
 from .tls import nats_broker_security
 
@@ -166,7 +175,7 @@ def build_broker(
     subjects of the event types it handles, so the server never delivers it the
     others. Without it, a durable receives its whole source stream and acks what
     it does not handle, about 2 ms of a worker's CPU a message (see
-    ``reconcile_filters`` for durables that exist already)."""
+    ``reconcile_durables`` for durables that exist already)."""
     broker = NatsBroker(
         settings.nats_servers,
         middlewares=middlewares,
@@ -191,11 +200,13 @@ def supports_filter_subjects(nc: Any) -> bool:
     return (version.major, version.minor) >= (2, 10)
 
 
-async def reconcile_filters(js: Any, settings: KaikuSettings, consumers: list[Consumer]) -> None:
-    """Give durables made before filtering (or before a handler was added) the
-    subjects their consumer handles now. Binding to an existing durable keeps its
-    old configuration, so this is done explicitly; changing a durable's filter
-    keeps its position in the stream."""
+async def reconcile_durables(js: Any, settings: KaikuSettings, consumers: list[Consumer], *,
+                             filtered: bool) -> None:
+    """Give durables made by an earlier release what their consumer wants now:
+    unlimited deliveries (made with a limit, an outage could exhaust them) and,
+    where the server can (``filtered``), the subjects the consumer handles.
+    Binding to an existing durable keeps its old configuration, so this is done
+    explicitly; neither change moves its position in the stream."""
     from nats.js.errors import NotFoundError
 
     for consumer in consumers:
@@ -203,15 +214,21 @@ async def reconcile_filters(js: Any, settings: KaikuSettings, consumers: list[Co
         try:
             info = await js.consumer_info(stream, consumer.name)
         except NotFoundError:
-            continue  # created with the filter when the worker subscribes
-        wanted = consumer.filter_subjects(settings)
-        current = sorted(info.config.filter_subjects or
-                         ([info.config.filter_subject] if info.config.filter_subject else []))
-        if current != wanted:
-            await js.add_consumer(stream, config=info.config.evolve(
-                filter_subject=None, filter_subjects=wanted))
-            log.info("consumer filter updated",
-                     extra={"consumer": consumer.name, "filter_subjects": ",".join(wanted)})
+            continue  # made as wanted when the worker subscribes
+        changes: dict[str, Any] = {}
+        if info.config.max_deliver not in (None, -1):
+            changes["max_deliver"] = -1
+        if filtered:
+            wanted = consumer.filter_subjects(settings)
+            current = sorted(info.config.filter_subjects or
+                             ([info.config.filter_subject] if info.config.filter_subject
+                              else []))
+            if current != wanted:
+                changes.update(filter_subject=None, filter_subjects=wanted)
+        if changes:
+            await js.add_consumer(stream, config=info.config.evolve(**changes))
+            log.info("durable consumer updated",
+                     extra={"consumer": consumer.name, "changed": ",".join(sorted(changes))})
 
 
 async def _raw_body(msg: NatsMessage) -> bytes:
@@ -223,9 +240,42 @@ def backoff_delay(settings: KaikuSettings, delivered: int) -> float:
     return steps[min(delivered - 1, len(steps) - 1)]
 
 
+# Failures of the consumer's own infrastructure, not of the message: the database
+# unreachable or restarting, a connection lost, the pool exhausted (a timeout),
+# a serialization conflict or deadlock. They pass; the message is good.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,  # refused or reset connections, and TimeoutError (a pool exhausted)
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+)
+HOLD_ACK_EVERY = 10.0  # seconds between in-progress acks while holding (ack_wait is 30)
+
+
+def is_transient(error: BaseException) -> bool:
+    return isinstance(error, TRANSIENT_ERRORS)
+
+
+def outage_delay(settings: KaikuSettings, attempt: int) -> float:
+    """Capped exponential backoff while an outage lasts: the first and the last
+    of the configured steps are its floor and its ceiling."""
+    steps = settings.consumer_backoff_seconds
+    return min(steps[-1], steps[0] * 2 ** (attempt - 1))
+
+
 @dataclass
 class _Delivery:
-    """What one subscriber needs to settle a delivered message."""
+    """What one subscriber needs to settle a delivered message.
+
+    Three kinds of failure, three answers: a message that can never succeed
+    (undecodable, an unknown version, a handler's own error repeated) goes to
+    the dead letters after a bounded number of tries; an event that is only
+    early (``NotYetKnown``) is naked with backoff for as long as that lasts; an
+    outage of the consumer's own infrastructure holds the message (in progress)
+    and retries it in place, so the subscriber fetches nothing more until the
+    database is back and no delivery is spent."""
 
     broker: NatsBroker
     settings: KaikuSettings
@@ -234,6 +284,8 @@ class _Delivery:
     dead_letter_subject: str
 
     async def dead_letter(self, msg: NatsMessage, reason: str) -> None:
+        """Written (JetStream's ack) before the original is acked; if it cannot
+        be written, the original stays and is tried again."""
         metadata = msg.raw_message.metadata
         headers = {
             "Kaiku-Dead-Letter-Reason": reason[:1000],
@@ -245,8 +297,15 @@ class _Delivery:
             "Nats-Msg-Id": f"dlq:{self.consumer.name}:{metadata.stream}:"
                            f"{metadata.sequence.stream}",
         }
-        await self.broker.publish(msg.body, self.dead_letter_subject, headers=headers,
-                                  stream=self.settings.dead_letter_stream)
+        try:
+            await self.broker.publish(msg.body, self.dead_letter_subject, headers=headers,
+                                      stream=self.settings.dead_letter_stream)
+        except Exception as error:  # noqa: BLE001 - whatever stops it, the original stays
+            log.error("dead letter not written; the message stays and is tried again",
+                      extra={"consumer": self.consumer.name, "error": repr(error)[:300],
+                             "stream_sequence": metadata.sequence.stream})
+            await msg.nack(delay=backoff_delay(self.settings, metadata.num_delivered))
+            return
         DEAD_LETTERS.labels(self.consumer.name).inc()
         log.warning("dead-lettered", extra={"consumer": self.consumer.name,
                                              "reason": reason[:300],
@@ -265,17 +324,79 @@ class _Delivery:
             await msg.ack()
             return
         try:
-            with tracer.start_as_current_span(
-                f"{name} apply {event.event_type}",
-                attributes={"messaging.consumer.group.name": name,
-                            "messaging.message.id": str(event.event_id)},
-            ):
-                applied = await self.processor.apply(event)
-        except Exception as error:  # noqa: BLE001 - every failure is retried or dead-lettered
-            await self.failed(msg, event, error)
-            return
+            applied = await self.apply(event)
+        except Exception as error:  # noqa: BLE001 - sorted into its kind just below
+            applied = await self.recover(msg, event, error)
+            if applied is None:
+                return
         CONSUMED.labels(name, event.event_type, "applied" if applied else "duplicate").inc()
         await msg.ack()
+
+    async def apply(self, event: IntegrationEvent) -> bool:
+        with tracer.start_as_current_span(
+            f"{self.consumer.name} apply {event.event_type}",
+            attributes={"messaging.consumer.group.name": self.consumer.name,
+                        "messaging.message.id": str(event.event_id)},
+        ):
+            return await self.processor.apply(event)
+
+    async def recover(self, msg: NatsMessage, event: IntegrationEvent,
+                      error: Exception) -> bool | None:
+        """Whether the event was applied after all (then the caller acks it), or
+        None when the message was settled otherwise (naked, dead-lettered)."""
+        if isinstance(error, NotYetKnown):
+            await self.too_early(msg, event, error)
+            return None
+        if is_transient(error):
+            return await self.ride_out(msg, event, error)
+        await self.failed(msg, event, error)
+        return None
+
+    async def too_early(self, msg: NatsMessage, event: IntegrationEvent,
+                        error: NotYetKnown) -> None:
+        delivered = msg.raw_message.metadata.num_delivered
+        CONSUMED.labels(self.consumer.name, event.event_type, "retry").inc()
+        log.info("event arrived early; will retry",
+                 extra={"consumer": self.consumer.name, "event_type": event.event_type,
+                        "delivered": delivered, "waiting_for": str(error)[:200]})
+        await msg.nack(delay=backoff_delay(self.settings, delivered))
+
+    async def ride_out(self, msg: NatsMessage, event: IntegrationEvent,
+                       error: Exception) -> bool | None:
+        """Hold the message through an outage and retry it in place."""
+        name = self.consumer.name
+        CONSUMER_PAUSED.labels(name).set(1)
+        log.warning("infrastructure unavailable; holding the message until it is back",
+                    extra={"consumer": name, "event_type": event.event_type,
+                           "error": type(error).__name__})
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                CONSUMED.labels(name, event.event_type, "retry").inc()
+                await self.hold(msg, outage_delay(self.settings, attempt))
+                try:
+                    applied = await self.apply(event)
+                except Exception as again:  # noqa: BLE001 - sorted as before
+                    if is_transient(again):
+                        continue
+                    return await self.recover(msg, event, again)
+                log.info("infrastructure back; message applied",
+                         extra={"consumer": name, "attempts": attempt + 1})
+                return applied
+        finally:
+            CONSUMER_PAUSED.labels(name).set(0)
+
+    async def hold(self, msg: NatsMessage, seconds: float) -> None:
+        """Wait, telling JetStream the message is still in progress (so its ack
+        wait does not expire and no delivery is spent); NATS may be down too."""
+        remaining = seconds
+        while remaining > 0:
+            with contextlib.suppress(Exception):
+                await msg.raw_message.in_progress()
+            step = min(remaining, HOLD_ACK_EVERY)
+            await asyncio.sleep(step)
+            remaining -= step
 
     async def failed(self, msg: NatsMessage, event: IntegrationEvent, error: Exception) -> None:
         delivered = msg.raw_message.metadata.num_delivered
@@ -312,7 +433,10 @@ def _subscribe(
             durable_name=consumer.name,
             ack_policy=JsAckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
-            max_deliver=settings.consumer_max_deliver,
+            # Unlimited: an outage must never exhaust deliveries (the server would
+            # then stop delivering the message, silently). Poison is bounded by
+            # our own count of deliveries (``failed``).
+            max_deliver=-1,
             ack_wait=30,
             max_ack_pending=1000,
             filter_subjects=consumer.filter_subjects(settings) if filtered else None,

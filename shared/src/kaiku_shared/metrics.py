@@ -20,6 +20,11 @@ CONSUMED = Counter(
 DEAD_LETTERS = Counter(
     "kaiku_dead_letters_total", "Messages sent to the dead-letter subject", ["consumer"]
 )
+CONSUMER_PAUSED = Gauge(
+    "kaiku_consumer_paused",
+    "1 while a durable consumer holds a message through an infrastructure outage",
+    ["consumer"],
+)
 CONSUMER_LAG = Gauge(
     "kaiku_consumer_lag_messages",
     "Messages a durable consumer has not yet acknowledged (pending + in flight)",

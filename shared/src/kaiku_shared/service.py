@@ -25,7 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from . import revocation
 from .asyncapi import service_document
 from .auth import STAFF_ONLY_SERVICES, TokenSigner, TokenVerifier
-from .consumer import Consumer, build_broker, reconcile_filters, supports_filter_subjects
+from .consumer import Consumer, build_broker, reconcile_durables, supports_filter_subjects
 from .db import Schema, apply_schema, create_pool, ensure_database
 from .eventstore import MetaMapper
 from .http import (
@@ -272,8 +272,7 @@ async def run_worker(
 
         middlewares = (NatsTelemetryMiddleware(),)
     filtered = supports_filter_subjects(runtime.nc)
-    if filtered:
-        await reconcile_filters(js, settings, chosen)
+    await reconcile_durables(js, settings, chosen, filtered=filtered)
     broker = build_broker(settings, service, runtime.pool, chosen, middlewares=middlewares,
                           filtered=filtered)
     stop = stop or stop_on_signals()

@@ -101,3 +101,173 @@ async def test_an_always_failing_handler_is_dead_lettered_and_the_consumer_goes_
         await broker.stop()
         await nc.close()
         await pool.close()
+
+
+# --- an outage is not poison ------------------------------------------------------
+
+
+def card_issued(number: str) -> bytes:
+    return envelope(CardIssuedV1, uuid.uuid4(), card_number=number,
+                    issuer_organisation_id=uuid.uuid4(), valid_from=date(2026, 1, 1),
+                    valid_until=date(2026, 12, 31), children=0, birth_year=1980,
+                    postal_code="00100", municipality="imatra", region="etela-karjala")
+
+
+async def started(settings, consumer, *, dead_letters: bool = True):
+    """(pool, nats, jetstream, broker) for one consumer on cards' stream."""
+    await ensure_database(settings, "cards")
+    pool = await create_pool(settings, "cards", size=4)
+    await apply_schema(pool)
+    nc = await nats.connect(settings.nats_servers)
+    js = nc.jetstream()
+    await ensure_stream(js, settings, "cards")
+    if dead_letters:
+        await ensure_dead_letter_stream(js, settings)
+    broker = build_broker(settings, "cards", pool, [consumer])
+    await broker.start()
+    return pool, nc, js, broker
+
+
+async def dead_letters_of(js, settings) -> list:
+    try:
+        info = await js.stream_info(settings.dead_letter_stream)
+    except nats.js.errors.NotFoundError:
+        return []
+    return [await js.get_msg(settings.dead_letter_stream, seq)
+            for seq in range(info.state.first_seq, info.state.last_seq + 1)
+            if info.state.messages]
+
+
+async def test_a_lost_database_connection_is_ridden_out_not_dead_lettered(isolated):
+    """Real Postgres errors: the handler's own session is terminated (as a
+    restart or failover would) on more attempts than max_deliver allows. The
+    message is held and retried in place, then applied once; nothing is
+    dead-lettered and no delivery is spent."""
+    settings = isolated.settings
+    attempts: list[int] = []
+    consumer = Consumer("test-outage", "cards")
+
+    @consumer.on(CardIssuedV1)
+    async def on_card_issued(event, conn: asyncpg.Connection) -> None:
+        attempts.append(1)
+        if len(attempts) <= settings.consumer_max_deliver + 2:
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    pool, nc, js, broker = await started(settings, consumer)
+    try:
+        await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20001"))
+
+        async def applied() -> bool:
+            async with pool.acquire() as conn:
+                return await conn.fetchval(
+                    "SELECT count(*) FROM processed_events WHERE consumer = $1",
+                    "test-outage") == 1
+
+        await eventually(applied, timeout=30, message="applied once the database answers")
+        assert len(attempts) == settings.consumer_max_deliver + 3
+        info = await js.consumer_info(settings.stream_name("cards"), "test-outage")
+        assert info.num_redelivered == 0, "held in place: no delivery spent"
+        assert info.config.max_deliver == -1
+        assert await dead_letters_of(js, settings) == []
+    finally:
+        await broker.stop()
+        await nc.close()
+        await pool.close()
+
+
+async def test_an_early_event_is_retried_past_max_deliver(isolated):
+    """``NotYetKnown``: the fact it needs comes from another stream later. It is
+    naked with backoff as often as it takes, never dead-lettered."""
+    from kaiku_shared.kernel.errors import NotYetKnown
+
+    settings = isolated.settings
+    attempts: list[int] = []
+    consumer = Consumer("test-early", "cards")
+
+    @consumer.on(CardIssuedV1)
+    async def on_card_issued(event, conn: asyncpg.Connection) -> None:
+        attempts.append(1)
+        if len(attempts) <= settings.consumer_max_deliver + 2:
+            raise NotYetKnown("its organisation has not arrived yet")
+
+    pool, nc, js, broker = await started(settings, consumer)
+    try:
+        await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20002"))
+        await eventually(lambda: asyncio.sleep(0, result=len(attempts) ==
+                                               settings.consumer_max_deliver + 3),
+                         timeout=30, message="retried until its fact came")
+        await eventually(lambda: _settled(js, settings, "test-early"), timeout=10,
+                         message="acknowledged once applied")
+        assert await dead_letters_of(js, settings) == []
+    finally:
+        await broker.stop()
+        await nc.close()
+        await pool.close()
+
+
+async def test_a_dead_letter_that_cannot_be_written_keeps_the_original(isolated):
+    """No dead-letter stream to write to: the poison message is not acked (not
+    lost); once the stream exists, the dead letter is written, then acked."""
+    settings = isolated.settings
+    consumer = Consumer("test-no-dlq", "cards")
+
+    @consumer.on(CardIssuedV1)
+    async def on_card_issued(event, conn: asyncpg.Connection) -> None:
+        raise RuntimeError("the read model is broken")
+
+    pool, nc, js, broker = await started(settings, consumer, dead_letters=False)
+    try:
+        await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20003"))
+        await asyncio.sleep(2)  # past max_deliver: every dead-letter attempt failed
+        info = await js.consumer_info(settings.stream_name("cards"), "test-no-dlq")
+        assert info.num_ack_pending + info.num_pending == 1, "the original is still there"
+        await ensure_dead_letter_stream(js, settings)
+        letters = await eventually(lambda: _some(dead_letters_of(js, settings)), timeout=20,
+                                   message="the dead letter, written once it could be")
+        assert len(letters) == 1
+        await eventually(lambda: _settled(js, settings, "test-no-dlq"), timeout=10,
+                         message="the original acked after its dead letter was written")
+    finally:
+        await broker.stop()
+        await nc.close()
+        await pool.close()
+
+
+async def _settled(js, settings, name: str):
+    info = await js.consumer_info(settings.stream_name("cards"), name)
+    return info if info.num_ack_pending == 0 and info.num_pending == 0 else None
+
+
+async def _some(letters_coroutine):
+    letters = await letters_coroutine
+    return letters or None
+
+
+async def test_a_durable_made_with_a_delivery_limit_loses_it_at_start(isolated):
+    """An earlier release made its durables with max_deliver 6: an outage could
+    exhaust that, after which the server would never deliver the message again.
+    The worker's start lifts it, keeping the durable's position."""
+    from nats.js.api import AckPolicy as JsAck
+    from nats.js.api import ConsumerConfig
+
+    from kaiku_shared.consumer import reconcile_durables
+
+    settings = isolated.settings
+    nc = await nats.connect(settings.nats_servers)
+    js = nc.jetstream()
+    try:
+        await ensure_stream(js, settings, "cards")
+        stream = settings.stream_name("cards")
+        await js.add_consumer(stream, ConsumerConfig(
+            durable_name="test-old-durable", ack_policy=JsAck.EXPLICIT, max_deliver=6,
+            filter_subject=f"{settings.subject_root('cards')}.>"))
+        await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20004"))
+        consumer = Consumer("test-old-durable", "cards")
+        consumer.on(CardIssuedV1)(lambda event, conn: None)
+        await reconcile_durables(js, settings, [consumer], filtered=False)
+        info = await js.consumer_info(stream, "test-old-durable")
+        assert info.config.max_deliver == -1
+        assert info.num_pending == 1, "its position is kept"
+        await reconcile_durables(js, settings, [consumer], filtered=False)  # nothing to do
+    finally:
+        await nc.close()

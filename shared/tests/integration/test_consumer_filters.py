@@ -20,7 +20,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from kaiku_shared.consumer import (
     Consumer,
     build_broker,
-    reconcile_filters,
+    reconcile_durables,
     supports_filter_subjects,
 )
 from kaiku_shared.contracts import CardClosedV1, CardIssuedV1, OrganisationRegisteredV1
@@ -137,11 +137,11 @@ async def test_an_unfiltered_durable_gets_its_filter_and_keeps_its_place(world):
 
     seen: list[str] = []
     consumer = card_consumer("test-old", seen)
-    await reconcile_filters(js, settings, [consumer])
+    await reconcile_durables(js, settings, [consumer], filtered=True)
     info = await js.consumer_info(stream, "test-old")
     assert sorted(info.config.filter_subjects) == consumer.filter_subjects(settings)
     assert not info.config.filter_subject
-    await reconcile_filters(js, settings, [consumer])  # a second start changes nothing
+    await reconcile_durables(js, settings, [consumer], filtered=True)  # a second start changes nothing
 
     broker = build_broker(settings, "cards", pool, [consumer], filtered=True)
     await broker.start()

@@ -37,3 +37,9 @@ class Forbidden(RuleViolation):
 
     def __init__(self, message: str, rule: str = "not-yours") -> None:
         super().__init__(rule, message, status=403)
+
+
+class NotYetKnown(LookupError):
+    """A projection needs a fact that has not arrived yet (a sibling stream's
+    event): the message is retried, with backoff, for as long as that lasts —
+    never dead-lettered, because it is not wrong, only early."""

@@ -27,6 +27,7 @@ from uuid import UUID, uuid5
 
 import asyncpg
 
+from kaiku_shared.kernel.errors import NotYetKnown
 from kaiku_shared.consumer import Consumer, Handler
 from kaiku_shared.contracts import (
     AccountActivatedV1,
@@ -62,8 +63,7 @@ NETWORK_CONSUMER = "notifications-network"
 NETWORK_LOCK = "SELECT pg_advisory_xact_lock{}(hashtext('notifications-network'))"
 
 
-class NotYetKnown(LookupError):
-    """An event refers to something another stream has not told us yet: retry later."""
+# NotYetKnown (kaiku_shared.kernel.errors): the consumer retries it, never dead-letters it.
 
 
 def normalise(name: str) -> str:

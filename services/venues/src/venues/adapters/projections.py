@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 
+from kaiku_shared.kernel.errors import NotYetKnown
 from kaiku_shared.consumer import Consumer, Handler
 from kaiku_shared.contracts import (
     CardChangedV1,
@@ -51,8 +52,7 @@ Venues = Any
 Projection = Callable[[Any, asyncpg.Connection, Venues], Awaitable[None]]
 
 
-class NotYetKnown(Exception):
-    """An update for a row whose creating event has not been applied yet: retry later."""
+# NotYetKnown (kaiku_shared.kernel.errors): the consumer retries it, never dead-letters it.
 
 
 # --- what venues knows of cards (Kaikukanta) ----------------------------------------
