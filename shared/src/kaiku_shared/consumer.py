@@ -251,6 +251,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
 )
+# The consumers of this process now holding a message through an outage (what a
+# worker's /readyz reports).
+PAUSED: set[str] = set()
 HOLD_ACK_EVERY = 10.0  # seconds between in-progress acks while holding (ack_wait is 30)
 
 
@@ -366,6 +369,7 @@ class _Delivery:
         """Hold the message through an outage and retry it in place."""
         name = self.consumer.name
         CONSUMER_PAUSED.labels(name).set(1)
+        PAUSED.add(name)
         log.warning("infrastructure unavailable; holding the message until it is back",
                     extra={"consumer": name, "event_type": event.event_type,
                            "error": type(error).__name__})
@@ -386,6 +390,7 @@ class _Delivery:
                 return applied
         finally:
             CONSUMER_PAUSED.labels(name).set(0)
+            PAUSED.discard(name)
 
     async def hold(self, msg: NatsMessage, seconds: float) -> None:
         """Wait, telling JetStream the message is still in progress (so its ack

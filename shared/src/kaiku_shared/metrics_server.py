@@ -13,7 +13,10 @@ delays a scrape:
     server.shutdown()
 
 ``/healthz``  200 while the process runs (liveness).
-``/readyz``   200 when ``ready()`` is true, else 503 (readiness).
+``/readyz``   200 when ``ready()`` is true, else 503 (readiness); the body also
+              says what the process reports: a worker its consumers' lag and
+              which are paused by an outage, a relay whether it is the active
+              one and its lag.
 ``/metrics``  the Prometheus text format of the default registry.
 
 run_worker / run_relay (service.py) start it when ``KAIKU_METRICS_PORT`` is set
@@ -26,6 +29,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable
+from typing import Any
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
@@ -36,7 +40,7 @@ __all__ = ["MetricsServer", "start_metrics_server"]
 class MetricsServer(ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, address: tuple[str, int], ready: Callable[[], bool],
+    def __init__(self, address: tuple[str, int], ready: Callable[[], Any],
                  registry: CollectorRegistry) -> None:
         super().__init__(address, _Handler)
         self.ready = ready
@@ -62,13 +66,22 @@ class _Handler(BaseHTTPRequestHandler):
         elif path == "/healthz":
             self._json(200, {"status": "ok"})
         elif path == "/readyz":
-            try:
-                ready = bool(self.server.ready())
-            except Exception:  # noqa: BLE001 - a failing check means not ready
-                ready = False
-            self._json(200 if ready else 503, {"status": "ready" if ready else "not ready"})
+            ready, details = self._readiness()
+            self._json(200 if ready else 503,
+                       {"status": "ready" if ready else "not ready", **details})
         else:
             self._json(404, {"status": "not found"})
+
+    def _readiness(self) -> tuple[bool, dict]:
+        """``ready()`` gives a bool, or (bool, what the process wants to say: its
+        lag, whether it is paused by an outage, whether it is the active relay)."""
+        try:
+            answer = self.server.ready()
+        except Exception:  # noqa: BLE001 - a failing check means not ready
+            return False, {}
+        if isinstance(answer, tuple):
+            return bool(answer[0]), dict(answer[1])
+        return bool(answer), {}
 
     def _json(self, status: int, body: dict) -> None:
         self._send(status, json.dumps(body).encode(), "application/json")
@@ -85,7 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_metrics_server(port: int, host: str = "0.0.0.0", *,
-                         ready: Callable[[], bool] = lambda: True,
+                         ready: Callable[[], Any] = lambda: True,
                          registry: CollectorRegistry = REGISTRY) -> MetricsServer:
     """Serve /metrics, /healthz and /readyz on ``host:port`` from a daemon thread.
 

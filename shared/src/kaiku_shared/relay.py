@@ -136,6 +136,7 @@ class Relay:
         self.active = asyncio.Event()
         self.stopping = asyncio.Event()
         self._wakeup = asyncio.Event()
+        self.lag = 0  # stored events not yet published, as last seen (for /readyz)
 
     async def run(self) -> None:
         """Wait to become the active relay, then publish until stopped.
@@ -200,6 +201,7 @@ class Relay:
                 if published_to is not None:
                     position = published_to
                     continue
+                self.lag = 0
                 RELAY_LAG.labels(self.service).set(0)
                 self._wakeup.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
@@ -251,7 +253,8 @@ class Relay:
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
             raise RelayFenced(f"{self.service} relay lost its lock session: {error!r}") from error
         latest = await conn.fetchval(f'SELECT max(notification_id) FROM "{self.table}"')
-        RELAY_LAG.labels(self.service).set(max(0, (latest or 0) - position))
+        self.lag = max(0, (latest or 0) - position)
+        RELAY_LAG.labels(self.service).set(self.lag)
         return position
 
     async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:

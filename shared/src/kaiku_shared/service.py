@@ -277,8 +277,9 @@ async def run_worker(
                           filtered=filtered)
     stop = stop or stop_on_signals()
     await broker.start()
-    metrics = _serve_metrics(settings, ready=lambda: runtime.nc.is_connected)
-    lag_reporter = asyncio.create_task(_report_consumer_lag(js, settings, chosen))
+    lags: dict[str, int] = {}
+    metrics = _serve_metrics(settings, ready=lambda: _worker_readiness(runtime, chosen, lags))
+    lag_reporter = asyncio.create_task(_report_consumer_lag(js, settings, chosen, lags))
     settle_heap()
     log.info("worker consuming", extra={"service": service,
                                          "consumers": ",".join(c.name for c in chosen)})
@@ -322,7 +323,8 @@ async def run_relay(
                   batch_size=settings.relay_batch_size)
     stop = stop or stop_on_signals()
     # Ready = this relay is the active one (the standby answers 503).
-    metrics = _serve_metrics(settings, ready=relay.active.is_set)
+    metrics = _serve_metrics(settings, ready=lambda: (
+        relay.active.is_set(), {"active": relay.active.is_set(), "lag": relay.lag}))
     task = asyncio.create_task(relay.run())
     stopper = asyncio.create_task(stop.wait())
     try:
@@ -340,8 +342,9 @@ async def run_relay(
 
 
 async def _report_consumer_lag(js: Any, settings: KaikuSettings, consumers: list[Consumer],
-                               every: float = 5.0) -> None:
-    """Consumer lag as a gauge: what JetStream says each durable still has to deliver."""
+                               lags: dict[str, int], every: float = 5.0) -> None:
+    """Consumer lag as a gauge (and in ``lags``, for /readyz): what JetStream
+    says each durable still has to deliver."""
     from .metrics import CONSUMER_LAG
 
     while True:
@@ -349,11 +352,24 @@ async def _report_consumer_lag(js: Any, settings: KaikuSettings, consumers: list
             with contextlib.suppress(Exception):  # NATS may be reconnecting
                 info = await js.consumer_info(settings.stream_name(consumer.source),
                                               consumer.name)
-                CONSUMER_LAG.labels(consumer.name).set(info.num_pending + info.num_ack_pending)
+                lags[consumer.name] = info.num_pending + info.num_ack_pending
+                CONSUMER_LAG.labels(consumer.name).set(lags[consumer.name])
         await asyncio.sleep(every)
 
 
-def _serve_metrics(settings: KaikuSettings, ready: Callable[[], bool]) -> Any:
+def _worker_readiness(runtime: Runtime, consumers: list[Consumer],
+                      lags: dict[str, int]) -> tuple[bool, dict[str, Any]]:
+    """Ready while connected to NATS and no consumer is held by an outage; the
+    body says which are paused and each durable's lag."""
+    from .consumer import PAUSED
+
+    paused = sorted(consumer.name for consumer in consumers if consumer.name in PAUSED)
+    connected = runtime.nc.is_connected
+    return connected and not paused, {"nats_connected": connected, "paused": paused,
+                                      "lag": dict(sorted(lags.items()))}
+
+
+def _serve_metrics(settings: KaikuSettings, ready: Callable[[], Any]) -> Any:
     if settings.metrics_port is None:
         return None
     from .metrics_server import start_metrics_server

@@ -16,7 +16,7 @@ import asyncpg
 import nats
 import pytest
 
-from kaiku_shared.consumer import Consumer, build_broker
+from kaiku_shared.consumer import PAUSED, Consumer, build_broker
 from kaiku_shared.contracts import CardClosedV1, CardIssuedV1
 from kaiku_shared.db import apply_schema, create_pool, ensure_database
 from kaiku_shared.relay import ensure_dead_letter_stream, ensure_stream
@@ -145,11 +145,13 @@ async def test_a_lost_database_connection_is_ridden_out_not_dead_lettered(isolat
     dead-lettered and no delivery is spent."""
     settings = isolated.settings
     attempts: list[int] = []
+    paused_seen: list[bool] = []
     consumer = Consumer("test-outage", "cards")
 
     @consumer.on(CardIssuedV1)
     async def on_card_issued(event, conn: asyncpg.Connection) -> None:
         attempts.append(1)
+        paused_seen.append("test-outage" in PAUSED)  # what the worker's /readyz reports
         if len(attempts) <= settings.consumer_max_deliver + 2:
             await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
@@ -165,6 +167,8 @@ async def test_a_lost_database_connection_is_ridden_out_not_dead_lettered(isolat
 
         await eventually(applied, timeout=30, message="applied once the database answers")
         assert len(attempts) == settings.consumer_max_deliver + 3
+        assert paused_seen[0] is False and all(paused_seen[1:]), paused_seen
+        assert "test-outage" not in PAUSED, "ready again once the message is applied"
         info = await js.consumer_info(settings.stream_name("cards"), "test-outage")
         assert info.num_redelivered == 0, "held in place: no delivery spent"
         assert info.config.max_deliver == -1
