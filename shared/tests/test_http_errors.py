@@ -101,3 +101,56 @@ def test_other_postgres_data_errors_are_still_our_500():
     response = build().get("/division")
     assert response.status_code == 500
     assert response.json()["type"].endswith("/internal")
+
+
+@pytest.mark.parametrize("outage", [
+    ConnectionRefusedError(111, "Connect call failed"),  # asyncpg, the server gone
+    FileNotFoundError(2, "no socket"),  # asyncpg, a unix socket gone with its server
+    TimeoutError(),  # the pool exhausted
+    asyncpg.exceptions.CannotConnectNowError("the database system is starting up"),
+    asyncpg.exceptions.AdminShutdownError("terminating connection"),
+    asyncpg.exceptions.ConnectionDoesNotExistError("connection was closed"),
+    asyncpg.exceptions.TooManyConnectionsError("too many clients"),
+    asyncpg.InternalClientError("cannot switch to state 12; another operation (2) is in "
+                                "progress"),  # seen as PostgreSQL shut down under load
+], ids=lambda error: type(error).__name__)
+def test_a_database_outage_is_a_503_with_retry_after(outage: Exception) -> None:
+    import psycopg  # noqa: F401 - the event store's driver, see the next test
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/tickets")
+    async def register() -> None:
+        raise outage
+
+    answer = TestClient(app, raise_server_exceptions=False).post("/tickets")
+    assert answer.status_code == 503, answer.text
+    assert answer.headers["retry-after"] == "5"
+    assert answer.headers["content-type"].startswith("application/problem+json")
+    assert answer.json()["type"].endswith("/database-unavailable")
+
+
+def failing_app(outage: Exception) -> TestClient:
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/tickets")
+    async def register() -> None:
+        raise outage
+
+    return TestClient(app, raise_server_exceptions=False)
+
+
+def test_the_event_stores_outage_is_a_503_too() -> None:
+    import eventsourcing.persistence as event_store
+    import psycopg
+
+    for outage in (psycopg.OperationalError("server closed the connection"),
+                   event_store.OperationalError("connection failed")):
+        answer = failing_app(outage).post("/tickets")
+        assert answer.status_code == 503, (outage, answer.text)
+
+
+def test_a_bug_is_still_a_500() -> None:
+    assert failing_app(KeyError("a bug")).post("/tickets").status_code == 500

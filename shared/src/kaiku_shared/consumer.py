@@ -247,6 +247,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OSError,  # refused or reset connections, and TimeoutError (a pool exhausted)
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,  # "connection is closed"
+    # A connection broken mid-operation as the server shuts down ("cannot switch
+    # to state …; another operation is in progress").
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
     asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
     asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock

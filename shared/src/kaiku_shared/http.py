@@ -20,6 +20,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
+import eventsourcing.persistence as event_store
+import psycopg
 from eventsourcing.persistence import IntegrityError as EventStoreConflict
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -183,6 +185,35 @@ async def _contention(request: Request, exc: Exception) -> JSONResponse:
     ).response(request.url.path)
 
 
+# The service's own database unreachable, restarting, out of connections, or a
+# connection lost mid-request: the request is fine, the service is not, now.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, and a pool's TimeoutError
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    # A connection broken mid-operation as the server shuts down ("cannot switch
+    # to state …; another operation is in progress").
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    event_store.OperationalError,
+    event_store.InterfaceError,
+    event_store.ConnectionUnavailableError,
+)
+
+
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable", extra={"path": request.url.path,
+                                                "error": type(exc).__name__})
+    return Problem(
+        503, "Service unavailable", "This service cannot reach a system it needs (its "
+        "database) just now. Try again in a moment.", kind="database-unavailable",
+        headers={"Retry-After": "5"},
+    ).response(request.url.path)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unexpected error", extra={"path": request.url.path})
     return Problem(
@@ -215,6 +246,7 @@ _ERROR_HANDLERS: tuple[tuple[type[Exception], Callable[..., Awaitable[JSONRespon
     (EventStoreConflict, _contention),
     (Exception, _unexpected),
     (asyncpg.DataError, _data_error),
+    *((unavailable, _unavailable) for unavailable in DATABASE_UNAVAILABLE),
 )
 
 
