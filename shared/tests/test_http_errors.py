@@ -115,16 +115,7 @@ def test_other_postgres_data_errors_are_still_our_500():
                                 "progress"),  # seen as PostgreSQL shut down under load
 ], ids=lambda error: type(error).__name__)
 def test_a_database_outage_is_a_503_with_retry_after(outage: Exception) -> None:
-    import psycopg  # noqa: F401 - the event store's driver, see the next test
-
-    app = FastAPI()
-    install_error_handlers(app)
-
-    @app.post("/tickets")
-    async def register() -> None:
-        raise outage
-
-    answer = TestClient(app, raise_server_exceptions=False).post("/tickets")
+    answer = failing_app(outage).post("/tickets")
     assert answer.status_code == 503, answer.text
     assert answer.headers["retry-after"] == "5"
     assert answer.headers["content-type"].startswith("application/problem+json")

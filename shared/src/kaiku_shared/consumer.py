@@ -43,6 +43,7 @@ from pydantic import ValidationError
 
 from .contracts import IntegrationEvent, contract_for
 from .contracts.base import UnknownContract
+from .db import DATABASE_UNAVAILABLE
 from .kernel.errors import NotYetKnown
 from .metrics import CONSUMED, CONSUMER_PAUSED, DEAD_LETTERS
 from .settings import KaikuSettings
@@ -240,19 +241,12 @@ def backoff_delay(settings: KaikuSettings, delivered: int) -> float:
     return steps[min(delivered - 1, len(steps) - 1)]
 
 
-# Failures of the consumer's own infrastructure, not of the message: the database
-# unreachable or restarting, a connection lost, the pool exhausted (a timeout),
-# a serialization conflict or deadlock. They pass; the message is good.
+# Failures of the consumer's own infrastructure, not of the message: its database
+# unavailable (the same cases an api answers 503 for), or a serialization
+# conflict or deadlock. They pass; the message is good.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,  # refused or reset connections, and TimeoutError (a pool exhausted)
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,  # "connection is closed"
-    # A connection broken mid-operation as the server shuts down ("cannot switch
-    # to state …; another operation is in progress").
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
-    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
-    asyncpg.exceptions.TransactionRollbackError,  # serialization failure, deadlock
+    *DATABASE_UNAVAILABLE,
+    asyncpg.exceptions.TransactionRollbackError,
 )
 # The consumers of this process now holding a message through an outage (what a
 # worker's /readyz reports).

@@ -13,8 +13,29 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
+import eventsourcing.persistence as event_store
+import psycopg
 
 from .settings import KaikuSettings
+
+# The service's own database unreachable, restarting, out of connections, or a
+# connection lost mid-operation: the request or message is fine, the database
+# is not, now. An api answers 503 (http.py); a consumer holds its message.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, a unix socket gone, and a pool's TimeoutError
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,  # "connection is closed"
+    # A connection broken mid-operation as the server shuts down ("cannot switch
+    # to state …; another operation is in progress").
+    asyncpg.InternalClientError,
+    asyncpg.exceptions.OperatorInterventionError,  # shutting down, cannot connect now
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, disk full
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    event_store.OperationalError,
+    event_store.InterfaceError,
+    event_store.ConnectionUnavailableError,
+)
 
 INFRASTRUCTURE_SQL = """
 CREATE TABLE IF NOT EXISTS processed_events (

@@ -20,8 +20,6 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
-import eventsourcing.persistence as event_store
-import psycopg
 from eventsourcing.persistence import IntegrityError as EventStoreConflict
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -32,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import KeysUnavailable, Principal, Role, TokenError
+from .db import DATABASE_UNAVAILABLE
 from .eventstore import command_meta
 from .kernel.errors import NotFound, RuleViolation
 from .metrics import HTTP_REQUESTS
@@ -183,25 +182,6 @@ async def _contention(request: Request, exc: Exception) -> JSONResponse:
         "was not saved. Try again in a moment.", kind="busy",
         headers={"Retry-After": "1"},
     ).response(request.url.path)
-
-
-# The service's own database unreachable, restarting, out of connections, or a
-# connection lost mid-request: the request is fine, the service is not, now.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,  # refused, reset, and a pool's TimeoutError
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    # A connection broken mid-operation as the server shuts down ("cannot switch
-    # to state …; another operation is in progress").
-    asyncpg.InternalClientError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    event_store.OperationalError,
-    event_store.InterfaceError,
-    event_store.ConnectionUnavailableError,
-)
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -216,10 +216,16 @@ class Relay:
         """The advisory lock lives as long as its session: a session that still
         answers still holds it. One that does not (killed, cut off) may already
         have a successor, so this relay stops publishing at once."""
-        try:
+        with self._fenced_on_failure():
             await asyncio.wait_for(lock_conn.fetchval("SELECT 1"), timeout=LOCK_PROOF_TIMEOUT)
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError,
-                asyncio.TimeoutError) as error:
+
+    @contextlib.contextmanager
+    def _fenced_on_failure(self) -> Iterator[None]:
+        """A lock session that fails an operation may be gone with its lock."""
+        try:
+            yield
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            # OSError includes TimeoutError: a session that does not answer in time.
             raise RelayFenced(f"{self.service} relay lost its lock session: {error!r}") from error
 
     async def _publish_batch(self, js: Any, conn: asyncpg.Connection,
@@ -243,15 +249,13 @@ class Relay:
         # Only now, after every ack of the batch: never ahead of NATS. Written
         # through the lock's own session (a fenced relay cannot write it) and
         # only forwards (a late writer can never move it back).
-        try:
+        with self._fenced_on_failure():
             await lock_conn.execute(
                 "UPDATE relay_position SET position = $2, updated_at = now() "
                 "WHERE stream = $1 AND position < $2",
                 self.stream,
                 position,
             )
-        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-            raise RelayFenced(f"{self.service} relay lost its lock session: {error!r}") from error
         latest = await conn.fetchval(f'SELECT max(notification_id) FROM "{self.table}"')
         self.lag = max(0, (latest or 0) - position)
         RELAY_LAG.labels(self.service).set(self.lag)

@@ -8,6 +8,7 @@ recorded as applied, and the consumer goes on with the next message.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from datetime import UTC, date, datetime
@@ -40,14 +41,6 @@ async def isolated(servers):
 
 async def test_an_always_failing_handler_is_dead_lettered_and_the_consumer_goes_on(isolated):
     settings = isolated.settings
-    await ensure_database(settings, "cards")
-    pool = await create_pool(settings, "cards", size=4)
-    await apply_schema(pool)
-    nc = await nats.connect(settings.nats_servers)
-    js = nc.jetstream()
-    await ensure_stream(js, settings, "cards")
-    await ensure_dead_letter_stream(js, settings)
-
     attempts: list[str] = []
     applied: list[str] = []
     consumer = Consumer("test-always-fails", "cards")
@@ -61,9 +54,7 @@ async def test_an_always_failing_handler_is_dead_lettered_and_the_consumer_goes_
     async def on_card_issued(event, conn: asyncpg.Connection) -> None:
         applied.append(event.card_number)
 
-    broker = build_broker(settings, "cards", pool, [consumer])
-    await broker.start()
-    try:
+    async with running(settings, consumer) as (pool, js):
         failing = envelope(CardClosedV1, uuid.uuid4(), card_number="KXA-10001", reason="lost")
         failing_id = json.loads(failing)["event_id"]
         await js.publish(CardClosedV1.subject(settings.namespace), failing)
@@ -97,10 +88,6 @@ async def test_an_always_failing_handler_is_dead_lettered_and_the_consumer_goes_
                 "SELECT count(*) FROM processed_events WHERE event_id = $1",
                 uuid.UUID(failing_id))
         assert recorded == 0, "a failed attempt leaves nothing applied"
-    finally:
-        await broker.stop()
-        await nc.close()
-        await pool.close()
 
 
 # --- an outage is not poison ------------------------------------------------------
@@ -113,8 +100,9 @@ def card_issued(number: str) -> bytes:
                     postal_code="00100", municipality="imatra", region="etela-karjala")
 
 
-async def started(settings, consumer, *, dead_letters: bool = True):
-    """(pool, nats, jetstream, broker) for one consumer on cards' stream."""
+@contextlib.asynccontextmanager
+async def running(settings, consumer, *, dead_letters: bool = True):
+    """(pool, jetstream) while one consumer runs on cards' stream."""
     await ensure_database(settings, "cards")
     pool = await create_pool(settings, "cards", size=4)
     await apply_schema(pool)
@@ -125,7 +113,12 @@ async def started(settings, consumer, *, dead_letters: bool = True):
         await ensure_dead_letter_stream(js, settings)
     broker = build_broker(settings, "cards", pool, [consumer])
     await broker.start()
-    return pool, nc, js, broker
+    try:
+        yield pool, js
+    finally:
+        await broker.stop()
+        await nc.close()
+        await pool.close()
 
 
 async def dead_letters_of(js, settings) -> list:
@@ -155,8 +148,7 @@ async def test_a_lost_database_connection_is_ridden_out_not_dead_lettered(isolat
         if len(attempts) <= settings.consumer_max_deliver + 2:
             await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
 
-    pool, nc, js, broker = await started(settings, consumer)
-    try:
+    async with running(settings, consumer) as (pool, js):
         await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20001"))
 
         async def applied() -> bool:
@@ -173,10 +165,6 @@ async def test_a_lost_database_connection_is_ridden_out_not_dead_lettered(isolat
         assert info.num_redelivered == 0, "held in place: no delivery spent"
         assert info.config.max_deliver == -1
         assert await dead_letters_of(js, settings) == []
-    finally:
-        await broker.stop()
-        await nc.close()
-        await pool.close()
 
 
 async def test_an_early_event_is_retried_past_max_deliver(isolated):
@@ -194,8 +182,7 @@ async def test_an_early_event_is_retried_past_max_deliver(isolated):
         if len(attempts) <= settings.consumer_max_deliver + 2:
             raise NotYetKnown("its organisation has not arrived yet")
 
-    pool, nc, js, broker = await started(settings, consumer)
-    try:
+    async with running(settings, consumer) as (pool, js):
         await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20002"))
         await eventually(lambda: asyncio.sleep(0, result=len(attempts) ==
                                                settings.consumer_max_deliver + 3),
@@ -203,10 +190,6 @@ async def test_an_early_event_is_retried_past_max_deliver(isolated):
         await eventually(lambda: _settled(js, settings, "test-early"), timeout=10,
                          message="acknowledged once applied")
         assert await dead_letters_of(js, settings) == []
-    finally:
-        await broker.stop()
-        await nc.close()
-        await pool.close()
 
 
 async def test_a_dead_letter_that_cannot_be_written_keeps_the_original(isolated):
@@ -219,8 +202,7 @@ async def test_a_dead_letter_that_cannot_be_written_keeps_the_original(isolated)
     async def on_card_issued(event, conn: asyncpg.Connection) -> None:
         raise RuntimeError("the read model is broken")
 
-    pool, nc, js, broker = await started(settings, consumer, dead_letters=False)
-    try:
+    async with running(settings, consumer, dead_letters=False) as (pool, js):
         await js.publish(CardIssuedV1.subject(settings.namespace), card_issued("KXA-20003"))
         await asyncio.sleep(2)  # past max_deliver: every dead-letter attempt failed
         info = await js.consumer_info(settings.stream_name("cards"), "test-no-dlq")
@@ -231,10 +213,6 @@ async def test_a_dead_letter_that_cannot_be_written_keeps_the_original(isolated)
         assert len(letters) == 1
         await eventually(lambda: _settled(js, settings, "test-no-dlq"), timeout=10,
                          message="the original acked after its dead letter was written")
-    finally:
-        await broker.stop()
-        await nc.close()
-        await pool.close()
 
 
 async def _settled(js, settings, name: str):

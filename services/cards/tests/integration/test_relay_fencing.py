@@ -63,6 +63,18 @@ async def published_ids(ns: Namespace) -> list[str]:
         await nc.close()
 
 
+async def cards_with_its_network(ns: Namespace) -> tuple[CardsApplication, asyncpg.Connection]:
+    """A fresh cards database whose network is recorded and announced (so there
+    is something to publish); its application and a connection to it."""
+    await ensure_database(ns.settings, "cards")
+    pool = await create_pool(ns.settings, "cards", size=2)
+    await apply_schema(pool)
+    await pool.close()
+    application = await asyncio.to_thread(build_application, ns.settings)
+    await asyncio.to_thread(application.ensure_network)
+    return application, await asyncpg.connect(ns.settings.service_database_url("cards"))
+
+
 def new_relay(ns: Namespace, application: CardsApplication) -> Relay:
     return Relay(ns.settings, "cards", application.name, application.mapper, translate)
 
@@ -79,13 +91,7 @@ async def kill_lock_session(conn: asyncpg.Connection) -> int:
 
 async def test_a_relay_that_loses_its_lock_stops_and_the_standby_takes_over(namespace):
     ns = namespace
-    await ensure_database(ns.settings, "cards")
-    pool = await create_pool(ns.settings, "cards", size=2)
-    await apply_schema(pool)
-    await pool.close()
-    application = await asyncio.to_thread(build_application, ns.settings)
-    await asyncio.to_thread(application.ensure_network)  # the network, announced
-    conn = await asyncpg.connect(ns.settings.service_database_url("cards"))
+    application, conn = await cards_with_its_network(ns)
     first, standby = new_relay(ns, application), new_relay(ns, application)
     first_task = asyncio.create_task(first.run())
     await asyncio.wait_for(first.active.wait(), timeout=10)
@@ -126,13 +132,7 @@ async def test_the_stored_position_never_moves_backwards(namespace):
     say) republishes what JetStream then deduplicates, and leaves the stored
     position where it was."""
     ns = namespace
-    await ensure_database(ns.settings, "cards")
-    pool = await create_pool(ns.settings, "cards", size=2)
-    await apply_schema(pool)
-    await pool.close()
-    application = await asyncio.to_thread(build_application, ns.settings)
-    await asyncio.to_thread(application.ensure_network)
-    conn = await asyncpg.connect(ns.settings.service_database_url("cards"))
+    application, conn = await cards_with_its_network(ns)
     relay = new_relay(ns, application)
     task = asyncio.create_task(relay.run())
     try:
