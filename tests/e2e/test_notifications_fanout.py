@@ -17,6 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import psycopg
 import nats
 import pytest
 
@@ -344,6 +345,13 @@ async def test_daily_digest_holders_get_one_digest_instead_of_immediate_mail(wor
 # --- hand-over failures -------------------------------------------------------------------
 
 
+class Unreachable:
+    """An application whose database connection cannot be made."""
+
+    def issue_batch(self, *args: object) -> None:
+        raise psycopg.OperationalError("connection refused")
+
+
 async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_once(system):
     """A hand-over whose event store fails: attempts, error and next try are
     recorded; it is not retried before the backoff; once the store is back it is
@@ -405,6 +413,13 @@ async def test_hand_over_failure_is_recorded_retried_with_backoff_and_issued_onc
             await projections.notify_accounts(conn, accounts, uuid.uuid4(), "bulletin",
                                               "Toinen", {"title": "Toinen"})
         await handover.claim_batches(pool)
+        # The database unreachable is not the batch's fault: no attempt is spent
+        # (the worker's loop waits for the database; see OutageWatch).
+        with pytest.raises(psycopg.OperationalError):
+            await handover.issue_due(pool, Unreachable())
+        async with pool.acquire() as conn:
+            assert await conn.fetchval("SELECT attempts FROM handover "
+                                       "WHERE state = 'claimed'") == 0
         await store_unavailable(True)
         for _ in range(handover.MAX_ATTEMPTS):
             async with pool.acquire() as conn:

@@ -207,3 +207,32 @@ async def _connect_with_retry(
                 raise
             await asyncio.sleep(0.2)
     raise AssertionError("unreachable")
+
+
+class OutageWatch:
+    """How a background loop meets its database going away: one warning when it
+    goes, one line when it is back, and a capped exponential pause between tries
+    — not a stack trace every second for as long as the outage lasts. Any other
+    failure is logged in full each time: that is a bug, not an outage."""
+
+    def __init__(self, loop_name: str, *, floor: float = 0.5, ceiling: float = 5.0) -> None:
+        self.loop_name = loop_name
+        self.floor, self.ceiling = floor, ceiling
+        self.failures = 0
+
+    def failed(self, error: BaseException) -> float:
+        """Record a failed round; the seconds to wait before the next one."""
+        self.failures += 1
+        if not isinstance(error, DATABASE_UNAVAILABLE):
+            log.error("%s failed; retrying", self.loop_name, exc_info=error,
+                      extra={"loop": self.loop_name, "failures": self.failures})
+        elif self.failures == 1:
+            log.warning("database unavailable; %s waits until it is back", self.loop_name,
+                        extra={"loop": self.loop_name, "error": type(error).__name__})
+        return min(self.ceiling, self.floor * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        if self.failures:
+            log.info("%s resumed after %d failed rounds", self.loop_name, self.failures,
+                     extra={"loop": self.loop_name, "failures": self.failures})
+            self.failures = 0

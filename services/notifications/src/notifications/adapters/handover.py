@@ -17,10 +17,11 @@ Exactly once, in two steps:
    event store refuses the duplicate (``_save_once``), so it is issued once. The
    relay publishes it with ``Nats-Msg-Id = event_id``; omakaiku dedupes by it.
 
-Failures of step 2 (event store unavailable, …) are recorded on the row —
+Failures of step 2 that belong to the batch are recorded on the row —
 ``attempts``, ``last_error``, ``next_attempt_at`` with exponential backoff — and
 after ``MAX_ATTEMPTS`` the batch is parked as ``failed`` for an operator, never
-retried in a hot loop.
+retried in a hot loop. The database being unavailable is not the batch's fault:
+it spends no attempt, and the loop waits quietly until the database is back.
 
 Holders who chose a daily digest are not in batches: once a day their rows from
 the previous day become one ``NotificationDigest`` per holder.
@@ -40,6 +41,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
+from kaiku_shared.db import DATABASE_UNAVAILABLE, OutageWatch
 from kaiku_shared.metrics import FANOUT_PENDING
 
 log = logging.getLogger("notifications.handover")
@@ -146,6 +148,8 @@ async def issue_due(pool: asyncpg.Pool, application: Any, limit: int = 50) -> in
                 try:
                     await _issue(conn, application, row)
                 except Exception as error:  # noqa: BLE001 - recorded, retried with backoff
+                    if isinstance(error, DATABASE_UNAVAILABLE):
+                        raise  # the database, not the batch: no attempt is spent
                     attempts = row["attempts"] + 1
                     failed = attempts >= MAX_ATTEMPTS
                     await conn.execute(
@@ -200,7 +204,9 @@ async def run_handover(pool: asyncpg.Pool, application: Any, stop: asyncio.Event
                        poll: float = 0.2, clock: Callable[[], datetime] | None = None) -> None:
     clock = clock or (lambda: datetime.now(DIGEST_ZONE))
     reported = 0.0
+    watch = OutageWatch("hand-over")
     while not stop.is_set():
+        wait = poll
         now = asyncio.get_running_loop().time()
         if now - reported > 2.0:  # fan-out progress for the dashboard
             reported = now
@@ -216,8 +222,8 @@ async def run_handover(pool: asyncpg.Pool, application: Any, stop: asyncio.Event
             if window:
                 await claim_digests(pool, *window)
             await issue_due(pool, application)
-        except Exception:  # noqa: BLE001 - keep handing over; the error is logged
-            log.exception("hand-over loop failed; retrying")
-            await asyncio.sleep(1.0)
+            watch.succeeded()
+        except Exception as error:  # noqa: BLE001 - keep handing over; OutageWatch logs it
+            wait = watch.failed(error)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=poll)
+            await asyncio.wait_for(stop.wait(), timeout=wait)

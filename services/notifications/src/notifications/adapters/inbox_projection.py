@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from typing import Any
 
 import asyncpg
 from eventsourcing.persistence import StoredEvent
 
+from kaiku_shared.db import OutageWatch
 from kaiku_shared.eventstore import MetaMapper, events_table
 
 from ..domain.model import Bulletin, Message
 from .projections import notify_accounts
 from .queries import accounts_of_card
 
-log = logging.getLogger("notifications.projection")
 
 NAME = "notifications-inboxes"
 
@@ -117,13 +116,15 @@ async def project_once(conn: asyncpg.Connection, mapper: MetaMapper, table: str,
 async def run_projection(pool: asyncpg.Pool, mapper: MetaMapper, application_name: str,
                          stop: asyncio.Event, poll: float = 0.1) -> None:
     table = events_table(application_name)
+    watch = OutageWatch("inbox projection")
     while not stop.is_set():
+        wait = poll
         try:
             async with pool.acquire() as conn:
                 while await project_once(conn, mapper, table):
                     pass
-        except Exception:  # noqa: BLE001 - keep following; the error is logged
-            log.exception("inbox projection failed; retrying")
-            await asyncio.sleep(1.0)
+            watch.succeeded()
+        except Exception as error:  # noqa: BLE001 - keep following; OutageWatch logs it
+            wait = watch.failed(error)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=poll)
+            await asyncio.wait_for(stop.wait(), timeout=wait)
