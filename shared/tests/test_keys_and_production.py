@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import subprocess
 import sys
@@ -45,13 +46,30 @@ def check(module: str, env: dict[str, str]) -> subprocess.CompletedProcess:
 def test_a_generated_set_gives_each_process_only_its_own_secrets() -> None:
     keys = KeyMaterial.generate()
     assert set(keys.env_for("cards")) == {"KAIKU_STAFF_SIGNING_KEYS"}
-    assert set(keys.env_for("venues")) == set() == set(keys.env_for("notifications"))
+    assert set(keys.env_for("venues")) == set()
+    assert set(keys.env_for("notifications")) == {"KAIKU_NOTIFICATIONS_MASTER_KEY"}
     assert "KAIKU_STAFF_SIGNING_KEYS" not in keys.env_for("omakaiku")
     assert set(keys.env_for("web")) == {"KAIKU_WEB_SESSION_SECRET"}
     secrets = [keys.values[name] for names in PRIVATE_SETTINGS.values() for name in names]
     assert len(set(secrets)) == len(secrets), "every key is its own"
     for public in keys.public_env().values():
         assert '"d"' not in public
+
+
+def test_a_development_key_set_from_before_a_new_secret_gets_it_and_keeps_the_rest(
+        tmp_path: Path) -> None:
+    path = tmp_path / "kaiku.env"
+    before = KeyMaterial.generate(development=True)
+    KeyMaterial({name: value for name, value in before.values.items()
+                 if name != "KAIKU_NOTIFICATIONS_MASTER_KEY"}).write_env_file(path)
+    with pytest.raises(KeySetError, match="KAIKU_NOTIFICATIONS_MASTER_KEY"):
+        KeyMaterial.read_env_file(path)  # an operator's file is never filled in silently
+    completed = KeyMaterial.read_env_file(path, complete=True)
+    assert len(base64.b64decode(completed.values["KAIKU_NOTIFICATIONS_MASTER_KEY"])) == 32
+    assert {k: v for k, v in completed.values.items()
+            if k != "KAIKU_NOTIFICATIONS_MASTER_KEY"} == {
+        k: v for k, v in before.values.items() if k != "KAIKU_NOTIFICATIONS_MASTER_KEY"}
+    assert KeyMaterial.read_env_file(path) == completed  # written down, stable
 
 
 def test_a_key_set_is_read_from_text_or_a_file(tmp_path: Path) -> None:
@@ -85,6 +103,7 @@ def test_every_process_starts_in_production_with_a_real_key_set() -> None:
     ("omakaiku", "KAIKU_OMAKAIKU_LOOKUP_KEY"),
     ("omakaiku", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY"),
     ("omakaiku", "KAIKU_OMAKAIKU_SMTP_HOST"),
+    ("notifications", "KAIKU_NOTIFICATIONS_MASTER_KEY"),
     ("web", "KAIKU_WEB_SESSION_SECRET"),
 ])
 def test_production_refuses_to_start_without_each_key(module: str, missing: str) -> None:

@@ -42,6 +42,7 @@ KEYS = {
     "kaiku-omakaiku": {"KAIKU_HOLDER_SIGNING_KEYS", "KAIKU_OMAKAIKU_MASTER_KEY",
                        "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY",
                        "KAIKU_OMAKAIKU_SMTP_USERNAME", "KAIKU_OMAKAIKU_SMTP_PASSWORD"},
+    "kaiku-notifications": {"KAIKU_NOTIFICATIONS_MASTER_KEY"},
     "kaiku-web": {"KAIKU_WEB_SESSION_SECRET"},
 }
 ALL_KEYS = set().union(*KEYS.values())

@@ -43,7 +43,7 @@ def development_keys(data_dir: Path) -> KeyMaterial:
     so its data stays readable; everything else is random and new."""
     path = data_dir / KEYS_FILE
     if path.exists():
-        return KeyMaterial.read_env_file(path)
+        return KeyMaterial.read_env_file(path, complete=True)
     keys = KeyMaterial.generate(development=True)
     legacy_seed = data_dir / SEED_FILE
     if legacy_seed.exists():
@@ -75,7 +75,7 @@ def cmd_token(args: argparse.Namespace) -> int:
     if settings.staff_signing_keys or settings.holder_signing_keys:
         env = os.environ
     elif (DATA_DIR / KEYS_FILE).exists():
-        env = KeyMaterial.read_env_file(DATA_DIR / KEYS_FILE).values
+        env = KeyMaterial.read_env_file(DATA_DIR / KEYS_FILE, complete=True).values
     else:
         console.print("[red]No signing keys: start `make run` first (it keeps development "
                       "keys in .kaiku/keys/), or set KAIKU_STAFF_SIGNING_KEYS / "
@@ -109,7 +109,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
                       "own lines: see docs/operations.md#keys.")
         return 0
     try:
-        keys = KeyMaterial.read_env_file(path)
+        keys = KeyMaterial.read_env_file(path, complete=True)
     except (OSError, ValueError) as error:
         console.print(f"[red]{error}[/red]")
         return 2

@@ -236,3 +236,31 @@ class OutageWatch:
             log.info("%s resumed after %d failed rounds", self.loop_name, self.failures,
                      extra={"loop": self.loop_name, "failures": self.failures})
             self.failures = 0
+
+
+async def purge_idempotency(db: asyncpg.Pool | asyncpg.Connection, principal: str) -> None:
+    """Erasure: every stored request and answer of this principal goes."""
+    await db.execute("DELETE FROM idempotency_keys WHERE principal = $1", principal)
+
+
+async def expire_idempotency(db: asyncpg.Pool | asyncpg.Connection,
+                             older_than_seconds: float) -> int:
+    """Forget stored requests and answers older than the retention; how many."""
+    status = await db.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1)",
+        older_than_seconds)
+    return int(status.split()[-1])
+
+
+async def keep_expiring_idempotency(pool: asyncpg.Pool, older_than_seconds: float,
+                                    every_seconds: float = 600.0) -> None:
+    """An api's housekeeping, until cancelled; several replicas may run it."""
+    watch = OutageWatch("idempotency expiry")
+    while True:
+        wait = min(every_seconds, older_than_seconds / 4)
+        try:
+            await expire_idempotency(pool, older_than_seconds)
+            watch.succeeded()
+        except Exception as error:  # noqa: BLE001 - OutageWatch logs it; tried again later
+            wait = watch.failed(error)
+        await asyncio.sleep(wait)

@@ -100,8 +100,12 @@ PRIVATE_SETTINGS = {
     "cards": ("KAIKU_STAFF_SIGNING_KEYS",),
     "omakaiku": ("KAIKU_HOLDER_SIGNING_KEYS", "KAIKU_OMAKAIKU_MASTER_KEY",
                  "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY"),
+    "notifications": ("KAIKU_NOTIFICATIONS_MASTER_KEY",),
     "web": ("KAIKU_WEB_SESSION_SECRET",),
 }
+# Secrets added after the first release: a development key set written before
+# them gets them, new and random, when it is next read (kaiku_dev.cli).
+ADDED_SINCE_FIRST_RELEASE = ("KAIKU_NOTIFICATIONS_MASTER_KEY",)
 PUBLIC_SETTINGS = ("KAIKU_STAFF_JWKS", "KAIKU_HOLDER_JWKS")
 
 
@@ -116,12 +120,14 @@ class KeyMaterial:
         staff = [generate_signing_key("staff", development=development)]
         holder = [generate_signing_key("holder", development=development)]
         return cls.of(staff, holder, master=random_secret(), lookup=random_secret(),
-                      card_signing=random_secret(), session=random_secret(48))
+                      card_signing=random_secret(), session=random_secret(48),
+                      messages=random_secret())
 
     @classmethod
     def of(cls, staff: list[dict[str, Any]], holder: list[dict[str, Any]], *, master: str,
-           lookup: str, card_signing: str, session: str) -> KeyMaterial:
+           lookup: str, card_signing: str, session: str, messages: str) -> KeyMaterial:
         return cls({
+            "KAIKU_NOTIFICATIONS_MASTER_KEY": messages,
             "KAIKU_STAFF_SIGNING_KEYS": json.dumps({"keys": staff}),
             "KAIKU_HOLDER_SIGNING_KEYS": json.dumps({"keys": holder}),
             "KAIKU_STAFF_JWKS": json.dumps(public_key_set(staff)),
@@ -156,12 +162,18 @@ class KeyMaterial:
         path.chmod(0o600)
 
     @classmethod
-    def read_env_file(cls, path: Path) -> KeyMaterial:
+    def read_env_file(cls, path: Path, *, complete: bool = False) -> KeyMaterial:
+        """The key set in ``path``; with ``complete`` (development), secrets added
+        since it was written are generated and written to it."""
         values = {}
         for line in path.read_text().splitlines():
             name, sep, value = line.partition("=")
             if sep and name.strip():
                 values[name.strip()] = value.strip().strip("'")
+        added = [name for name in ADDED_SINCE_FIRST_RELEASE if name not in values]
+        if complete and added:
+            values.update({name: random_secret() for name in added})
+            cls(values).write_env_file(path)
         missing = set(PUBLIC_SETTINGS).union(*PRIVATE_SETTINGS.values()) - set(values)
         if missing:
             raise KeySetError(f"{path} lacks {', '.join(sorted(missing))}")

@@ -26,7 +26,7 @@ from . import revocation
 from .asyncapi import service_document
 from .auth import STAFF_ONLY_SERVICES, TokenSigner, TokenVerifier
 from .consumer import Consumer, build_broker, reconcile_durables, supports_filter_subjects
-from .db import Schema, apply_schema, create_pool, ensure_database
+from .db import Schema, apply_schema, create_pool, ensure_database, keep_expiring_idempotency
 from .eventstore import MetaMapper
 from .http import (
     PROBLEM_RESPONSES,
@@ -152,10 +152,15 @@ def _api_lifespan(service: str, settings: KaikuSettings, schema: Tables,
                 settings, own=own, revocations=revoked,
                 holders=service not in STAFF_ONLY_SERVICES)
             settle_heap()
+            expiry = asyncio.create_task(keep_expiring_idempotency(
+                runtime.pool, settings.idempotency_retention_seconds))
             log.info("api ready", extra={"service": service})
             try:
                 yield
             finally:
+                expiry.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await expiry
                 await runtime.close()
                 shutdown_telemetry()
 

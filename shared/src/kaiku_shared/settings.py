@@ -62,6 +62,10 @@ class KaikuSettings(BaseSettings):
     # as abandoned (its process died); a retry then runs the use case again,
     # which finds what the first attempt committed (ids derive from the key).
     idempotency_stale_seconds: float = Field(default=30.0, gt=0)
+    # How long a stored answer to an Idempotency-Key is kept: long enough for any
+    # client's retries, short enough that hashes of request bodies (which may be
+    # personal data) do not pile up. Erasure removes a holder's at once.
+    idempotency_retention_seconds: float = Field(default=24 * 3600.0, ge=60)
     # Test-only failpoints, e.g. "crash-after-commit"; never set in production.
     failpoints: str = ""
     # Threads for use cases in an api process (eventsourcing is synchronous).

@@ -13,9 +13,12 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+from fastapi import FastAPI
 
 from kaiku_shared.db import create_pool, migrate
 from kaiku_shared.eventstore import application_env, construct_application
+from kaiku_shared.production import secret_problem
+from kaiku_shared.service import Runtime
 from kaiku_shared.service_main import ServiceParts, service_main
 
 from .adapters import projections
@@ -24,7 +27,8 @@ from .adapters.inbox_projection import run_projection
 from .adapters.schema import SCHEMA
 from .adapters.translate import translate
 from .application.app import NotificationsApplication
-from .config import SERVICE, KaikuSettings
+from .adapters.message_keys import MessageKeys
+from .config import MASTER_KEY_SETTING, SERVICE, KaikuSettings, NotificationsSettings
 from .entrypoints.api import router
 
 
@@ -54,6 +58,20 @@ def worker_loops(settings: KaikuSettings, application: NotificationsApplication,
     ]
 
 
+async def api_setup(app: FastAPI, runtime: Runtime) -> None:
+    """The holders' message keys (None without a master key: development only,
+    and then holders' messages answer 503; production refuses to start)."""
+    master_key = NotificationsSettings().master_key_bytes()
+    app.state.message_keys = MessageKeys(master_key) if master_key else None
+
+
+def production_problems(settings: KaikuSettings) -> list[str]:
+    """Notifications seals holders' messages: production needs its own master key."""
+    problem = secret_problem(NotificationsSettings().master_key, MASTER_KEY_SETTING,
+                             base64_bytes=32)
+    return [problem] if problem else []
+
+
 PARTS = ServiceParts(
     service=SERVICE,
     title="Kaikukortti notifications",
@@ -64,6 +82,8 @@ PARTS = ServiceParts(
     schema=SCHEMA,
     routers=[router],
     worker_loops=worker_loops,
+    api_setup=api_setup,
+    production_problems=production_problems,
 )
 
 main = service_main(PARTS)

@@ -150,8 +150,9 @@ async def apply(pool, event: IntegrationEvent) -> bool:
 
 
 async def table_rows(pool, table: str) -> list[str]:
-    return sorted(r["row"] for r in await pool.fetch(f"SELECT to_jsonb(t)::text AS row "
-                                                     f"FROM {table} t"))
+    # Columns added since (NULL in old rows) are not part of what was kept.
+    return sorted(r["row"] for r in await pool.fetch(
+        f"SELECT (to_jsonb(t) - 'sealed_for')::text AS row FROM {table} t"))
 
 
 async def notified(pool, source_id: UUID) -> list[UUID]:
@@ -202,7 +203,7 @@ async def test_a_database_of_the_previous_release_migrates_in_place_keeping_ever
     await fill_previous_release(pool)
     before = {table: await table_rows(pool, table) for table in KEPT_TABLES}
 
-    assert (await migrate(pool, SCHEMA))["notifications"] == [1, 2]
+    assert (await migrate(pool, SCHEMA))["notifications"] == [1, 2, 3]
 
     assert {table: await table_rows(pool, table) for table in KEPT_TABLES} == before
     assert all(before.values())

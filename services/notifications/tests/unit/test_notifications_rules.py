@@ -18,6 +18,7 @@ from notifications.adapters.handover import digest_window
 from notifications.adapters.translate import translate
 from notifications.application.app import NotificationsApplication
 from kaiku_shared.kernel.errors import RuleViolation
+from kaiku_shared.sealing import is_sealed, open_sealed, seal
 from notifications.domain.model import Party
 
 VENUE = Party("organisation", organisation_id=UUID("b81e4d02-6a3f-4f9c-8c55-2e7a1d9b6f30"))
@@ -34,6 +35,14 @@ def envelope(event) -> dict:
             "aggregate_version": event.originator_version}
 
 
+KEY = bytes(range(32))
+
+
+def sealer_for(message_id: UUID):
+    """What the api gives a use case: seals under the holder's key, bound to the message."""
+    return lambda holder, text: seal(KEY, text, message_id.bytes)
+
+
 def events_of(application: NotificationsApplication) -> list:
     return [application.mapper.to_domain_event(stored) for stored in
             application.recorder.select_notifications(start=1, limit=100)]
@@ -42,8 +51,10 @@ def events_of(application: NotificationsApplication) -> list:
 def test_a_message_is_saved_once_under_its_id() -> None:
     application = app()
     message_id = uuid4()
-    first = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30")
-    again = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30")
+    first = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30",
+                                      seal=sealer_for(message_id))
+    again = application.send_message(message_id, VENUE, HOLDER, "Tervetuloa", "Ovet 18.30",
+                                     seal=sealer_for(message_id))
     assert first.id == again.id == message_id
     assert len(events_of(application)) == 1
 
@@ -73,8 +84,9 @@ def test_a_party_needs_its_id() -> None:
 
 
 def test_message_sent_contract_carries_ids_only() -> None:
-    application = app()
-    application.send_message(uuid4(), VENUE, HOLDER, "Aino, your seat", "Row 3, seat 12")
+    application, message_id = app(), uuid4()
+    application.send_message(message_id, VENUE, HOLDER, "Aino, your seat", "Row 3, seat 12",
+                             seal=sealer_for(message_id))
     (event,) = events_of(application)
     contract = translate(event, envelope(event))
     assert isinstance(contract, MessageSentV1)
@@ -82,6 +94,29 @@ def test_message_sent_contract_carries_ids_only() -> None:
     assert contract.sender_organisation_id == VENUE.organisation_id
     wire = contract.to_json().decode()
     assert "Aino" not in wire and "seat" not in wire
+
+
+def test_a_holders_message_is_recorded_sealed_under_the_holders_key() -> None:
+    application, message_id = app(), uuid4()
+    holder = Party("holder", account_id=uuid4())
+    application.send_message(message_id, holder, VENUE, "Allergia", "Minulla on allergia",
+                             seal=sealer_for(message_id))
+    (event,) = events_of(application)
+    assert event.sealed_for == f"account:{holder.account_id}"
+    assert is_sealed(event.subject) and is_sealed(event.body)
+    assert open_sealed(KEY, event.body, message_id.bytes) == "Minulla on allergia"
+    stored = application.recorder.select_notifications(start=1, limit=1)[0].state
+    assert b"allergia" not in stored.lower()
+    # Without a sealer, a holder's message is never recorded in the clear.
+    with pytest.raises(RuntimeError, match="sealed"):
+        app().send_message(uuid4(), holder, VENUE, "Allergia", "Minulla on allergia")
+
+
+def test_a_message_between_staff_is_not_sealed() -> None:
+    application = app()
+    application.send_message(uuid4(), Party("user", user_id="u-1"), VENUE, "Kokous", "Klo 10")
+    (event,) = events_of(application)
+    assert (event.sealed_for, event.subject) == (None, "Kokous")
 
 
 def test_batch_digest_and_bulletin_translate_to_their_contracts() -> None:

@@ -8,7 +8,10 @@ a crash or a second worker replica never applies an event twice: replicas
 serialise on the position row (SELECT … FOR UPDATE).
 
 Message subjects and bodies stay in this database: they may hold whatever people
-write, so they never go onto NATS (MessageSent carries ids only).
+write, so they never go onto NATS (MessageSent carries ids only). Between a
+holder and an organisation they are sealed under the holder's key and stay
+sealed here too (``sealed_for``); they are opened only when read
+(adapters/message_keys.py).
 """
 
 from __future__ import annotations
@@ -45,16 +48,19 @@ def owner_of(party: dict[str, Any]) -> str:
 
 async def apply_message(conn: asyncpg.Connection, event: Message.Sent) -> None:
     sender, recipient = event.sender, event.recipient
+    # Sealed under a holder's key since release 3 of the schema; earlier events
+    # lack the attribute (the library leaves a missing default unset).
+    sealed_for = getattr(event, "sealed_for", None)
     await conn.execute(
         "INSERT INTO message_view (message_id, sender, recipient, created_at) "
         "VALUES ($1, $2::jsonb, $3::jsonb, $4) ON CONFLICT DO NOTHING",
         event.originator_id, json.dumps(sender), json.dumps(recipient), event.timestamp)
     await conn.execute(
         "INSERT INTO inbox_item (owner, item_id, kind, sender, subject, body, in_reply_to, "
-        "created_at) VALUES ($1, $2, 'message', $3::jsonb, $4, $5, $6, $7) "
+        "created_at, sealed_for) VALUES ($1, $2, 'message', $3::jsonb, $4, $5, $6, $7, $8) "
         "ON CONFLICT DO NOTHING",
         owner_of(recipient), event.originator_id, json.dumps(sender), event.subject,
-        event.body, event.in_reply_to, event.timestamp)
+        event.body, event.in_reply_to, event.timestamp, sealed_for)
     if recipient["kind"] == "holder":
         # The in-app notification and the e-mail hand-over name no content: the
         # holder reads the message in OmaKaiku (GET /me/messages).
@@ -62,7 +68,8 @@ async def apply_message(conn: asyncpg.Connection, event: Message.Sent) -> None:
                     else await accounts_of_card(conn, recipient["card_number"]))
         if accounts:
             await notify_accounts(conn, accounts, event.originator_id, "message",
-                                  event.subject, {"message_id": str(event.originator_id)})
+                                  event.subject, {"message_id": str(event.originator_id)},
+                                  sealed_for)
 
 
 async def apply_bulletin(conn: asyncpg.Connection, event: Bulletin.Published) -> None:

@@ -29,6 +29,8 @@ import asyncpg
 
 from kaiku_shared.kernel.errors import NotYetKnown
 from kaiku_shared.consumer import Consumer, Handler
+from kaiku_shared.db import purge_idempotency
+from kaiku_shared.eventstore import events_table
 from kaiku_shared.contracts import (
     AccountActivatedV1,
     AccountErasedV1,
@@ -46,7 +48,8 @@ from kaiku_shared.contracts import (
     VenueRegisteredV1,
 )
 
-from . import queries
+from ..config import SERVICE
+from . import message_keys, queries
 from .queries import Place
 
 log = logging.getLogger("notifications.projections")
@@ -106,15 +109,22 @@ async def on_account_activated(event: AccountActivatedV1, conn: asyncpg.Connecti
 
 
 async def on_account_erased(event: AccountErasedV1, conn: asyncpg.Connection) -> None:
-    owners = queries.holder_owners(event.account_id,
-                                   await queries.card_of(conn, event.account_id))
+    card_number = await queries.card_of(conn, event.account_id)
+    owners = queries.holder_owners(event.account_id, card_number)
+    await message_keys.redact_unsealed(conn, events_table(SERVICE), event.account_id,
+                                       card_number)
     for statement in ("DELETE FROM subscription_view WHERE account_id = $1",
                       "DELETE FROM subscription_version WHERE account_id = $1",
                       "DELETE FROM delivery_preference WHERE account_id = $1",
                       "DELETE FROM notification WHERE account_id = $1",
                       "DELETE FROM account_view WHERE account_id = $1"):
         await conn.execute(statement, event.account_id)
-    await conn.execute("DELETE FROM inbox_item WHERE owner = ANY($1::text[])", owners)
+    await conn.execute("DELETE FROM inbox_item WHERE owner = ANY($1::text[]) "
+                       "OR sealed_for = ANY($1::text[])", owners)
+    # What the holder wrote and received, wherever a copy is (the event store,
+    # other inboxes, dumps, backups), cannot be opened without these keys.
+    await message_keys.shred(conn, owners)
+    await purge_idempotency(conn, f"holder:{event.account_id}")
 
 
 def cancellation_request_item(event: TicketCancellationRequestedV1,
@@ -151,16 +161,20 @@ async def on_ticket_cancellation_requested(event: TicketCancellationRequestedV1,
 
 
 async def notify_accounts(conn: asyncpg.Connection, account_ids: list[UUID], source_id: UUID,
-                          kind: str, title: str, params: dict[str, str]) -> None:
-    """In-app notifications (each with the holder's delivery choice), once per source."""
+                          kind: str, title: str, params: dict[str, str],
+                          sealed_for: str | None = None) -> None:
+    """In-app notifications (each with the holder's delivery choice), once per source.
+    ``sealed_for``: the holder key the title is sealed with (a message's subject)."""
     await conn.execute(
         """
-        INSERT INTO notification (account_id, source_id, kind, title, payload, delivery)
-        SELECT a, $2::uuid, $3::text, $4::text, $5::jsonb, coalesce(p.delivery, 'immediate')
+        INSERT INTO notification (account_id, source_id, kind, title, payload, delivery,
+                                  sealed_for)
+        SELECT a, $2::uuid, $3::text, $4::text, $5::jsonb, coalesce(p.delivery, 'immediate'),
+               $6::text
         FROM unnest($1::uuid[]) a LEFT JOIN delivery_preference p ON p.account_id = a
         ON CONFLICT (account_id, source_id) DO NOTHING
         """,
-        account_ids, source_id, kind, title, json.dumps(params),
+        account_ids, source_id, kind, title, json.dumps(params), sealed_for,
     )
 
 
@@ -294,6 +308,13 @@ async def on_card_replaced(event: CardReplacedV1, conn: asyncpg.Connection) -> N
                        old, new)
     await conn.execute("UPDATE ticket_view SET card_number = $2 WHERE card_number = $1",
                        old, new)
+    # The card's message key follows it (the wrapping is not bound to the name).
+    await conn.execute(
+        "UPDATE message_key SET holder = $2 WHERE holder = $1 AND NOT EXISTS "
+        "(SELECT 1 FROM message_key k WHERE k.holder = $2)", f"card:{old}", f"card:{new}")
+    for table in ("inbox_item", "notification"):
+        await conn.execute(f"UPDATE {table} SET sealed_for = $2 WHERE sealed_for = $1",
+                           f"card:{old}", f"card:{new}")
     await conn.execute(
         "UPDATE inbox_item SET owner = $2 WHERE owner = $1 AND NOT EXISTS "
         "(SELECT 1 FROM inbox_item i WHERE i.owner = $2 AND i.item_id = inbox_item.item_id)",

@@ -135,7 +135,7 @@ async def holder_linked_to(db: Db, account_id: UUID, card_number: str,
 async def for_account(db: Db, account_id: UUID) -> list[dict[str, Any]]:
     rows = await db.fetch(
         "SELECT source_id, kind, title, payload::text AS payload, created_at, read_at, "
-        "delivery, batch_id IS NOT NULL AS handed_over "
+        "delivery, batch_id IS NOT NULL AS handed_over, sealed_for "
         "FROM notification WHERE account_id = $1 ORDER BY created_at DESC LIMIT 200",
         account_id)
     return [{**dict(r), "payload": json.loads(r["payload"])} for r in rows]
@@ -166,7 +166,7 @@ async def set_delivery_preference(db: Db, account_id: UUID, delivery: str) -> No
 async def inbox(db: Db, owners: list[str], unread_only: bool) -> list[dict[str, Any]]:
     rows = await db.fetch(
         "SELECT item_id, kind, sender::text AS sender, subject, body, payload::text AS "
-        "payload, in_reply_to, created_at, read_at FROM inbox_item "
+        "payload, in_reply_to, created_at, read_at, sealed_for FROM inbox_item "
         "WHERE owner = ANY($1::text[]) AND (NOT $2 OR read_at IS NULL) "
         "ORDER BY created_at DESC LIMIT 500",
         owners, unread_only)
@@ -191,3 +191,34 @@ async def handovers(db: Db, state: str | None) -> list[dict[str, Any]]:
         "last_error, next_attempt_at, created_at, issued_at FROM handover "
         "WHERE $1::text IS NULL OR state = $1 ORDER BY created_at DESC LIMIT 500", state)
     return [dict(r) for r in rows]
+
+
+# --- the holder's own data (GET /me/export) --------------------------------------------
+
+
+async def holder_export(db: Db, account_id: UUID, owners: list[str]) -> dict[str, Any]:
+    """Everything this service holds about one holder, text still sealed."""
+    received = await db.fetch(
+        "SELECT item_id, kind, sender::text AS sender, subject, body, in_reply_to, "
+        "created_at, read_at, sealed_for FROM inbox_item WHERE owner = ANY($1::text[]) "
+        "ORDER BY created_at", owners)
+    # What the holder wrote lives in the recipients' inboxes (one copy each).
+    sent = await db.fetch(
+        "SELECT DISTINCT ON (item_id) item_id, owner AS recipient, subject, body, "
+        "in_reply_to, created_at, sealed_for FROM inbox_item WHERE kind = 'message' "
+        "AND (sender->>'account_id') = $1 ORDER BY item_id, created_at", str(account_id))
+    notifications = await db.fetch(
+        "SELECT source_id, kind, title, payload::text AS payload, created_at, read_at, "
+        "delivery, sealed_for FROM notification WHERE account_id = $1 ORDER BY created_at",
+        account_id)
+    subscriptions = await db.fetch(
+        "SELECT genre, region FROM subscription_view WHERE account_id = $1 ORDER BY genre",
+        account_id)
+    return {
+        "received": [{**dict(r), "sender": json.loads(r["sender"])} for r in received],
+        "sent": [dict(r) for r in sent],
+        "notifications": [{**dict(r), "payload": json.loads(r["payload"])}
+                          for r in notifications],
+        "subscriptions": [dict(r) for r in subscriptions],
+        "delivery": await delivery_preference(db, account_id),
+    }

@@ -215,7 +215,23 @@ NETWORK = (
     """,
 )
 
+# What holders write and receive is sealed under a key of their own, one row per
+# holder (adapters/message_keys.py); erasure deletes the row. ``sealed_for`` names
+# the key a row's text is sealed with (NULL: written before sealing, or staff-only).
+MESSAGE_KEYS = (
+    """
+    CREATE TABLE message_key (
+        holder       text PRIMARY KEY,
+        wrapped_key  bytea NOT NULL,
+        created_at   timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "ALTER TABLE inbox_item ADD COLUMN sealed_for text",
+    "ALTER TABLE notification ADD COLUMN sealed_for text",
+)
+
 SCHEMA = Schema(COMPONENT, (
     Migration(1, "baseline", BASELINE),
     Migration(2, "cards' network replaces the region copy", NETWORK),
+    Migration(3, "holders' message keys", MESSAGE_KEYS),
 ))

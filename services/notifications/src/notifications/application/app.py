@@ -16,7 +16,14 @@ from eventsourcing.persistence import IntegrityError
 
 from kaiku_shared.eventstore import KaikuApplication
 
-from ..domain.model import Bulletin, Message, NotificationBatch, NotificationDigest, Party
+from ..domain.model import (
+    Bulletin,
+    Message,
+    NotificationBatch,
+    NotificationDigest,
+    Party,
+    Sealer,
+)
 
 A = TypeVar("A", bound=Aggregate)
 
@@ -37,9 +44,10 @@ class NotificationsApplication(KaikuApplication):
             Bulletin(id=bulletin_id, title=title, body=body, published_by=published_by))
 
     def send_message(self, message_id: UUID, sender: Party, recipient: Party, subject: str,
-                     body: str, in_reply_to: UUID | None = None) -> Message:
+                     body: str, in_reply_to: UUID | None = None,
+                     seal: Sealer | None = None) -> Message:
         return self._save_once(
-            Message.send(message_id, sender, recipient, subject, body, in_reply_to))
+            Message.send(message_id, sender, recipient, subject, body, in_reply_to, seal))
 
     def issue_batch(self, batch_id: UUID, kind: str, source_id: UUID, template_key: str,
                     params: dict[str, str], account_ids: list[str]) -> NotificationBatch:

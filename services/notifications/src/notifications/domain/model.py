@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -54,6 +54,14 @@ class Party:
                 "account_id": str(self.account_id) if self.account_id else None,
                 "card_number": self.card_number, "user_id": self.user_id}
 
+    @property
+    def holder_key(self) -> str | None:
+        """Whose key seals what this party writes and receives: a holder's (by
+        account, or by card before there is one); None for staff and organisations."""
+        if self.kind != "holder":
+            return None
+        return f"account:{self.account_id}" if self.account_id else f"card:{self.card_number}"
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Party:
         return cls(kind=data["kind"],
@@ -74,12 +82,28 @@ class Bulletin(Aggregate):
         self.published_by = published_by
 
 
+class Sealer(Protocol):
+    """Seals a holder's text under that holder's key (what erasure destroys)."""
+
+    def __call__(self, holder_key: str, text: str) -> str: ...
+
+
 class Message(Aggregate):
-    """One message; the rules of who may write to whom are checked in ``send``."""
+    """One message; the rules of who may write to whom are checked in ``send``.
+
+    Between a holder and an organisation, the subject and body are recorded
+    sealed under the holder's key (``sealed_for``): the event, the stream and
+    every copy of them keep only ciphertext, readable while the holder's key
+    exists. Messages recorded before sealing have no ``sealed_for``.
+    """
+
+    @staticmethod
+    def holder_key_of(sender: Party, recipient: Party) -> str | None:
+        return sender.holder_key or recipient.holder_key
 
     @classmethod
     def send(cls, message_id: UUID, sender: Party, recipient: Party, subject: str, body: str,
-             in_reply_to: UUID | None = None) -> Message:
+             in_reply_to: UUID | None = None, seal: Sealer | None = None) -> Message:
         subject, body = subject.strip(), body.strip()
         if not subject or not body:
             raise refused("message-empty", "A message needs a subject and a body.")
@@ -91,17 +115,24 @@ class Message(Aggregate):
         if sender.kind == "holder" and recipient.kind != "organisation":
             raise refused("holder-writes-to-organisations",
                           "A holder writes to a venue or distributor organisation.")
+        holder_key = cls.holder_key_of(sender, recipient)
+        if holder_key is not None:
+            if seal is None:
+                raise RuntimeError("a holder's message must be sealed: no sealer given")
+            subject, body = seal(holder_key, subject), seal(holder_key, body)
         return cls(id=message_id, sender=sender.as_dict(), recipient=recipient.as_dict(),
-                   subject=subject, body=body, in_reply_to=in_reply_to)
+                   subject=subject, body=body, in_reply_to=in_reply_to, sealed_for=holder_key)
 
     @event("Sent")
     def __init__(self, id: UUID, sender: dict[str, Any], recipient: dict[str, Any],  # noqa: A002
-                 subject: str, body: str, in_reply_to: UUID | None) -> None:
+                 subject: str, body: str, in_reply_to: UUID | None,
+                 sealed_for: str | None = None) -> None:
         self.sender = sender
         self.recipient = recipient
         self.subject = subject
         self.body = body
         self.in_reply_to = in_reply_to
+        self.sealed_for = sealed_for
 
 
 class NotificationBatch(Aggregate):

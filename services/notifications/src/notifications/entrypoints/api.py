@@ -7,11 +7,13 @@ kernel's errors, which become problem+json.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, model_validator
 
 from kaiku_shared.auth import Principal
@@ -20,10 +22,13 @@ from kaiku_shared.kernel.errors import Forbidden, NotFound, RuleViolation
 from kaiku_shared.usecases import derived_id, run_use_case
 
 from ..adapters import queries
+from ..adapters.message_keys import MessageKeys
 from ..application.app import NotificationsApplication
-from ..domain.model import BODY_MAX, SUBJECT_MAX, Party
+from ..config import MASTER_KEY_SETTING
+from ..domain.model import BODY_MAX, SUBJECT_MAX, Message, Party
 
 router = APIRouter()
+EXPORT_SCHEMA = "kaikukortti.notifications.export/1"  # documented in docs/api.md
 Holder = Annotated[Principal, Depends(require_role("holder"))]
 Staff = Annotated[Principal, Depends(require_role("kaikukeskus", "distributor", "venue",
                                                   "ticket_agent"))]
@@ -54,7 +59,8 @@ class NotificationPublic(BaseModel):
 @router.get("/me/notifications", response_model=list[NotificationPublic], tags=["holder"])
 async def my_notifications(request: Request, principal: Holder) -> list[NotificationPublic]:
     rows = await queries.for_account(request.app.state.pool, principal.account_id)
-    return [NotificationPublic(**row) for row in rows]
+    return [NotificationPublic(**row)
+            for row in await opened(request, rows, "source_id", ("title",))]
 
 
 class ReadState(BaseModel):
@@ -193,10 +199,7 @@ async def send_message(body: MessageCreate, request: Request, app: App, principa
         recipient = Party("user", user_id=to.user_id)
     else:
         recipient = await holder_recipient(pool, principal, to)
-    message = await run_use_case(
-        app.send_message, derived_id(request, principal, "messages"), staff_party(principal),
-        recipient, body.subject, body.body, body.in_reply_to)
-    return MessageCreated(message_id=message.id)
+    return await send(request, app, principal, staff_party(principal), recipient, body)
 
 
 @router.post("/me/messages", status_code=201, response_model=MessageCreated, tags=["holder"])
@@ -214,12 +217,41 @@ async def holder_sends_message(body: HolderMessageCreate, request: Request, app:
         raise Forbidden("You can write to venues where you have a ticket, to the "
                         "distributor of your card, or to whoever wrote to you.",
                         rule="no-link-to-organisation")
-    message = await run_use_case(
-        app.send_message, derived_id(request, principal, "messages"),
-        Party("holder", account_id=principal.account_id),
-        Party("organisation", organisation_id=organisation_id),
-        body.subject, body.body, body.in_reply_to)
+    return await send(request, app, principal, Party("holder", account_id=principal.account_id),
+                      Party("organisation", organisation_id=organisation_id), body)
+
+
+def message_keys(request: Request) -> MessageKeys:
+    keys = request.app.state.message_keys
+    if keys is None:
+        raise RuleViolation("message-keys-not-configured",
+                            f"{MASTER_KEY_SETTING} is not set: holders' messages cannot be "
+                            "sealed or opened. An operator must configure it.", status=503)
+    return keys
+
+
+async def send(request: Request, app: NotificationsApplication, principal: Principal,
+               sender: Party, recipient: Party, body: MessageCreate | HolderMessageCreate
+               ) -> MessageCreated:
+    """Record the message; between a holder and an organisation, sealed under the
+    holder's key (adapters/message_keys.py)."""
+    message_id = derived_id(request, principal, "messages")
+    holder = Message.holder_key_of(sender, recipient)
+    seal = None
+    if holder is not None:
+        seal = await message_keys(request).sealer(request.app.state.pool, holder, message_id)
+    message = await run_use_case(app.send_message, message_id, sender, recipient,
+                                 body.subject, body.body, body.in_reply_to, seal)
     return MessageCreated(message_id=message.id)
+
+
+async def opened(request: Request, rows: list[dict[str, Any]], id_field: str,
+                 fields: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Rows with their holder-sealed text opened; an erased holder's are left out."""
+    if not any(row.get("sealed_for") for row in rows):
+        return rows
+    return await message_keys(request).open_rows(request.app.state.pool, rows, id_field,
+                                                 fields)
 
 
 class InboxItem(BaseModel):
@@ -243,7 +275,8 @@ async def staff_inbox(request: Request, principal: Staff, unread: bool = False
                       ) -> list[dict[str, Any]]:
     """Messages to the caller's organisation and to the caller, bulletins, and
     holders' ticket-cancellation requests (for venues)."""
-    return await queries.inbox(request.app.state.pool, staff_owners(principal), unread)
+    rows = await queries.inbox(request.app.state.pool, staff_owners(principal), unread)
+    return await opened(request, rows, "item_id", ("subject", "body"))
 
 
 @router.post("/inbox/{item_id}/read", response_model=ReadState, tags=["messages"])
@@ -263,8 +296,9 @@ async def holder_owners(request: Request, principal: Principal) -> list[str]:
 @router.get("/me/messages", response_model=list[InboxItem], tags=["holder"])
 async def holder_inbox(request: Request, principal: Holder, unread: bool = False
                        ) -> list[dict[str, Any]]:
-    return await queries.inbox(request.app.state.pool,
+    rows = await queries.inbox(request.app.state.pool,
                                await holder_owners(request, principal), unread)
+    return await opened(request, rows, "item_id", ("subject", "body"))
 
 
 @router.post("/me/messages/{item_id}/read", response_model=ReadState, tags=["holder"])
@@ -275,6 +309,27 @@ async def holder_reads_message(item_id: UUID, request: Request, principal: Holde
     if read_at is None:
         raise NotFound("Message", f"You have no message {item_id}.")
     return ReadState(id=item_id, read_at=read_at)
+
+
+@router.get("/me/export", tags=["holder"])
+async def holder_export(request: Request, principal: Holder) -> JSONResponse:
+    """Everything this service holds about the holder, as JSON (GDPR Art. 15 and
+    20): messages received and sent, notifications, subscriptions, the delivery
+    choice. OmaKaiku's own export holds the rest; the web combines the two."""
+    owners = await holder_owners(request, principal)
+    data = await queries.holder_export(request.app.state.pool, principal.account_id, owners)
+    for part, id_field, fields in (("received", "item_id", ("subject", "body")),
+                                   ("sent", "item_id", ("subject", "body")),
+                                   ("notifications", "source_id", ("title",))):
+        data[part] = [{k: v for k, v in row.items() if k != "sealed_for"}
+                      for row in await opened(request, data[part], id_field, fields)]
+    body = {"service": "notifications", "schema": EXPORT_SCHEMA,
+            "exported_at": datetime.now(UTC).isoformat(),
+            "account_id": str(principal.account_id), **data}
+    filename = f"kaikukortti-viestit-{datetime.now(UTC).date().isoformat()}.json"
+    return JSONResponse(jsonable_encoder(body), headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store"})
 
 
 # --- bulletins ---------------------------------------------------------------------
