@@ -357,3 +357,48 @@ def test_event_id_for_is_the_rfc_4122_name_based_uuid(producer: str,
     assert event_id == expected and hash(event_id) == hash(expected)
     assert str(event_id) == str(expected) and event_id.version == 5
     assert event_id.is_safe == expected.is_safe
+
+
+# --- feedback: V2 is unlinkable, V1 upcasts to it --------------------------------------
+
+
+def test_feedback_v2_names_no_ticket_card_or_account() -> None:
+    from kaiku_shared.contracts import FeedbackGivenV2
+
+    own = set(FeedbackGivenV2.model_fields) - set(IntegrationEvent.model_fields)
+    assert own == {"feedback_id", "offering_id", "venue_id", "accessibility", "meaning",
+                   "interest"}
+    raw = load_fixture(FeedbackGivenV2)
+    assert raw["aggregate_id"] == raw["feedback_id"]
+    assert raw["correlation_id"] is raw["traceparent"] is raw["causation_id"] is None
+    assert FeedbackGivenV2.subject() == "kaiku.omakaiku.feedback_given.v2"
+    for score in ("accessibility", "meaning", "interest"):
+        with pytest.raises(ValidationError):
+            FeedbackGivenV2.model_validate({**raw, score: 6})
+
+
+def test_a_v1_feedback_upcasts_to_v2_without_its_ticket() -> None:
+    from uuid import NAMESPACE_URL, uuid5
+
+    from kaiku_shared.contracts import FeedbackGivenV1, FeedbackGivenV2
+
+    v1 = FeedbackGivenV1.model_validate(load_fixture(FeedbackGivenV1))
+    v2 = v1.upcast()
+    assert type(v2) is FeedbackGivenV2 and v2.schema_version == 2
+    assert b"ticket_id" not in v2.to_json()
+    assert str(v1.ticket_id) not in v2.to_json().decode()
+    assert (v2.event_id, v2.occurred_at, v2.offering_id, v2.venue_id) == (
+        v1.event_id, v1.occurred_at, v1.offering_id, v1.venue_id)
+    assert (v2.accessibility, v2.meaning, v2.interest) == (4, 5, 3)
+    # The same V1 message (a redelivery) is the same answer; another is another.
+    assert v1.upcast().feedback_id == v2.feedback_id == v2.aggregate_id
+    other = FeedbackGivenV1.model_validate({**load_fixture(FeedbackGivenV1),
+                                            "event_id": str(uuid4())})
+    assert other.upcast().feedback_id != v2.feedback_id
+    # Derived from the event, never from the ticket (nor the V1 aggregate, which was).
+    assert v2.feedback_id not in {v1.ticket_id, v1.aggregate_id, uuid5(
+        NAMESPACE_URL, f"/kaikukortti/omakaiku/feedback/{v1.ticket_id}")}
+    # The same V1 answer with another ticket id upcasts to the same feedback id.
+    retick = FeedbackGivenV1.model_validate({**load_fixture(FeedbackGivenV1),
+                                             "ticket_id": str(uuid4())})
+    assert retick.upcast().feedback_id == v2.feedback_id

@@ -15,8 +15,8 @@ import nats
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kaiku_shared.contracts import TicketCancellationRequestedV1, event_id_for
-from kaiku_dev.testing import eventually, stream_events
+from kaiku_shared.contracts import TicketCancellationRequestedV1, TicketRegisteredV1, event_id_for
+from kaiku_dev.testing import eventually, stream_events, stream_messages
 
 pytestmark = pytest.mark.e2e
 
@@ -164,14 +164,54 @@ async def test_feedback_only_for_attended_past_events_once(world):
     assert refused.status_code == 422 and "ticket-cancelled" in refused.json()["type"]
     assert not_mine.status_code == 404
 
-    # FeedbackGiven went out without naming the holder.
-    async def published() -> list[dict]:
-        return [m for m in await stream_events(system, "omakaiku")
-                if m.get("event_type") == "feedback_given" and m["ticket_id"] == ticket_id]
+    # FeedbackGiven went out naming neither the ticket nor the holder: the raw
+    # message on NATS, body and headers. (The offering is this test's own.)
+    async def published() -> list:
+        return [m for m in await stream_messages(system, "omakaiku", "feedback_given.*")
+                if offering_id.encode() in m.data]
 
     (message,) = await eventually(published, message="FeedbackGiven on the omakaiku stream")
-    assert message["offering_id"] == offering_id
-    assert account_id not in json.dumps(message) and card_number not in json.dumps(message)
+    raw = message.data.decode() + repr(message.headers)
+    assert message.subject.endswith(".omakaiku.feedback_given.v2")
+    feedback_aggregate = str(uuid.uuid5(uuid.NAMESPACE_URL,
+                                        f"/kaikukortti/omakaiku/feedback/{ticket_id}"))
+    for secret in (ticket_id, card_number, account_id, feedback_aggregate, "ticket_id",
+                   "card_number", "account_id"):
+        assert secret not in raw, secret
+    body = json.loads(message.data)
+    assert body["schema_version"] == 2 and body["aggregate_id"] == body["feedback_id"]
+    assert uuid.UUID(body["feedback_id"]).version == 4
+    assert (body["correlation_id"], body["causation_id"], body["traceparent"]) == (
+        None, None, None)
+    assert (body["offering_id"], body["accessibility"], body["meaning"],
+            body["interest"]) == (offering_id, 4, 5, 3)
+
+
+async def test_feedback_closes_30_days_after_the_event(world):
+    """A ticket for an event 31 days ago (as venues' relay published it then: the
+    api registers tickets for coming events only) takes no feedback any more."""
+    system = world.system
+    card_number, account_id, token = await holder_with_card(world)
+    ticket_id, offering_id = uuid.uuid4(), uuid.uuid4()
+    registered = TicketRegisteredV1.build(
+        event_id=uuid.uuid4(), occurred_at=datetime.now(UTC) - timedelta(days=40),
+        aggregate_id=ticket_id, aggregate_version=1, ticket_id=ticket_id,
+        offering_id=offering_id, offering_title="Syyskonsertti", venue_id=world.venue_id,
+        venue_name="Imatran Teatteri", municipality="imatra",
+        starts_at=datetime.now(UTC) - timedelta(days=31), card_number=card_number,
+        children=0, channel="box_office", registered_by=uuid.uuid4())
+    nc = await nats.connect(system.ns.settings.nats_url)
+    try:
+        await nc.jetstream().publish(registered.subject(system.ns.name), registered.to_json(),
+                                     headers={"Nats-Msg-Id": str(registered.event_id)})
+    finally:
+        await nc.close()
+    await ticket_in_history(world, account_id, str(ticket_id))
+    async with system.client("omakaiku", token) as client:
+        late = await client.post(f"/me/tickets/{ticket_id}/feedback",
+                                 json={"accessibility": 4, "meaning": 5, "interest": 3})
+    assert late.status_code == 422 and "feedback-closed" in late.json()["type"], late.text
+    assert late.headers["content-type"].startswith("application/problem+json")
 
 
 async def test_genre_subscriptions(world):

@@ -17,7 +17,12 @@ import httpx
 import nats
 import pytest
 
-from kaiku_shared.contracts import FeedbackGivenV1, TicketCancellationRequestedV1
+from kaiku_shared.contracts import (
+    FeedbackGivenV1,
+    FeedbackGivenV2,
+    OfferingPublishedV1,
+    TicketCancellationRequestedV1,
+)
 from kaiku_dev.assertions import refused
 from kaiku_dev.testing import eventually, stream_events
 
@@ -91,13 +96,14 @@ async def published(system, event: str, **match: str) -> list[dict]:
             if all(b.get(k) == v for k, v in match.items())]
 
 
-async def publish_as_omakaiku(system, event) -> None:
-    """Put a contract on omakaiku's stream, as omakaiku's relay would."""
+async def publish_as_producer(system, event, msg_id: str | None = None) -> None:
+    """Put a contract on its producer's stream (omakaiku's, mostly), as the
+    producer's relay would; another ``msg_id`` makes JetStream keep a duplicate."""
     nc = await nats.connect(system.ns.settings.nats_url)
     try:
         js = nc.jetstream()
         await js.publish(event.subject(system.ns.name), event.to_json(),
-                         headers={"Nats-Msg-Id": str(event.event_id)})
+                         headers={"Nats-Msg-Id": msg_id or str(event.event_id)})
     finally:
         await nc.close()
 
@@ -552,7 +558,7 @@ async def test_holder_cancellation_after_the_start_is_refused_and_published(worl
     request = TicketCancellationRequestedV1.build(
         **omakaiku_envelope(account_id), account_id=account_id, ticket_id=ticket_id,
         card_number=number)
-    await publish_as_omakaiku(world.system, request)
+    await publish_as_producer(world.system, request)
     refusals = await settled(
         lambda: published(world.system, "ticket_cancellation_refused", ticket_id=ticket_id),
         message="TicketCancellationRefused in the stream")
@@ -569,7 +575,7 @@ async def test_holder_cancellation_before_the_start_cancels_and_frees_the_place(
     number = await card(world, children=2)
     ticket_id = (await register(world, number, offering_id, children=2)).json()["ticket_id"]
     account_id = str(uuid.uuid4())
-    await publish_as_omakaiku(world.system, TicketCancellationRequestedV1.build(
+    await publish_as_producer(world.system, TicketCancellationRequestedV1.build(
         **omakaiku_envelope(account_id), account_id=account_id, ticket_id=ticket_id,
         card_number=number))
     found = await settled(
@@ -590,56 +596,96 @@ async def venue_feedback(world, venue_id: str) -> dict:
     return response.json()
 
 
-async def test_feedback_averages_appear_from_the_third_response(world):
-    venue_id = await new_venue(world)
-    offering_id = await offering(world, venue_id)
-    scores = [(5, 4, 3), (3, 4, 5), (4, 1, 2), (0, 5, 5)]
-    for given, (accessibility, meaning, interest) in enumerate(scores, start=1):
-        await publish_as_omakaiku(world.system, FeedbackGivenV1.build(
-            **omakaiku_envelope(str(uuid.uuid4())), ticket_id=uuid.uuid4(),
+async def feedback_rows(world, offering_id: str) -> list[dict]:
+    conn = await world.system.database("venues")
+    try:
+        return [dict(r) for r in await conn.fetch(
+            "SELECT * FROM feedback_view WHERE offering_id = $1", uuid.UUID(offering_id))]
+    finally:
+        await conn.close()
+
+
+async def give(world, venue_id: str, offering_id: str, *scores: tuple[int, int, int]) -> None:
+    for accessibility, meaning, interest in scores:
+        feedback_id = uuid.uuid4()
+        await publish_as_producer(world.system, FeedbackGivenV2.build(
+            **omakaiku_envelope(str(feedback_id)), feedback_id=feedback_id,
             offering_id=offering_id, venue_id=venue_id, accessibility=accessibility,
             meaning=meaning, interest=interest))
 
-        async def counted():
-            feedback = await venue_feedback(world, venue_id)
-            return feedback if feedback["overall"]["responses"] == given else None
 
-        feedback = await settled(counted, message=f"{given} feedback responses counted")
-        (per_offering,) = feedback["offerings"]
-        assert per_offering["offering_id"] == offering_id
-        for averages in (feedback["overall"], per_offering):
-            assert averages["responses"] == given
-            if given < 3:
-                assert (averages["accessibility"], averages["meaning"],
-                        averages["interest"]) == (None, None, None)
-            else:
-                so_far = scores[:given]
-                assert averages["accessibility"] == round(sum(s[0] for s in so_far) / given, 2)
-                assert averages["meaning"] == round(sum(s[1] for s in so_far) / given, 2)
-                assert averages["interest"] == round(sum(s[2] for s in so_far) / given, 2)
-    feedback = await venue_feedback(world, venue_id)
-    assert feedback["overall"]["accessibility"] == 3.0  # (5 + 3 + 4 + 0) / 4
+async def old_offering(world, venue_id: str, days_ago: int) -> tuple[str, datetime]:
+    """An offering that started ``days_ago`` days ago, as venues' relay published it
+    then (the api publishes only future offerings)."""
+    offering_id, starts_at = uuid.uuid4(), datetime.now(UTC) - timedelta(days=days_ago)
+    await publish_as_producer(world.system, OfferingPublishedV1.build(
+        **omakaiku_envelope(str(offering_id)), offering_id=offering_id, venue_id=venue_id,
+        venue_name="Imatran Kulttuuritalo", title=f"Syyskonsertti {days_ago}",
+        kind="performance", genres=("music",), starts_at=starts_at, municipality="imatra",
+        capacity=300, card_cap=10))
+    return str(offering_id), starts_at
 
 
-async def test_feedback_of_a_small_offering_cannot_be_read_by_difference(world):
+async def test_feedback_is_withheld_while_the_feedback_window_is_open(world):
     venue_id = await new_venue(world)
-    big, small = await offering(world, venue_id), await offering(world, venue_id)
-    for offering_id, score in ((big, 4), (big, 4), (big, 4), (small, 1)):
-        await publish_as_omakaiku(world.system, FeedbackGivenV1.build(
-            **omakaiku_envelope(str(uuid.uuid4())), ticket_id=uuid.uuid4(),
-            offering_id=offering_id, venue_id=venue_id, accessibility=score, meaning=score,
-            interest=score))
+    offering_id = await offering(world, venue_id)
+    scores = [(5, 4, 3), (3, 4, 5), (4, 1, 2), (0, 5, 5), (2, 2, 2), (4, 4, 4)]
+    await give(world, venue_id, offering_id, *scores)
 
-    async def counted():
-        feedback = await venue_feedback(world, venue_id)
-        return feedback if feedback["overall"]["responses"] == 4 else None
+    async def all_counted():
+        return len(await feedback_rows(world, offering_id)) == len(scores)
 
-    feedback = await settled(counted, message="4 responses counted")
-    rows = {o["offering_id"]: o for o in feedback["offerings"]}
-    assert rows[big]["accessibility"] == 4.0
-    assert (rows[small]["responses"], rows[small]["accessibility"]) == (1, None)
-    # Overall minus the big offering would reveal the single small answer: hidden.
-    assert feedback["overall"]["accessibility"] is None
+    await settled(all_counted, message="6 feedback answers projected")
+    feedback = await venue_feedback(world, venue_id)
+    # Six answers, but holders may still answer for 30 days: nothing to read yet.
+    assert feedback["offerings"] == []
+    assert feedback["overall"] == {"responses": 0, "accessibility": None, "meaning": None,
+                                   "interest": None}
+    (withheld,) = feedback["withheld"]
+    assert (withheld["offering_id"], withheld["reason"]) == (offering_id, "window-open")
+    assert "responses" not in withheld
+    releases = datetime.fromisoformat(withheld["releases_at"])
+    starts_at = datetime.fromisoformat(withheld["starts_at"])
+    assert releases - starts_at == timedelta(days=feedback["window_days"] + 1)
+    assert (feedback["window_days"], feedback["minimum_responses"]) == (30, 5)
+
+
+async def test_feedback_averages_released_after_the_window_and_never_by_difference(world):
+    venue_id = await new_venue(world)
+    (closed, _), (small, _), (recent, _) = [await old_offering(world, venue_id, days)
+                                            for days in (45, 40, 20)]
+    await give(world, venue_id, closed, (5, 4, 3), (3, 4, 5), (4, 1, 2), (0, 5, 5))
+    # One answer of the closed offering as the previous release published it (V1,
+    # with its ticket id), delivered twice: counted once, its ticket never stored.
+    ticket_id = uuid.uuid4()
+    v1 = FeedbackGivenV1.build(**omakaiku_envelope(str(uuid.uuid4())), ticket_id=ticket_id,
+                               offering_id=closed, venue_id=venue_id, accessibility=3,
+                               meaning=1, interest=0)
+    await publish_as_producer(world.system, v1)
+    await publish_as_producer(world.system, v1, msg_id=f"again-{v1.event_id}")
+    await give(world, venue_id, small, (1, 1, 1), (1, 1, 1), (1, 1, 1), (1, 1, 1))
+    await give(world, venue_id, recent, *[(2, 2, 2)] * 6)
+
+    async def all_counted():
+        counts = [len(await feedback_rows(world, o)) for o in (closed, small, recent)]
+        return counts == [5, 4, 6]
+
+    await settled(all_counted, message="every answer projected, the V1 one once")
+    stored = await feedback_rows(world, closed)
+    assert "ticket_id" not in stored[0]
+    assert str(ticket_id) not in repr(stored)
+    assert v1.upcast().feedback_id in {row["feedback_id"] for row in stored}
+
+    feedback = await venue_feedback(world, venue_id)
+    (shown,) = feedback["offerings"]
+    assert shown["offering_id"] == closed
+    assert (shown["responses"], shown["accessibility"], shown["meaning"],
+            shown["interest"]) == (5, 3.0, 3.0, 3.0)
+    # Overall is exactly the offerings shown: nothing of the small one to subtract.
+    assert feedback["overall"] == {"responses": 5, "accessibility": 3.0, "meaning": 3.0,
+                                   "interest": 3.0}
+    assert {w["offering_id"]: w["reason"] for w in feedback["withheld"]} == {
+        small: "too-few-responses", recent: "window-open"}
 
 
 async def test_feedback_is_only_for_the_venue_itself(world):

@@ -263,12 +263,14 @@ class Relay:
 
     async def _publish(self, js: Any, row: asyncpg.Record) -> asyncio.Future | None:
         """Send one stored event; the future resolves with JetStream's ack."""
-        contract, meta = contract_of_row(row, self.mapper, self.translate, self.service)
+        contract, _meta = contract_of_row(row, self.mapper, self.translate, self.service)
         if contract is None:
             return None  # an internal fact with no integration event
-        parent = propagate.extract({"traceparent": meta["traceparent"]}) if meta.get(
-            "traceparent"
-        ) else None
+        # The contract's trace context, not the command's: the translator may
+        # leave it out (FeedbackGivenV2 must not be matched to the holder's
+        # request), and then the headers must not carry it either.
+        parent = propagate.extract({"traceparent": contract.traceparent}) if (
+            contract.traceparent) else None
         subject = contract.subject(self.settings.namespace)
         with tracer.start_as_current_span(
             f"{subject} publish", context=parent, kind=SpanKind.PRODUCER,

@@ -13,7 +13,7 @@ from eventsourcing.utils import get_topic
 
 from kaiku_shared.contracts import (
     AccountErasedV1,
-    FeedbackGivenV1,
+    FeedbackGivenV2,
     GenreSubscriptionsChangedV1,
     MobileCardKeyPublishedV1,
     event_id_for,
@@ -126,9 +126,49 @@ def test_feedback_once_per_ticket_and_names_no_account(app: OmaKaikuApplication)
                           accessibility=1, meaning=1, interest=1)
     assert (info.value.rule, info.value.status) == ("feedback-given", 409)
     (given,) = contracts_of(app, feedback.id)
-    assert isinstance(given, FeedbackGivenV1)
-    assert given.aggregate_id == Feedback.create_id(ticket)
+    assert isinstance(given, FeedbackGivenV2)
+    assert feedback.id == Feedback.create_id(ticket)  # omakaiku's own: one per ticket
+    # What leaves names neither the ticket nor the aggregate derived from it.
+    assert given.feedback_id == given.aggregate_id == feedback.feedback_id
+    assert given.feedback_id.version == 4
+    wire = given.to_json().decode()
+    assert str(ticket) not in wire and str(feedback.id) not in wire
+    assert "ticket_id" not in wire
+    assert (given.offering_id, given.venue_id) == (offering, venue)
     assert (given.accessibility, given.meaning, given.interest) == (4, 5, 3)
+    # Each answer has its own random id.
+    other = app.give_feedback(ticket_id=uuid4(), offering_id=offering, venue_id=venue,
+                              accessibility=4, meaning=5, interest=3)
+    assert other.feedback_id != feedback.feedback_id
+
+
+def test_feedback_stored_before_feedback_ids_gets_one_from_its_event_id(
+        app: OmaKaikuApplication) -> None:
+    """A Given recorded by the previous release (class version 1: no feedback id)
+    still loads (the 409 still works) and goes out under the id a reader of its
+    V1 message derives: uuid5 of the event id, never of the ticket."""
+    import json
+    from dataclasses import replace
+    from uuid import uuid5
+
+    from kaiku_shared.contracts import FEEDBACK_V1_NAMESPACE
+
+    ticket = uuid4()
+    feedback = app.give_feedback(ticket_id=ticket, offering_id=uuid4(), venue_id=uuid4(),
+                                 accessibility=2, meaning=3, interest=4)
+    (stored,) = app.recorder.select_events(feedback.id)
+    state = json.loads(stored.state)  # as the previous release stored it: no id
+    assert state.pop("class_version") == 2 and state.pop("feedback_id")
+    old = replace(stored, state=json.dumps(state).encode())
+    event = app.mapper.to_domain_event(old)
+    assert event.feedback_id is None and event.ticket_id == ticket
+    (given,) = [translate(event, {
+        "event_id": event_id_for("omakaiku", 7), "occurred_at": event.timestamp,
+        "aggregate_id": event.originator_id, "aggregate_version": 1})]
+    assert isinstance(given, FeedbackGivenV2)
+    assert given.feedback_id == uuid5(FEEDBACK_V1_NAMESPACE, str(event_id_for("omakaiku", 7)))
+    assert given.aggregate_id == given.feedback_id
+    assert str(ticket) not in given.to_json().decode()
 
 
 def test_feedback_scores_are_0_to_5(app: OmaKaikuApplication) -> None:

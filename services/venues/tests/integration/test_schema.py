@@ -9,14 +9,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from datetime import UTC, datetime
+from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
 
 import kaiku_shared.contracts as contracts
 from kaiku_shared.contracts import IntegrationEvent
-from kaiku_shared.db import create_pool, ensure_database, migrate
+from kaiku_shared.db import Schema, create_pool, ensure_database, migrate
 from kaiku_dev.testing import Namespace, unique_namespace
 from venues.adapters import projections, queries
 from venues.adapters.schema import COMPONENT, SCHEMA
@@ -65,7 +66,7 @@ PREVIOUS_RELEASE = (
     "ALTER TABLE offering_view ADD COLUMN IF NOT EXISTS contact jsonb NOT NULL "
     "DEFAULT '{}'::jsonb",
     # One row per answer, so a redelivered or repeated FeedbackGiven counts once;
-    # only averages over at least MIN_FEEDBACK_RESPONSES answers ever leave.
+    # only averages over at least 3 answers ever left.
     """
     CREATE TABLE IF NOT EXISTS feedback_view (
         ticket_id     uuid PRIMARY KEY,
@@ -172,7 +173,7 @@ async def test_a_first_release_database_adopts_the_baseline_and_keeps_its_rows(
     old, fresh = databases
     await run_ddl(old, FIRST_RELEASE)
     await old_rows(old)
-    assert (await migrate(old, SCHEMA))[COMPONENT] == [1]
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2]
     await migrate(fresh, SCHEMA)
     assert await layout(old) == await layout(fresh)
     card = await queries.card_standing(old, "KXB-54321")
@@ -197,23 +198,76 @@ async def test_a_database_of_the_release_before_migrations_keeps_every_table(
         "'Europe/Helsinki', '{}', '{}', '{\"ticket_agents\": []}', 1)", OLD_VENUE, ORG)
     await old.executemany(
         "INSERT INTO feedback_view VALUES (gen_random_uuid(), $1, $2, $3, 4, 5)",
-        [(OLD_VENUE, OLD_OFFERING, score) for score in (1, 2, 3)])
+        [(OLD_VENUE, OLD_OFFERING, score) for score in (1, 2, 3, 2, 2)])
     await old.execute("INSERT INTO mobile_card_key_view VALUES ('k1', 'EdDSA', 'OKP', "
                       "'Ed25519', 'x1', now())")
     before = await layout(old)
-    assert (await migrate(old, SCHEMA))[COMPONENT] == [1]
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2]
     assert await migrate(old, SCHEMA) == {}  # the next start finds it done
     await migrate(fresh, SCHEMA)
-    # The baseline is exactly that release's tables: nothing added, nothing missing.
-    assert await layout(old) == before == await layout(fresh)
+    assert await layout(old) == await layout(fresh)
+    # The baseline is exactly that release's tables: only version 2's feedback_view
+    # (re-keyed) differs from them.
+    assert without_feedback(await layout(old)) == without_feedback(before)
     assert [r["name"] for r in (await queries.list_venues(
         old, organisation_id=ORG, limit=10, offset=0))[0]] == ["Kulttuuritalo"]
-    feedback = await queries.feedback_averages(old, OLD_VENUE)
-    assert feedback["overall"]["responses"] == 3
+    feedback = await queries.feedback_averages(old, OLD_VENUE, now=AFTER_WINDOW)
+    assert feedback["overall"]["responses"] == 5
     assert feedback["overall"]["accessibility"] == 2.0
     assert feedback["offerings"][0]["title"] == "Talvikonsertti"
     assert set(await queries.mobile_card_keys(old)) == {"k1"}
     assert await old.fetchval("SELECT count(*) FROM card_validity_view") == 1
+
+
+def without_feedback(tables: dict[str, Any]) -> dict[str, Any]:
+    return {kind: [row for row in rows if not str(row[0]).startswith("feedback_view")]
+            for kind, rows in tables.items()}
+
+
+# OLD_OFFERING starts 2026-02-01: its feedback window is long closed by then.
+AFTER_WINDOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+async def test_a_previous_release_database_re_keys_its_feedback_keeping_every_answer(
+        databases) -> None:
+    """Version 1 kept each answer under the ticket it was given for. Version 2
+    gives every answer a random id and forgets the tickets: every answer stays,
+    with its venue, offering and scores; no ticket id is left in the table."""
+    old, fresh = databases
+    await run_ddl(old, PREVIOUS_RELEASE)
+    await old_rows(old)
+    assert (await migrate(old, Schema(COMPONENT, SCHEMA.migrations[:1])))[COMPONENT] == [1]
+    other_offering = UUID("6e8a0c2f-4b1d-4f3e-9a5c-7d9b1e3f5a60")
+    answers = [(uuid4(), OLD_VENUE, OLD_OFFERING, a, m, i)
+               for a, m, i in ((5, 4, 3), (3, 3, 3), (4, 5, 2), (1, 0, 5), (2, 2, 2), (4, 4, 4))]
+    answers += [(uuid4(), OLD_VENUE, other_offering, 3, 3, 3),
+                (uuid4(), ORG, OLD_OFFERING, 0, 0, 0)]
+    await old.executemany("INSERT INTO feedback_view (ticket_id, venue_id, offering_id, "
+                          "accessibility, meaning, interest) VALUES ($1, $2, $3, $4, $5, $6)",
+                          answers)
+    before = await queries.feedback_averages(old, OLD_VENUE, now=AFTER_WINDOW)
+
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [2]
+    assert await migrate(old, SCHEMA) == {}
+    await migrate(fresh, SCHEMA)
+    assert await layout(old) == await layout(fresh)
+
+    rows = await old.fetch("SELECT * FROM feedback_view")
+    assert "ticket_id" not in rows[0].keys()
+    assert sorted(tuple(r.values())[1:] for r in rows) == sorted(a[1:] for a in answers)
+    feedback_ids = {r["feedback_id"] for r in rows}
+    assert len(feedback_ids) == len(answers)
+    tickets = {a[0] for a in answers}
+    assert not feedback_ids & tickets
+    assert not [r for r in rows if any(str(t) in str(tuple(r.values())) for t in tickets)]
+    assert await queries.feedback_averages(old, OLD_VENUE, now=AFTER_WINDOW) == before
+    assert before["overall"]["responses"] == 6 and before["overall"]["meaning"] == 3.0
+    # The projection writes the new table as it is.
+    async with old.acquire() as conn, conn.transaction():
+        event = golden(contracts.FeedbackGivenV2)
+        await projections.on_feedback_given(event, conn, None)
+        await projections.on_feedback_given(event, conn, None)
+    assert await old.fetchval("SELECT count(*) FROM feedback_view") == len(answers) + 1
 
 
 def golden(contract: type[IntegrationEvent]) -> Any:
@@ -247,7 +301,8 @@ async def test_the_projections_apply_the_golden_fixtures_to_an_adopted_database(
         await apply(old, c.OfferingTermsPublishedV1)
     for contract in (c.OfferingPublishedV1, c.OfferingTermsPublishedV1, c.OfferingChangedV1,
                      c.OfferingChangedV1, c.OfferingCancelledV1, c.FeedbackGivenV1,
-                     c.FeedbackGivenV1, c.VenueRegisteredV1, c.VenueChangedV1,
+                     c.FeedbackGivenV1, c.FeedbackGivenV2, c.FeedbackGivenV2,
+                     c.VenueRegisteredV1, c.VenueChangedV1,
                      c.MobileCardKeyPublishedV1):
         await apply(old, contract)
     rows, total = await queries.list_offerings(
@@ -258,7 +313,12 @@ async def test_the_projections_apply_the_golden_fixtures_to_an_adopted_database(
     assert (offering["title"], offering["status"], offering["cancel_reason"],
             offering["production"], offering["version"]) == (
         "Nummisuutarit (lisäesitys)", "cancelled", "lead actor ill", "visiting", 5)
-    assert (await queries.feedback_averages(old, VENUE))["overall"]["responses"] == 1
+    # The V1 answer and the V2 one, each once; two answers are too few to show.
+    assert await old.fetchval("SELECT count(*) FROM feedback_view") == 2
+    feedback = await queries.feedback_averages(old, VENUE)
+    assert feedback["overall"]["responses"] == 0 and feedback["offerings"] == []
+    assert [(w["title"], w["reason"]) for w in feedback["withheld"]] == [
+        ("Nummisuutarit (lisäesitys)", "too-few-responses")]
     (venue,), _ = await queries.list_venues(old, organisation_id=ORG, limit=10, offset=0)
     assert venue["ticket_agents"] == [UUID("c4d2e6f8-1a3b-4c5d-8e7f-9a0b1c2d3e4f")]
     assert set(await queries.mobile_card_keys(old)) == {"zu4CZFmnVHAbh1ZB"}

@@ -25,6 +25,7 @@ from kaiku_shared.contracts import (
     CardIssuedV1,
     CardRenewedV1,
     FeedbackGivenV1,
+    FeedbackGivenV2,
     IntegrationEvent,
     MobileCardKeyPublishedV1,
     OfferingCancelledV1,
@@ -99,7 +100,7 @@ def test_the_durable_consumers_keep_their_names_streams_and_contracts() -> None:
                                            CardClosedV1}),
         "venues-offering-list": ("venues", {OfferingPublishedV1, OfferingTermsPublishedV1,
                                             OfferingChangedV1, OfferingCancelledV1}),
-        "venues-feedback": ("omakaiku", {FeedbackGivenV1}),
+        "venues-feedback": ("omakaiku", {FeedbackGivenV1, FeedbackGivenV2}),
         "venues-venue-list": ("venues", {VenueRegisteredV1, VenueChangedV1}),
         "venues-mobile-card-keys": ("omakaiku", {MobileCardKeyPublishedV1}),
     }
@@ -228,13 +229,28 @@ async def test_offering_cancelled_marks_it_with_the_reason() -> None:
 # --- feedback and mobile-card keys ---------------------------------------------------------
 
 
-async def test_feedback_counts_one_answer_per_ticket() -> None:
-    event = golden(FeedbackGivenV1)
+async def test_feedback_counts_one_row_per_answer_by_its_own_id() -> None:
+    event = golden(FeedbackGivenV2)
     conn = RecordingConnection()
     await projections.on_feedback_given(event, conn, None)
     statement, args = conn.only()
-    assert statement.endswith("ON CONFLICT (ticket_id) DO NOTHING")
-    assert args == (event.ticket_id, event.venue_id, event.offering_id, 4, 5, 3)
+    assert "ticket" not in statement
+    assert statement.endswith("ON CONFLICT (feedback_id) DO NOTHING")
+    assert args == (event.feedback_id, event.venue_id, event.offering_id, 4, 5, 3)
+
+
+async def test_a_v1_feedback_is_stored_without_its_ticket_and_the_same_on_redelivery() -> None:
+    event = golden(FeedbackGivenV1)
+    stored = []
+    for _ in range(2):
+        conn = RecordingConnection()
+        await projections.on_feedback_given_v1(event, conn, None)
+        statement, args = conn.only()
+        assert statement.endswith("ON CONFLICT (feedback_id) DO NOTHING")
+        assert event.ticket_id not in args and event.aggregate_id not in args
+        assert args[1:] == (event.venue_id, event.offering_id, 4, 5, 3)
+        stored.append(args[0])
+    assert stored[0] == stored[1] == event.upcast().feedback_id
 
 
 async def test_a_mobile_card_key_keeps_its_first_row() -> None:

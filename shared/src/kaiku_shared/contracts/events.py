@@ -6,9 +6,9 @@ opaque account id. Names, e-mail addresses and phones never leave omakaiku.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -367,11 +367,61 @@ class TicketCancellationRequestedV1(IntegrationEvent):
     card_number: str
 
 
+# A holder may rate an event from its start until this long after it; omakaiku
+# refuses later feedback (422), so no FeedbackGiven for an offering is recorded
+# after ``starts_at + FEEDBACK_WINDOW``, and venues releases an offering's averages
+# only once that is past (they cannot change after release, so cannot be
+# differenced over time). 30 days: long enough for a holder to get round to it,
+# short enough that a venue hears back within the month.
+FEEDBACK_WINDOW = timedelta(days=30)
+
+
 @contract
 class FeedbackGivenV1(IntegrationEvent):
+    """Superseded by ``FeedbackGivenV2``: its ``ticket_id`` linked each answer to a
+    ticket, and so to a card. No longer published; kept while V1 messages stay in
+    the stream. A reader upcasts it (``upcast``) and drops the ticket id."""
+
     PRODUCER = "omakaiku"
     EVENT_TYPE = "feedback_given"
     ticket_id: UUID
+    offering_id: UUID
+    venue_id: UUID
+    accessibility: int = Score
+    meaning: int = Score
+    interest: int = Score
+
+    def upcast(self) -> FeedbackGivenV2:
+        """The same answer as a V2 event, without the ticket. Its ``feedback_id`` is
+        derived from this event's ``event_id`` (never from the ticket), so a
+        redelivery of the same V1 message is the same answer; so is its
+        ``aggregate_id``, which was derived from the ticket in V1."""
+        feedback_id = uuid5(FEEDBACK_V1_NAMESPACE, str(self.event_id))
+        envelope = self.model_dump(include=set(IntegrationEvent.model_fields) - {
+            "event_type", "schema_version", "producer", "aggregate_id"})
+        return FeedbackGivenV2.build(  # type: ignore[return-value]
+            **envelope, aggregate_id=feedback_id, feedback_id=feedback_id,
+            offering_id=self.offering_id, venue_id=self.venue_id,
+            accessibility=self.accessibility, meaning=self.meaning, interest=self.interest)
+
+
+# Namespace of the feedback ids of upcast V1 events: uuid5(namespace, event_id).
+FEEDBACK_V1_NAMESPACE = UUID("3e0b6f52-8d1a-4c7e-9b25-6f4a0d8c1e73")
+
+
+@contract
+class FeedbackGivenV2(IntegrationEvent):
+    """A holder's rating of an event they attended, unlinkable to the holder: it
+    names no ticket, card or account. ``feedback_id`` (also the ``aggregate_id``)
+    is random, drawn for this answer alone; only omakaiku knows which ticket gave
+    it (to refuse a second answer). The envelope's correlation and trace fields
+    are left empty, so the answer cannot be matched to the holder's request
+    either. Given between the offering's start and ``FEEDBACK_WINDOW`` after it."""
+
+    PRODUCER = "omakaiku"
+    EVENT_TYPE = "feedback_given"
+    VERSION = 2
+    feedback_id: UUID
     offering_id: UUID
     venue_id: UUID
     accessibility: int = Score

@@ -5,11 +5,13 @@ card's public key goes out so that venues verify mobile cards offline."""
 from __future__ import annotations
 
 from typing import Any
+from uuid import uuid5
 
 from kaiku_shared.contracts import (
     AccountActivatedV1,
     AccountErasedV1,
-    FeedbackGivenV1,
+    FEEDBACK_V1_NAMESPACE,
+    FeedbackGivenV2,
     GenreSubscriptionsChangedV1,
     HolderAccessRevokedV1,
     IntegrationEvent,
@@ -42,12 +44,7 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
     if isinstance(event, Account.Erased):
         return AccountErasedV1.build(**envelope, account_id=event.originator_id)
     if isinstance(event, Feedback.Given):
-        # The aggregate is the feedback itself (id derived from the ticket): the
-        # envelope names no account, so venues cannot link one holder's ratings.
-        return FeedbackGivenV1.build(**envelope, ticket_id=event.ticket_id,
-                                     offering_id=event.offering_id, venue_id=event.venue_id,
-                                     accessibility=event.accessibility, meaning=event.meaning,
-                                     interest=event.interest)
+        return _feedback_given(event, envelope)
     if isinstance(event, MobileCardKey.Published):
         # Public key material only: the private seed never enters an event.
         return MobileCardKeyPublishedV1.build(**envelope, kid=event.kid,
@@ -55,3 +52,17 @@ def translate(event: Any, envelope: dict[str, Any]) -> IntegrationEvent | None:
                                               crv=event.crv, x=event.x,
                                               published_at=event.published_at)
     return None
+
+
+def _feedback_given(event: Feedback.Given, envelope: dict[str, Any]) -> IntegrationEvent:
+    """The answer under its own random id, unlinkable to the ticket and holder: not
+    the aggregate's id (derived from the ticket, which venues knows), nor the
+    request's correlation or trace ids (the holder's request named the ticket).
+    An answer stored before it had a feedback id is named after its event id,
+    exactly as a reader upcasting its V1 message names it."""
+    feedback_id = event.feedback_id or uuid5(FEEDBACK_V1_NAMESPACE, str(envelope["event_id"]))
+    return FeedbackGivenV2.build(
+        event_id=envelope["event_id"], occurred_at=envelope["occurred_at"],
+        aggregate_id=feedback_id, aggregate_version=1, feedback_id=feedback_id,
+        offering_id=event.offering_id, venue_id=event.venue_id,
+        accessibility=event.accessibility, meaning=event.meaning, interest=event.interest)

@@ -12,7 +12,8 @@ about no holder: the public key venues verify mobile cards with.
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import NAMESPACE_URL, UUID, uuid5
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
@@ -138,7 +139,30 @@ class CardAccount(Aggregate):
 
 class Feedback(Aggregate):
     """A holder's rating of one attended event: one per ticket, by construction of
-    the id. Carries no account id, so nothing links it back to the holder."""
+    the id. Carries no account id, so nothing links it back to the holder.
+
+    The aggregate's id is derived from the ticket, so that a second answer for a
+    ticket is refused by the event store itself: that stays inside omakaiku. What
+    leaves it (FeedbackGivenV2) names the answer by ``feedback_id``, drawn at
+    random for it alone, never by the ticket."""
+
+    class Given(Aggregate.Created):
+        """Version 2 added ``feedback_id``. An answer stored before it has none
+        (upcast to None): the relay then names it after its event id, as a
+        reader of the V1 message it was published as does."""
+
+        class_version = 2
+        ticket_id: UUID
+        offering_id: UUID
+        venue_id: UUID
+        accessibility: int
+        meaning: int
+        interest: int
+        feedback_id: UUID | None
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["feedback_id"] = None
 
     @staticmethod
     def create_id(ticket_id: UUID) -> UUID:
@@ -153,17 +177,19 @@ class Feedback(Aggregate):
                                     status=422, field=name)
         return cls(id=cls.create_id(ticket_id), ticket_id=ticket_id, offering_id=offering_id,
                    venue_id=venue_id, accessibility=accessibility, meaning=meaning,
-                   interest=interest)
+                   interest=interest, feedback_id=uuid4())
 
-    @event("Given")
+    @event(Given)
     def __init__(self, id: UUID, ticket_id: UUID, offering_id: UUID,  # noqa: A002
-                 venue_id: UUID, accessibility: int, meaning: int, interest: int) -> None:
+                 venue_id: UUID, accessibility: int, meaning: int, interest: int,
+                 feedback_id: UUID | None) -> None:
         self.ticket_id = ticket_id
         self.offering_id = offering_id
         self.venue_id = venue_id
         self.accessibility = accessibility
         self.meaning = meaning
         self.interest = interest
+        self.feedback_id = feedback_id
 
 
 class MobileCardKey(Aggregate):

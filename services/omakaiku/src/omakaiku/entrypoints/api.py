@@ -16,6 +16,7 @@ from kaiku_shared import taxonomy
 from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
 from kaiku_shared.client_address import client_address
+from kaiku_shared.contracts import FEEDBACK_WINDOW
 from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, conflict, \
     not_found, require_role, unprocessable
 from kaiku_shared.usecases import derived_id, run_use_case, wait_for
@@ -417,6 +418,9 @@ async def give_feedback(ticket_id: UUID, body: FeedbackCreate, request: Request,
     if ticket["starts_at"] is None or ticket["starts_at"] > datetime.now(UTC):
         raise unprocessable("event-not-over",
                             "Feedback opens when the event has taken place.")
+    if ticket["starts_at"] + FEEDBACK_WINDOW <= datetime.now(UTC):
+        raise unprocessable("feedback-closed", "Feedback closes "
+                            f"{FEEDBACK_WINDOW.days} days after the event; this one is closed.")
     # asyncpg's own UUID type is not the event store's: convert.
     await run_use_case(app.give_feedback, ticket_id=ticket_id, offering_id=UUID(str(ticket["offering_id"])),
               venue_id=UUID(str(ticket["venue_id"])), accessibility=body.accessibility,

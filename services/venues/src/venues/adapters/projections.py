@@ -28,6 +28,7 @@ from kaiku_shared.contracts import (
     CardIssuedV1,
     CardRenewedV1,
     FeedbackGivenV1,
+    FeedbackGivenV2,
     IntegrationEvent,
     MobileCardKeyPublishedV1,
     OfferingCancelledV1,
@@ -197,17 +198,25 @@ def _none_updated(status: str) -> bool:
 # --- feedback and omakaiku's mobile-card keys ----------------------------------------
 
 
-async def on_feedback_given(event: FeedbackGivenV1, conn: asyncpg.Connection,
+async def on_feedback_given(event: FeedbackGivenV2, conn: asyncpg.Connection,
                             venues: Venues) -> None:
+    # One row per answer, by its own id (no ticket): a repeat counts once.
     await conn.execute(
         """
-        INSERT INTO feedback_view (ticket_id, venue_id, offering_id, accessibility,
+        INSERT INTO feedback_view (feedback_id, venue_id, offering_id, accessibility,
             meaning, interest)
-        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (ticket_id) DO NOTHING
+        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (feedback_id) DO NOTHING
         """,
-        event.ticket_id, event.venue_id, event.offering_id, event.accessibility,
+        event.feedback_id, event.venue_id, event.offering_id, event.accessibility,
         event.meaning, event.interest,
     )
+
+
+async def on_feedback_given_v1(event: FeedbackGivenV1, conn: asyncpg.Connection,
+                               venues: Venues) -> None:
+    # Published before V2 and still in the stream: the same answer, its ticket
+    # id dropped here and never stored.
+    await on_feedback_given(event.upcast(), conn, venues)
 
 
 async def on_mobile_card_key_published(event: MobileCardKeyPublishedV1,
@@ -286,7 +295,8 @@ PROJECTIONS: dict[str, dict[type[IntegrationEvent], Projection]] = {
         OfferingChangedV1: on_offering_changed,
         OfferingCancelledV1: on_offering_cancelled,
     },
-    FEEDBACK_CONSUMER: {FeedbackGivenV1: on_feedback_given},
+    FEEDBACK_CONSUMER: {FeedbackGivenV1: on_feedback_given_v1,
+                        FeedbackGivenV2: on_feedback_given},
     VENUE_CONSUMER: {
         VenueRegisteredV1: on_venue_registered,
         VenueChangedV1: on_venue_changed,

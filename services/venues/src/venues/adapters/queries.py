@@ -7,16 +7,13 @@ reads them only through these functions.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
+from ..domain import feedback
 from ..domain.model import CardStanding
-
-# Only averages over at least this many answers ever leave.
-MIN_FEEDBACK_RESPONSES = 3
-CATEGORIES = ("accessibility", "meaning", "interest")
 
 
 async def card_standing(pool: asyncpg.Pool, card_number: str) -> CardStanding | None:
@@ -98,24 +95,11 @@ async def list_venues(pool: asyncpg.Pool, *, organisation_id: object = None,
     return rows, total
 
 
-def _averages(rows: list[asyncpg.Record]) -> dict[str, Any]:
-    """Averages per category over the rows, or only the count below the minimum."""
-    responses = len(rows)
-    shown = responses >= MIN_FEEDBACK_RESPONSES
-    out: dict[str, Any] = {"responses": responses}
-    for category in CATEGORIES:
-        out[category] = (round(sum(r[category] for r in rows) / responses, 2)
-                         if shown else None)
-    return out
-
-
-async def feedback_averages(pool: asyncpg.Pool, venue_id: object) -> dict[str, Any]:
-    """Per venue and per offering; no average over fewer than 3 answers.
-
-    The venue's overall average would give away a small offering's answers by
-    difference (overall minus the offerings shown), so it is shown only when the
-    answers of the offerings kept hidden are none, or themselves at least 3.
-    """
+async def feedback_averages(pool: asyncpg.Pool, venue_id: object,
+                            now: datetime | None = None) -> dict[str, Any]:
+    """The venue's feedback as it may be shown (``domain.feedback``): per offering
+    once its window has closed and it has enough answers, overall over exactly
+    those offerings."""
     async with pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT f.offering_id, f.accessibility, f.meaning, f.interest, o.title, "
@@ -124,19 +108,5 @@ async def feedback_averages(pool: asyncpg.Pool, venue_id: object) -> dict[str, A
             "WHERE f.venue_id = $1 ORDER BY o.starts_at NULLS LAST, f.offering_id",
             venue_id,
         )
-    by_offering: dict[Any, list[asyncpg.Record]] = {}
-    for row in rows:
-        by_offering.setdefault(row["offering_id"], []).append(row)
-    offerings = []
-    hidden = 0
-    for offering_id, answers in by_offering.items():
-        averages = _averages(answers)
-        if averages["responses"] < MIN_FEEDBACK_RESPONSES:
-            hidden += averages["responses"]
-        offerings.append({"offering_id": offering_id, "title": answers[0]["title"],
-                          "starts_at": answers[0]["starts_at"], **averages})
-    overall = _averages(rows)
-    if 0 < hidden < MIN_FEEDBACK_RESPONSES:
-        overall.update({category: None for category in CATEGORIES})
-    return {"venue_id": venue_id, "minimum_responses": MIN_FEEDBACK_RESPONSES,
-            "overall": overall, "offerings": offerings}
+    return {"venue_id": venue_id,
+            **feedback.venue_feedback(rows, now or datetime.now(UTC))}

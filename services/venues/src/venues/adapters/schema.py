@@ -8,7 +8,7 @@ later change is a new migration appended below, never an edit of the baseline.
 
 from __future__ import annotations
 
-from kaiku_shared.db import baseline
+from kaiku_shared.db import Migration, Schema, baseline
 
 COMPONENT = "venues"
 
@@ -58,6 +58,7 @@ _OFFERING = (
 )
 
 # One row per answer, so a redelivered or repeated FeedbackGiven counts once.
+# (Keyed by the ticket until version 2, FEEDBACK_UNLINKED, below.)
 _FEEDBACK = (
     """
     CREATE TABLE IF NOT EXISTS feedback_view (
@@ -106,6 +107,32 @@ _VENUES = (
 
 BASELINE = (_CARD_VALIDITY, *_OFFERING, *_FEEDBACK, _MOBILE_CARD_KEYS, *_VENUES)
 
-# The next change: Schema(COMPONENT, (*baseline(COMPONENT, BASELINE).migrations,
-# Migration(2, "what it does", (...),)))
-SCHEMA = baseline(COMPONENT, BASELINE)
+# Version 2: an answer is no longer linked to the ticket it was given for
+# (FeedbackGivenV2). Each answer kept is given a random id; the ticket ids go.
+# A new table rather than DROP COLUMN, which would leave every ticket id in the
+# old rows on disk until they were rewritten: DROP TABLE removes the file.
+FEEDBACK_UNLINKED = (
+    """
+    CREATE TABLE feedback_view_unlinked (
+        feedback_id   uuid PRIMARY KEY,
+        venue_id      uuid NOT NULL,
+        offering_id   uuid NOT NULL,
+        accessibility smallint NOT NULL,
+        meaning       smallint NOT NULL,
+        interest      smallint NOT NULL
+    )
+    """,
+    # In random order too: nothing of the old order (or the ticket ids) survives.
+    "INSERT INTO feedback_view_unlinked (feedback_id, venue_id, offering_id, accessibility, "
+    "meaning, interest) SELECT gen_random_uuid(), venue_id, offering_id, accessibility, "
+    "meaning, interest FROM feedback_view ORDER BY random()",
+    "DROP TABLE feedback_view",
+    "ALTER TABLE feedback_view_unlinked RENAME TO feedback_view",
+    "ALTER INDEX feedback_view_unlinked_pkey RENAME TO feedback_view_pkey",
+    "CREATE INDEX feedback_view_venue ON feedback_view (venue_id)",
+)
+
+SCHEMA = Schema(COMPONENT, (
+    *baseline(COMPONENT, BASELINE).migrations,
+    Migration(2, "feedback answers keyed by a random id, not the ticket", FEEDBACK_UNLINKED),
+))

@@ -282,11 +282,27 @@ class OfferingFeedback(FeedbackAverages):
     starts_at: datetime | None
 
 
+class WithheldFeedback(BaseModel):
+    """An offering with answers whose averages are not shown (yet): its feedback
+    window is open (``window-open``, until ``releases_at``), or it has fewer than
+    ``minimum_responses`` answers (``too-few-responses``). No count is given."""
+
+    offering_id: UUID
+    title: str | None
+    starts_at: datetime | None
+    reason: Literal["window-open", "too-few-responses"]
+    releases_at: datetime | None
+
+
 class VenueFeedback(BaseModel):
     venue_id: UUID
     minimum_responses: int
-    overall: FeedbackAverages
+    window_days: int = Field(description="Holders give feedback until this many days "
+                                         "after an offering starts; its averages are "
+                                         "released a day after that.")
+    overall: FeedbackAverages = Field(description="Over exactly the offerings listed.")
     offerings: list[OfferingFeedback]
+    withheld: list[WithheldFeedback]
 
 
 class TicketCancellation(Schema):
@@ -671,7 +687,9 @@ async def cover_library_fee(venue_id: UUID, body: LibraryFeeCreate, request: Req
 @router.get("/venues/{venue_id}/feedback", response_model=VenueFeedback, tags=["feedback"])
 async def venue_feedback(venue_id: UUID, request: Request, app: App,
                          principal: VenueStaff) -> VenueFeedback:
-    """Averages per category, overall and per offering; none over fewer than 3 answers."""
+    """Averages per category, per offering whose feedback window has closed and
+    that has enough answers, and overall over exactly those offerings; the others
+    are listed as withheld, without figures."""
     await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id, principal.role)
     return VenueFeedback(**await queries.feedback_averages(request.app.state.pool,
                                                                 venue_id))

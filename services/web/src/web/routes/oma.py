@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaiku_shared import taxonomy
+from kaiku_shared.contracts import FEEDBACK_WINDOW
 
 from ..client import Answer
 from ..i18n import LANGUAGES
@@ -120,7 +121,7 @@ async def cancel_my_ticket(request: Request, ticket_id: str, holder: Holder) -> 
 @router.get("/oma/history", response_class=HTMLResponse)
 async def my_history(request: Request, holder: Holder) -> Response:
     answer = await call(request, "omakaiku", "GET", "/me/history")
-    return page(request, "oma/history.html", answer=answer, now=datetime.now(UTC).isoformat())
+    return page(request, "oma/history.html", answer=answer, **_feedback_times())
 
 
 @router.post("/oma/tickets/{ticket_id}/feedback", dependencies=CSRF)
@@ -131,8 +132,15 @@ async def give_feedback(request: Request, ticket_id: str, holder: Holder) -> Res
                         json=body)
     history = await call(request, "omakaiku", "GET", "/me/history")
     return page(request, "oma/history.html", answer=history, feedback=answer,
-                given=ticket_id if answer.ok else None, now=datetime.now(UTC).isoformat(),
+                given=ticket_id if answer.ok else None, **_feedback_times(),
                 status=200 if answer.ok else answer.status)
+
+
+def _feedback_times() -> dict[str, str]:
+    """The history offers feedback for events that started after ``closed`` and
+    before ``now`` (omakaiku refuses the others)."""
+    now = datetime.now(UTC)
+    return {"now": now.isoformat(), "closed": (now - FEEDBACK_WINDOW).isoformat()}
 
 
 @router.get("/oma/offerings", response_class=HTMLResponse)
