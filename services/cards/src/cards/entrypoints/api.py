@@ -699,12 +699,12 @@ def period(start: str | None, end: str | None) -> queries.Period:
 
 def covered(chosen: queries.Period) -> dict[str, Any]:
     """What a statistics answer covers: ``to`` is the last day counted."""
-    return {"from": chosen.start, "to": chosen.end, "covers_until": chosen.end.strftime("%Y-%m")}
+    return {"from": chosen.start, "to": chosen.end, "covers_until": chosen.end.isoformat()[:7]}
 
 
 def mark_covered(response: Response, chosen: queries.Period) -> None:
     """For list answers, the same in a header."""
-    response.headers["Kaiku-Statistics-Covers-Until"] = chosen.end.strftime("%Y-%m")
+    response.headers["Kaiku-Statistics-Covers-Until"] = chosen.end.isoformat()[:7]
 
 
 async def current_network(app: CardsApplication):
@@ -881,4 +881,4 @@ async def statistics_by(dimension: Literal["region", "municipality", "distributo
                         + [" ".join(row.get("suppressed", []))])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="kaikukortti-{dimension}.csv"',
-        "Kaiku-Statistics-Covers-Until": chosen.end.strftime("%Y-%m")})
+        "Kaiku-Statistics-Covers-Until": chosen.end.isoformat()[:7]})
