@@ -173,9 +173,11 @@ def _wellbeing_rows(wellbeing: dict[str, Any]) -> list[list[Any]]:
 
 
 def _period(details: dict[str, Any]) -> str:
-    if details["from"] or details["to"]:
-        return " – ".join(_fmt(d) for d in (details["from"], details["to"]))
-    return "koko historia (all time)"
+    """The months counted: ``to`` is the last day of the last completed month."""
+    if not details["to"]:
+        return "koko historia (all time)"
+    start = _fmt(details["from"]) if details["from"] else "alusta (from the start)"
+    return f"{start} – {_fmt(details['to'])}"
 
 
 STYLE = """<style>
