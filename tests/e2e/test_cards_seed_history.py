@@ -59,7 +59,8 @@ async def test_seed_history_totals_and_rebuild_from_scratch(system):
     # the history spans the years since 2015
     async with system.client("cards", centre) as client:
         months = (await client.get("/stats/by/month")).json()
-    years = {row["month"][:4] for row in months if row["cards_issued"]}
+    # (a month with a few cards is hidden, None, but not 0)
+    years = {row["month"][:4] for row in months if row["cards_issued"] != 0}
     assert {"2017", "2020", "2024"} <= years and min(years) >= "2015"
 
     # rebuild every statistics read model from the event store and the venues

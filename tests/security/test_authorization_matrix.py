@@ -55,6 +55,7 @@ ROLE_SETS = {
     "partners": {"distributor", "venue", "ticket_agent", "other_distributor", "other_venue"},
     # Staff who write to a holder: the card's distributor, a venue that sold them a ticket.
     "holder_writers": {"distributor", "venue"},
+    "wellbeing_readers": {"distributor", "other_distributor", "kaikukeskus"},
     PUBLIC: None,
 }
 
@@ -105,7 +106,8 @@ RULES: dict[tuple[str, str, str], str] = {
     ("cards", "GET", "/stats/regions/{region}"): "staff",
     ("cards", "GET", "/stats/regions/{region}/report"): "staff",
     ("cards", "GET", "/stats/age-groups"): "staff",
-    ("cards", "GET", "/stats/wellbeing"): "staff",
+    # Answers to the wellbeing questions: Kaikukeskus and the distributors who ask them.
+    ("cards", "GET", "/stats/wellbeing"): "wellbeing_readers",
     ("cards", "GET", "/stats/by/{dimension}"): "staff",
     # --- venues
     ("venues", "GET", "/venues"): "venue_listers",

@@ -109,6 +109,39 @@ def test_the_statistics_name_regions_in_the_chosen_language(app_and_fake, lang, 
     assert '<th scope="row">Vanha alue</th>' in page
 
 
+def test_the_statistics_ask_for_whole_months(app_and_fake):
+    app, client, fake = app_and_fake
+    sign_in(app, client, "kaikukeskus")
+    fake.on("cards", "GET", "/stats/national", 200, {"cards_issued": 3,
+                                                      "covers_until": "2026-05"})
+    fake.on("cards", "GET", "/stats/regions", 200, [
+        {"region": "kainuu", "name": "Kainuu", "cards_issued": 3, "uses": 1}])
+    page = client.get("/staff/stats", params={"from": "2026-03", "to": "2026-05"}).text
+    assert re.search(r'<input id="stats-from" name="from" type="month" value="2026-03"', page)
+    assert 'type="month" value="2026-05"' in page
+    assert fake.sent("GET", "/stats/national")[-1][4] == {"from": "2026-03", "to": "2026-05"}
+    assert fake.sent("GET", "/stats/regions")[-1][4] == {"from": "2026-03", "to": "2026-05"}
+    assert "2026-05" in page and catalogue("fi")["stats.months_hint"] in page
+    # the report is for the same months
+    assert 'href="/staff/stats/regions/kainuu/report?from=2026-03&amp;to=2026-05"' in page
+    fake.on("cards", "GET", "/stats/regions/kainuu/report", 200, "<!doctype html>report")
+    assert client.get("/staff/stats/regions/kainuu/report",
+                      params={"from": "2026-03"}).text == "<!doctype html>report"
+    assert fake.sent("GET", "/stats/regions/kainuu/report")[-1][4] == {"from": "2026-03"}
+
+
+def test_a_period_cards_refuses_is_shown_with_its_reason(app_and_fake):
+    app, client, fake = app_and_fake
+    sign_in(app, client, "kaikukeskus")
+    detail = "'from=2026-03-02' is not the first day of a month. Statistics cover whole..."
+    fake.on("cards", "GET", "/stats/national", 422, {"status": 422, "detail": detail})
+    fake.on("cards", "GET", "/stats/regions", 422, {"status": 422, "detail": detail})
+    response = client.get("/staff/stats", params={"from": "2026-03-02"})
+    assert response.status_code == 422
+    assert "is not the first day of a month" in response.text
+    assert 'role="alert"' in response.text
+
+
 # --- the network -------------------------------------------------------------------------
 
 

@@ -17,9 +17,13 @@ from typing import Any
 
 import asyncpg
 
+from ..domain.disclosure import hidden_cells
+
 DIMENSIONS = ("region", "municipality", "distributor", "venue", "month")
-# Breakdowns fine enough to point at one person get small counts suppressed.
-SUPPRESSED_DIMENSIONS = ("municipality", "distributor", "venue")
+# Breakdowns fine enough to point at one person get small counts suppressed, with
+# complementary cells (domain.disclosure). Regions are not: their figures are the
+# published totals the breakdowns add up to.
+SUPPRESSED_DIMENSIONS = ("municipality", "distributor", "venue", "month")
 AGE_GROUPS = ((16, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 74), (75, 200))
 HELSINKI = "Europe/Helsinki"
 
@@ -47,13 +51,6 @@ class Period:
     @property
     def at(self) -> date:
         return min(self.end, self.today) if self.end else self.today
-
-
-def suppress(value: int | None, threshold: int) -> int | None:
-    """A count of 1..threshold-1 could point at one person: shown as null."""
-    if value is None or value == 0 or value >= threshold:
-        return value
-    return None
 
 
 _CARD_GROUP = {
@@ -190,22 +187,28 @@ async def breakdown(pool: Db, period: Period, by: str, *, region: str | None,
         out: dict[str, Any] = {by: key}
         if names is not None:
             out["name"] = names.get(key, "historical import" if key == "imported" else None)
-        hidden = []
-        for field, value in values.items():
-            if by in SUPPRESSED_DIMENSIONS:
-                shown = suppress(value, threshold)
-                if shown is None and value:
-                    hidden.append(field)
-                value = shown
-            out[field] = value
+        out.update(values)
         if by == "venue":
             for field in ("cards_issued", "active_cards", "community_cards",
                           "replacement_cards"):
                 out.pop(field, None)
         if by == "month":
             out.pop("active_cards", None)  # a day's figure, not a month's
-        out["suppressed"] = hidden
         rows.append(out)
+    return _suppress_columns(rows, threshold) if by in SUPPRESSED_DIMENSIONS else [
+        {**row, "suppressed": []} for row in rows]
+
+
+def _suppress_columns(rows: list[dict[str, Any]], threshold: int) -> list[dict[str, Any]]:
+    """Each figure's column adds up to a published total: hide its small cells and
+    their complements (set to None, named in the row's ``suppressed``)."""
+    for row in rows:
+        row["suppressed"] = []
+    figures_ = [f for f in (rows[0] if rows else {}) if f in zero_figures()]
+    for field in figures_:
+        for index in hidden_cells({i: row[field] for i, row in enumerate(rows)}, threshold):
+            rows[index][field] = None
+            rows[index]["suppressed"].append(field)
     return rows
 
 
@@ -221,72 +224,73 @@ async def age_groups(pool: Db, period: Period, *, region: str | None,
             WHERE c.issuer IS NOT NULL AND c.replaces IS NULL AND NOT c.community{where}
             GROUP BY 1
             """, *args)}
-    rows = []
-    for low, high in AGE_GROUPS:
-        count = sum(n for age, n in counts.items() if low <= age <= high)
-        label = f"{low}+" if high >= 200 else f"{low}–{high}"
-        shown = suppress(count, threshold)
-        rows.append({"age_group": label, "cards": shown,
-                     "suppressed": shown is None and count > 0})
-    return rows
+    groups = {f"{low}+" if high >= 200 else f"{low}–{high}":
+              sum(n for age, n in counts.items() if low <= age <= high)
+              for low, high in AGE_GROUPS}
+    # The groups add up to the cards issued less community cards, which is shown.
+    hidden = hidden_cells(groups, threshold)
+    return [{"age_group": label, "cards": None if label in hidden else count,
+             "suppressed": label in hidden} for label, count in groups.items()]
 
 
 async def wellbeing(pool: Db, period: Period, *, region: str | None,
                     threshold: int) -> dict[str, Any]:
-    """Averages at issuing vs at renewal, with answer and no-answer counts."""
-    clauses, args = [], []
-    if period.start:
-        args.append(period.start)
-        clauses.append(f"w.answered_on >= ${len(args)}")
-    if period.end:
-        args.append(period.end)
-        clauses.append(f"w.answered_on <= ${len(args)}")
-    if region:
-        args.append(region)
-        clauses.append(f"w.region = ${len(args)}")
-    where = "".join(f" AND {c}" for c in clauses)
+    """Averages at issuing vs at renewal, with answer and no-answer counts.
+
+    Answers are pooled by region and month, and a region's month with fewer than
+    ``threshold`` answers to a question is left out of that question's figures
+    (counted in ``left_out``). Any two periods or regions then differ by whole
+    region-months of at least ``threshold`` answers each, so differencing two
+    averages never isolates one holder's answer."""
+    where, args = _wellbeing_filter(period, region)
     async with _connection(pool) as conn:
-        records = {r["occasion"]: r for r in await conn.fetch(
+        cells = await conn.fetch(
             f"""
-            SELECT w.occasion,
-                   avg(w.life_satisfaction) AS ls_avg,
+            SELECT w.occasion, w.region, date_trunc('month', w.answered_on) AS month,
+                   sum(w.life_satisfaction) AS ls_sum,
                    count(w.life_satisfaction) AS ls_answers,
                    count(*) FILTER (WHERE w.life_satisfaction IS NULL) AS ls_no_answer,
-                   avg(w.wellbeing_impact) AS wi_avg,
+                   sum(w.wellbeing_impact) AS wi_sum,
                    count(w.wellbeing_impact) AS wi_answers,
                    count(*) FILTER (WHERE w.wellbeing_impact IS NULL) AS wi_no_answer
             FROM wellbeing_view w JOIN card_view c ON c.card_number = w.card_number
             WHERE c.replaces IS NULL AND NOT coalesce(c.community, false){where}
-            GROUP BY 1
-            """, *args)}
-
-    def average(value: Any, answers: int) -> float | None:
-        if value is None or answers < threshold:
-            return None
-        return round(float(value), 2)
-
+            GROUP BY 1, 2, 3
+            """, *args)
     result: dict[str, Any] = {"threshold": threshold}
-    for occasion in ("issue", "renewal"):
-        r = records.get(occasion)
-        ls_answers = r["ls_answers"] if r else 0
-        entry: dict[str, Any] = {
-            "life_satisfaction": {
-                "average": average(r["ls_avg"] if r else None, ls_answers),
-                "answers": ls_answers,
-                "no_answer": r["ls_no_answer"] if r else 0,
-                "suppressed": 0 < ls_answers < threshold,
-            }
-        }
+    for occasion, name in (("issue", "at_issue"), ("renewal", "at_renewal")):
+        mine = [cell for cell in cells if cell["occasion"] == occasion]
+        entry = {"life_satisfaction": _pooled(mine, "ls", threshold)}
         if occasion == "renewal":
-            wi_answers = r["wi_answers"] if r else 0
-            entry["wellbeing_impact"] = {
-                "average": average(r["wi_avg"] if r else None, wi_answers),
-                "answers": wi_answers,
-                "no_answer": r["wi_no_answer"] if r else 0,
-                "suppressed": 0 < wi_answers < threshold,
-            }
-        result["at_issue" if occasion == "issue" else "at_renewal"] = entry
+            entry["wellbeing_impact"] = _pooled(mine, "wi", threshold)
+        result[name] = entry
     return result
+
+
+def _wellbeing_filter(period: Period, region: str | None) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    for clause, value in (("w.answered_on >= ${}", period.start),
+                          ("w.answered_on <= ${}", period.end), ("w.region = ${}", region)):
+        if value:
+            args.append(value)
+            clauses.append(clause.format(len(args)))
+    return "".join(f" AND {c}" for c in clauses), args
+
+
+def _pooled(cells: list[Any], question: str, threshold: int) -> dict[str, Any]:
+    """One question's figures from the region-months with enough answers."""
+    kept = [c for c in cells if c[f"{question}_answers"] >= threshold]
+    small = [c for c in cells if c[f"{question}_answers"] < threshold]
+    answers = sum(c[f"{question}_answers"] for c in kept)
+    total = sum(c[f"{question}_sum"] or 0 for c in kept)
+    left_out = sum(c[f"{question}_answers"] + c[f"{question}_no_answer"] for c in small)
+    return {
+        "average": round(float(total) / answers, 2) if answers else None,
+        "answers": answers,
+        "no_answer": sum(c[f"{question}_no_answer"] for c in kept),
+        "left_out": left_out,
+        "suppressed": left_out > 0,
+    }
 
 
 async def partner_organisations(pool: asyncpg.Pool) -> list[dict[str, Any]]:

@@ -81,6 +81,11 @@ def bar_chart(title: str, labels: list[str], series: list[tuple[str, list[float 
     return "".join(parts)
 
 
+# Venues and ticket agents get the report without the answers to the wellbeing questions.
+WELLBEING_WITHHELD = ("<p>Hyvinvointikysymysten tulokset näkyvät vain Kaikukeskukselle "
+                      "ja kortinjakajille.</p>")
+
+
 def _table(headers: list[str], rows: list[list[Any]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_fmt(c)}</td>" for c in row) + "</tr>"
@@ -96,7 +101,8 @@ def render(details: dict[str, Any], comparison: list[dict[str, Any]],
     sections = {
         "key_figures": _table(["", escape(name), "koko maa", "osuus"], _key_rows(details)),
         "wellbeing": _table(["kysymys", "keskiarvo", "vastauksia", "ei vastausta"],
-                            _wellbeing_rows(details["wellbeing"])),
+                            _wellbeing_rows(details["wellbeing"]))
+        if details.get("wellbeing") else WELLBEING_WITHHELD,
         "municipalities": _table(["kunta", "kortit", "voimassa", "käyttökerrat",
                                   "lasten liput"], municipalities),
     }
@@ -109,7 +115,7 @@ def _charts(details: dict[str, Any], comparison: list[dict[str, Any]], name: str
     """The page's five charts, in the order it shows them."""
     months = details["by_month"][-36:]
     month_labels = [m["month"] for m in months]
-    wellbeing = details["wellbeing"]
+    wellbeing = details.get("wellbeing")
     return [
         bar_chart(f"Myönnetyt kortit kuukausittain — {name}", month_labels,
                   [("kortit / cards issued", [m["cards_issued"] for m in months])]),
@@ -121,7 +127,7 @@ def _charts(details: dict[str, Any], comparison: list[dict[str, Any]], name: str
                   [("kortit / cards", [r["cards_issued"] for r in comparison]),
                    ("käyttökerrat / uses", [r["uses"] for r in comparison])],
                   highlight=name, height=300),
-        bar_chart("Hyvinvointi (0–10): myöntäessä vs. uusiessa",
+        "" if not wellbeing else bar_chart("Hyvinvointi (0–10): myöntäessä vs. uusiessa",
                   ["elämään tyytyväisyys myöntäessä", "elämään tyytyväisyys uusiessa",
                    "Kaikukortti lisännyt hyvinvointia"],
                   [("keskiarvo / average",
@@ -167,9 +173,11 @@ def _wellbeing_rows(wellbeing: dict[str, Any]) -> list[list[Any]]:
 
 
 def _period(details: dict[str, Any]) -> str:
-    if details["from"] or details["to"]:
-        return " – ".join(_fmt(d) for d in (details["from"], details["to"]))
-    return "koko historia (all time)"
+    """The months counted: ``to`` is the last day of the last completed month."""
+    if not details["to"]:
+        return "koko historia (all time)"
+    start = _fmt(details["from"]) if details["from"] else "alusta (from the start)"
+    return f"{start} – {_fmt(details['to'])}"
 
 
 STYLE = """<style>
@@ -199,14 +207,16 @@ def _page(details: dict[str, Any], name: str, charts: list[str], sections: dict[
 <section><h2>Kortit ja käyttö kuukausittain</h2>
 <figure>{charts[0]}</figure><figure>{charts[1]}</figure></section>
 <section><h2>Alue muihin alueisiin verrattuna</h2><figure>{charts[2]}</figure></section>
-<section><h2>Hyvinvointi</h2><figure>{charts[3]}</figure>
+<section><h2>Hyvinvointi</h2>{f"<figure>{charts[3]}</figure>" if charts[3] else ""}
 {sections["wellbeing"]}</section>
 <section><h2>Kortinhaltijat ikäryhmittäin</h2><figure>{charts[4]}</figure></section>
 <section><h2>Kunnittain</h2>
 {sections["municipalities"]}
 </section>
-<p class="note">Alle {threshold} lukumäärät ja keskiarvot, joissa on
-alle {threshold} vastausta, on piilotettu (–), jotta yksittäistä
+<p class="note">Tilastot kattavat kokonaiset, päättyneet kalenterikuukaudet.
+Alle {threshold} lukumäärät on piilotettu (–) ja niiden lisäksi niin monta muuta
+lukua, ettei piilotettua voi laskea summasta; hyvinvoinnin keskiarvoihin otetaan vain
+alueen kuukaudet, joissa on vähintään {threshold} vastausta, jotta yksittäistä
 henkilöä ei voi tunnistaa. Käyttökerrat = rekisteröidyt liput miinus perutut; ne lasketaan
 kortin kotialueelle. Koko maan tilastoissa {national_total_months} kuukautta.</p>
 </body></html>"""

@@ -37,6 +37,7 @@ from ..application.app import (
     RuleViolation,
 )
 from ..config import CardsSettings
+from ..domain.disclosure import NotWholeMonths, whole_month_period
 from ..domain.model import Card
 from kaiku_shared.client_address import client_address
 
@@ -670,14 +671,40 @@ async def close_card(card_number: CardNumberPath, body: CardClosure, app: App,
 
 # --- statistics ------------------------------------------------------------------------------
 
-From = Annotated[date | None, Query(alias="from", description="first day, inclusive")]
-To = Annotated[date | None, Query(alias="to", description="last day, inclusive")]
+# Whole calendar months only, and only completed ones (domain.disclosure): a
+# day-level range, or one that grows day by day through the current month, would
+# let two queries be differenced down to one holder's answer or use.
+From = Annotated[str | None, Query(
+    alias="from", max_length=10, examples=["2026-03"],
+    description="first month, inclusive: YYYY-MM, or YYYY-MM-DD on a month's first day. "
+                "Whole months only.")]
+To = Annotated[str | None, Query(
+    alias="to", max_length=10, examples=["2026-05"],
+    description="last month, inclusive: YYYY-MM, or YYYY-MM-DD on a month's last day. "
+                "Whole months only; the current month and later are not yet counted.")]
+# Answers to the wellbeing questions are for Kaikukeskus and the distributors who ask them.
+WellbeingReader = Annotated[Principal, Depends(require_role("kaikukeskus", "distributor"))]
 
 
-def period(start: date | None, end: date | None) -> queries.Period:
-    if start and end and start > end:
-        raise unprocessable("period", "'from' is after 'to'.", "from")
-    return queries.Period(start, end, today())
+def period(start: str | None, end: str | None) -> queries.Period:
+    """The months asked for, cut at the last completed month. Every figure, counts
+    of cards included, is cut there, so that a page's totals and breakdowns cover
+    the same months and none changes from one day to the next."""
+    try:
+        months = whole_month_period(start, end, today())
+    except NotWholeMonths as error:
+        raise unprocessable("period", str(error), error.field) from None
+    return queries.Period(months.first, months.last, today())
+
+
+def covered(chosen: queries.Period) -> dict[str, Any]:
+    """What a statistics answer covers: ``to`` is the last day counted."""
+    return {"from": chosen.start, "to": chosen.end, "covers_until": chosen.end.isoformat()[:7]}
+
+
+def mark_covered(response: Response, chosen: queries.Period) -> None:
+    """For list answers, the same in a header."""
+    response.headers["Kaiku-Statistics-Covers-Until"] = chosen.end.isoformat()[:7]
 
 
 async def current_network(app: CardsApplication):
@@ -708,37 +735,50 @@ def region_names(network, code: str | None) -> dict[str, str] | None:
 @router.get("/stats/national", tags=["statistics"])
 async def national_statistics(request: Request, principal: Staff, start: From = None,
                               end: To = None) -> dict[str, Any]:
-    return await queries.national(request.app.state.pool, period(start, end))
+    """National totals over whole, completed months; with no ``from``/``to``, every
+    month up to the last completed one (``covers_until``). ``active_cards`` is
+    judged on the period's last day."""
+    chosen = period(start, end)
+    return {**await queries.national(request.app.state.pool, chosen), **covered(chosen)}
 
 
 @router.get("/stats/regions", tags=["statistics"])
-async def regional_statistics(request: Request, app: App, principal: Staff,
-                              start: From = None, end: To = None) -> list[dict[str, Any]]:
-    """Every region of the network side by side (zeros included)."""
+async def regional_statistics(request: Request, response: Response, app: App,
+                              principal: Staff, start: From = None, end: To = None
+                              ) -> list[dict[str, Any]]:
+    """Every region of the network side by side (zeros included), over whole,
+    completed months (the header Kaiku-Statistics-Covers-Until says up to which)."""
     network = await current_network(app)
+    chosen = period(start, end)
+    mark_covered(response, chosen)
     async with request.app.state.pool.acquire() as conn:
-        grouped = await queries.figures(conn, period(start, end), by="region")
+        grouped = await queries.figures(conn, chosen, by="region")
     return [{"region": code, "name": region_name(network, code),
              "names": region_names(network, code),
              **(grouped.get(code) or queries.zero_figures())}
             for code in sorted(network.regions)]
 
 
+def may_read_wellbeing(principal: Principal) -> bool:
+    return principal.role in ("kaikukeskus", "distributor")
+
+
 async def region_details(request: Request, app: CardsApplication, settings: CardsSettings,
-                         region: str, start: date | None, end: date | None
+                         region: str, chosen: queries.Period, *, with_wellbeing: bool
                          ) -> dict[str, Any]:
     network = await current_network(app)
     known_region(network, region)
-    chosen = period(start, end)
     pool = request.app.state.pool
     threshold = settings.suppress_below
     async with pool.acquire() as conn:
         own = (await queries.figures(conn, chosen, region=region))[None]
         national = (await queries.figures(conn, chosen))[None]
+    wellbeing = (await queries.wellbeing(pool, chosen, region=region, threshold=threshold)
+                 if with_wellbeing else None)
     return {
         "region": region, "name": region_name(network, region),
         "names": region_names(network, region),
-        "from": chosen.start, "to": chosen.end, "active_on": chosen.at,
+        **covered(chosen), "active_on": chosen.at,
         **own,
         "national": national,
         "by_municipality": await queries.breakdown(pool, chosen, "municipality",
@@ -747,8 +787,7 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
                                             threshold=threshold),
         "age_groups": await queries.age_groups(pool, chosen, region=region,
                                                threshold=threshold),
-        "wellbeing": await queries.wellbeing(pool, chosen, region=region,
-                                             threshold=threshold),
+        "wellbeing": wellbeing,  # null for venues and ticket agents
         "suppression_threshold": threshold,
     }
 
@@ -756,61 +795,82 @@ async def region_details(request: Request, app: CardsApplication, settings: Card
 @router.get("/stats/regions/{region}", tags=["statistics"])
 async def one_region(region: RegionPath, request: Request, app: App, settings: Settings,
                      principal: Staff, start: From = None, end: To = None) -> dict[str, Any]:
-    return await region_details(request, app, settings, region, start, end)
+    """One region over whole, completed months. ``wellbeing`` is null for venues and
+    ticket agents: the answers are for Kaikukeskus and distributors only."""
+    return await region_details(request, app, settings, region, period(start, end),
+                                with_wellbeing=may_read_wellbeing(principal))
 
 
 @router.get("/stats/regions/{region}/report", response_class=HTMLResponse, tags=["statistics"])
 async def region_report(region: RegionPath, request: Request, app: App, settings: Settings,
                         principal: Staff, start: From = None, end: To = None) -> HTMLResponse:
-    """The feedback-meeting report: a printable HTML page with SVG charts."""
-    details = await region_details(request, app, settings, region, start, end)
+    """The feedback-meeting report: a printable HTML page with SVG charts, over whole,
+    completed months (wellbeing only for Kaikukeskus and distributors)."""
+    chosen = period(start, end)
+    details = await region_details(request, app, settings, region, chosen,
+                                   with_wellbeing=may_read_wellbeing(principal))
     async with request.app.state.pool.acquire() as conn:
-        regions = await queries.figures(conn, period(start, end), by="region")
+        regions = await queries.figures(conn, chosen, by="region")
     network = await current_network(app)
     comparison = [{"region": code, "name": region_name(network, code),
                    **(regions.get(code) or queries.zero_figures())}
                   for code in sorted(network.regions)]
     national_months = await queries.breakdown(
-        request.app.state.pool, period(start, end), "month", region=None,
+        request.app.state.pool, chosen, "month", region=None,
         threshold=settings.suppress_below)
     return HTMLResponse(report_page.render(details, comparison, national_months,
                                            generated_on=today()))
 
 
 @router.get("/stats/age-groups", tags=["statistics"])
-async def age_group_statistics(request: Request, settings: Settings, app: App,
-                               principal: Staff, start: From = None, end: To = None,
-                               region: RegionQuery = None) -> list[dict[str, Any]]:
+async def age_group_statistics(request: Request, response: Response, settings: Settings,
+                               app: App, principal: Staff, start: From = None,
+                               end: To = None, region: RegionQuery = None
+                               ) -> list[dict[str, Any]]:
+    """Holders' ages at issue over whole, completed months; small groups hidden with
+    complements."""
     if region:
         known_region(await current_network(app), region)
-    return await queries.age_groups(request.app.state.pool, period(start, end),
+    chosen = period(start, end)
+    mark_covered(response, chosen)
+    return await queries.age_groups(request.app.state.pool, chosen,
                                     region=region, threshold=settings.suppress_below)
 
 
 @router.get("/stats/wellbeing", tags=["statistics"])
 async def wellbeing_statistics(request: Request, settings: Settings, app: App,
-                               principal: Staff, start: From = None, end: To = None,
-                               region: RegionQuery = None) -> dict[str, Any]:
+                               principal: WellbeingReader, start: From = None,
+                               end: To = None, region: RegionQuery = None) -> dict[str, Any]:
+    """Answers to the wellbeing questions over whole, completed months, for
+    Kaikukeskus and distributors only (others: 403). A region's month with fewer
+    answers than the threshold is left out of the averages (``left_out``)."""
     if region:
         known_region(await current_network(app), region)
-    return await queries.wellbeing(request.app.state.pool, period(start, end),
-                                   region=region, threshold=settings.suppress_below)
+    chosen = period(start, end)
+    return {**await queries.wellbeing(request.app.state.pool, chosen, region=region,
+                                      threshold=settings.suppress_below),
+            **covered(chosen)}
 
 
 @router.get("/stats/by/{dimension}", tags=["statistics"],
             responses={200: {"content": {"text/csv": {}}}})
 async def statistics_by(dimension: Literal["region", "municipality", "distributor", "venue",
                                            "month"],
-                        request: Request, settings: Settings, app: App, principal: Staff,
-                        start: From = None, end: To = None, region: RegionQuery = None,
+                        request: Request, response: Response, settings: Settings, app: App,
+                        principal: Staff, start: From = None, end: To = None,
+                        region: RegionQuery = None,
                         format: Literal["json", "csv"] = "json") -> Any:
-    """One row per region, municipality, distributor, venue or month; ``format=csv``
-    downloads the same rows as CSV. Small counts are null, listed in ``suppressed``."""
+    """One row per region, municipality, distributor, venue or month over whole,
+    completed months; ``format=csv`` downloads the same rows as CSV. Small counts,
+    and the cells that would let them be worked out from a total, are null and
+    listed in ``suppressed``."""
     if region:
         known_region(await current_network(app), region)
-    rows = await queries.breakdown(request.app.state.pool, period(start, end), dimension,
+    chosen = period(start, end)
+    rows = await queries.breakdown(request.app.state.pool, chosen, dimension,
                                    region=region, threshold=settings.suppress_below)
     if format == "json":
+        mark_covered(response, chosen)
         return rows
     out = io.StringIO()
     fields = [k for k in (rows[0] if rows else {dimension: None}) if k != "suppressed"]
@@ -820,4 +880,5 @@ async def statistics_by(dimension: Literal["region", "municipality", "distributo
         writer.writerow([("" if row.get(f) is None else row.get(f)) for f in fields]
                         + [" ".join(row.get("suppressed", []))])
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="kaikukortti-{dimension}.csv"'})
+        "Content-Disposition": f'attachment; filename="kaikukortti-{dimension}.csv"',
+        "Kaiku-Statistics-Covers-Until": chosen.end.isoformat()[:7]})

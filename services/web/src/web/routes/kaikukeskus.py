@@ -4,9 +4,9 @@ with the regions' printable reports, and bulletins to every partner."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from ..client import Answer
@@ -83,23 +83,41 @@ async def approve_organisation(request: Request, organisation_id: str,
 # --- statistics ---------------------------------------------------------------------
 
 
+# Statistics cover whole calendar months: the form asks for months (YYYY-MM).
+FromMonth = Annotated[str, Query(alias="from", max_length=10)]
+ToMonth = Annotated[str, Query(alias="to", max_length=10)]
+
+
+def chosen_months(start: str, end: str) -> dict[str, str]:
+    """The months to ask cards for; cards says (422) what is wrong with a bad one."""
+    return {name: value.strip() for name, value in (("from", start), ("to", end))
+            if value.strip()}
+
+
 @router.get("/staff/stats", response_class=HTMLResponse)
-async def statistics(request: Request, staff: Staff, lang: Language) -> Response:
-    national = await call(request, "cards", "GET", "/stats/national")
-    regions = await call(request, "cards", "GET", "/stats/regions")
+async def statistics(request: Request, staff: Staff, lang: Language,
+                     start: FromMonth = "",
+                     end: ToMonth = "") -> Response:
+    months = chosen_months(start, end)
+    national = await call(request, "cards", "GET", "/stats/national", params=months)
+    regions = await call(request, "cards", "GET", "/stats/regions", params=months)
     rows = regions.data if regions.ok and isinstance(regions.data, list) else []
     rows = sorted(rows, key=lambda r: str((r.get("names") or {}).get(lang)
                                           or r.get("name") or r.get("region") or "").lower())
     top = max([r.get("uses", 0) or 0 for r in rows] + [r.get("cards_issued", 0) or 0
                                                           for r in rows] + [1])
-    return page(request, "staff/stats.html", national=national, regions=regions,
-                rows=rows, top=top)
+    status = national.status if national.status == 422 else 200
+    return page(request, "staff/stats.html", status=status, national=national,
+                regions=regions, rows=rows, top=top, months=months)
 
 
 @router.get("/staff/stats/regions/{region}/report", response_class=HTMLResponse)
-async def region_report(request: Request, region: str, staff: Staff) -> Response:
+async def region_report(request: Request, region: str, staff: Staff,
+                        start: FromMonth = "",
+                        end: ToMonth = "") -> Response:
     """Kaikukanta's printable feedback-meeting report, fetched with the staff token."""
-    answer = await call(request, "cards", "GET", f"/stats/regions/{region}/report")
+    answer = await call(request, "cards", "GET", f"/stats/regions/{region}/report",
+                        params=chosen_months(start, end))
     if not answer.ok or not isinstance(answer.data, str):
         return page(request, "message.html", status=answer.status if not answer.ok else 502,
                     heading_key="error.refused", error=answer)
