@@ -140,6 +140,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("notifications", "POST", "/me/messages"): "holder",
     ("notifications", "GET", "/me/messages"): "holder",
     ("notifications", "POST", "/me/messages/{item_id}/read"): "holder",
+    ("notifications", "GET", "/me/export"): "holder",
     ("notifications", "GET", "/inbox"): "staff",
     ("notifications", "POST", "/inbox/{item_id}/read"): "staff",
     ("notifications", "POST", "/bulletins"): "centre",
