@@ -274,12 +274,13 @@ PERSONAL = re.compile(
 # A field called ``name`` / ``*_name`` must name a non-person. Reviewed ones:
 # - OrganisationRegisteredV1.name: the organisation's name (a distributor, venue,
 #   ticket agent or Kaikukeskus), public information, never a person.
-# - VenueRegisteredV1.name: the venue's public name.
+# - VenueRegisteredV1.name / VenueChangedV1.name: the venue's public name.
 # - OfferingPublishedV1.venue_name / TicketRegisteredV1.venue_name: the same.
 # A new name-like field fails this test until it is reviewed and listed here.
 ALLOWED_NAME_FIELDS = {
     ("OrganisationRegisteredV1", "name"),
     ("VenueRegisteredV1", "name"),
+    ("VenueChangedV1", "name"),
     ("OfferingPublishedV1", "venue_name"),
     ("TicketRegisteredV1", "venue_name"),
 }

@@ -177,6 +177,19 @@ class NetworkChangedV1(IntegrationEvent):
 # --- venues -------------------------------------------------------------------
 
 
+class VenueContact(BaseModel):
+    """A venue's public box-office contact, as the venue publishes it for holders:
+    the organisation's phone, e-mail, web page and opening hours, never a person's
+    own. It is public by nature, so it may travel on NATS (holders' views of an
+    offering show it and follow its changes)."""
+
+    model_config = ConfigDict(frozen=True)
+    phone: str | None = Field(default=None, max_length=40)
+    email: str | None = Field(default=None, max_length=200)
+    url: str | None = Field(default=None, max_length=300)
+    box_office: str | None = Field(default=None, max_length=300)
+
+
 @contract
 class VenueRegisteredV1(IntegrationEvent):
     PRODUCER = "venues"
@@ -186,13 +199,19 @@ class VenueRegisteredV1(IntegrationEvent):
     name: str
     kind: str
     municipality: str
+    # Added without a new version (optional; absent on venues registered before).
+    contact: VenueContact | None = None
 
 
 @contract
 class VenueChangedV1(IntegrationEvent):
-    """A venue's profile changed; ``changed`` names what (today ``ticket_agents``).
-    Readers that keep a copy read the venue again; ``ticket_agents`` is the full
-    list after the change, so a removed agent is simply absent."""
+    """A venue's profile changed; ``changed`` names what (``name``, ``contact``,
+    ``limits``, ``ticket_agents``). Every other field is the venue's whole state
+    after the change, so a reader keeps a copy without reading the venue again and
+    a removed ticket agent is simply absent. ``name`` and ``contact`` are optional
+    only because events published before they were added lack them (absent there
+    means unchanged). Changed limits apply to offerings published from then on;
+    each offering's own limits travel in OfferingTermsPublished."""
 
     PRODUCER = "venues"
     EVENT_TYPE = "venue_changed"
@@ -200,6 +219,8 @@ class VenueChangedV1(IntegrationEvent):
     organisation_id: UUID
     changed: tuple[str, ...]
     ticket_agents: tuple[UUID, ...] = ()
+    name: str | None = None
+    contact: VenueContact | None = None
 
 
 @contract
@@ -253,7 +274,7 @@ class TicketCancelledV1(IntegrationEvent):
 class OfferingTermsPublishedV1(IntegrationEvent):
     """What the card covers for an offering, published right after OfferingPublished:
     the venue's limits, so holders see every limit with the offering (the venue's
-    box-office contact stays in venues' API: no contact data travels on NATS).
+    public box-office contact travels in VenueRegistered and VenueChanged).
     ``card_tickets_excluded`` names the rule (``production-excluded``,
     ``weekend-excluded``) when the card gives no tickets to it at all."""
 

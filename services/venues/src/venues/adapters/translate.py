@@ -24,6 +24,8 @@ from kaiku_shared.contracts import (
     VenueRegisteredV1,
 )
 
+from kaiku_shared.contracts.events import VenueContact
+
 from ..domain.model import LibraryFees, Offering, SwimmingSeries, Ticket, Venue
 
 Envelope = dict[str, Any]
@@ -110,6 +112,7 @@ def _venue_registered(event: Venue.Registered, envelope: Envelope) -> Integratio
     return VenueRegisteredV1.build(
         **envelope, venue_id=event.originator_id, organisation_id=event.organisation_id,
         name=event.name, kind=event.kind, municipality=event.municipality,
+        contact=VenueContact(**event.contact) if getattr(event, "contact", None) else None,
     )
 
 
