@@ -71,9 +71,10 @@ async def on_card_updated(event: CardRenewedV1 | CardChangedV1,
 
 async def on_card_closed(event: CardClosedV1, conn: asyncpg.Connection) -> None:
     await conn.execute(
-        "INSERT INTO card_view (card_number, status, version) VALUES ($1, 'closed', $2) "
-        "ON CONFLICT (card_number) DO UPDATE SET status = 'closed'",
-        event.card_number, event.aggregate_version,
+        "INSERT INTO card_view (card_number, status, version, closed_at) "
+        "VALUES ($1, 'closed', $2, $3) ON CONFLICT (card_number) DO UPDATE SET "
+        "status = 'closed', closed_at = COALESCE(card_view.closed_at, excluded.closed_at)",
+        event.card_number, event.aggregate_version, event.occurred_at,
     )
 
 

@@ -175,4 +175,39 @@ NETWORK = Migration(2, "the network's reference data from cards", (
     "USING gin (folded_names)",
 ))
 
-SCHEMA = Schema("omakaiku", (BASELINE, NETWORK))
+# Retention (issue 20): when a card was closed (``closed_at``; a card closed
+# before this migration counts from the migration, the most it can have been
+# known here), the retention notices sent, and the staff audit of erasures.
+# ``retention_settled_for``: the card's end for which the retention job found
+# nothing (left) to do, so that it does not look at the card again.
+# ``erasures`` holds no account id, card number or personal datum: a random id,
+# a keyed pseudonym of the account (so one erasure is one row) and who did it.
+RETENTION = Migration(3, "card end times, retention notices and the erasure audit", (
+    "ALTER TABLE card_view ADD COLUMN closed_at timestamptz",
+    "UPDATE card_view SET closed_at = now() WHERE status = 'closed'",
+    "ALTER TABLE card_view ADD COLUMN retention_settled_for timestamptz",
+    """
+    CREATE TABLE retention_notices (
+        account_id     uuid PRIMARY KEY,
+        card_ended_at  timestamptz NOT NULL,   -- the card end this notice was about
+        erase_after    timestamptz NOT NULL,   -- as the e-mail said
+        notified_at    timestamptz NOT NULL,
+        outcome        text NOT NULL           -- sent | not_configured
+    )
+    """,
+    """
+    CREATE TABLE erasures (
+        erasure_id         uuid PRIMARY KEY,
+        account_pseudonym  bytea NOT NULL UNIQUE,  -- HMAC of the account id
+        requested_at       timestamptz NOT NULL DEFAULT now(),
+        completed_at       timestamptz,
+        erased_by          text NOT NULL,          -- holder | distributor | retention
+        staff_user_id      uuid,
+        organisation_id    uuid,
+        reason             text NOT NULL
+    )
+    """,
+    "CREATE INDEX erasures_requested ON erasures (requested_at)",
+))
+
+SCHEMA = Schema("omakaiku", (BASELINE, NETWORK, RETENTION))
