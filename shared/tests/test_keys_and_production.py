@@ -129,6 +129,8 @@ def test_production_refuses_to_start_without_each_key(module: str, missing: str)
      "published in this repository"),
     ("web", "KAIKU_WEB_DEV_TOKEN_SIGNIN", "true", "development form"),
     ("notifications", "KAIKU_FAILPOINTS", "crash-after-commit", "test setting"),
+    ("omakaiku", "KAIKU_OMAKAIKU_RETENTION_TEST_KEEP_SECONDS", "5", "test setting"),
+    ("omakaiku", "KAIKU_OMAKAIKU_RETENTION_TEST_NOTICE_SECONDS", "2", "test setting"),
 ])
 def test_production_refuses_development_and_unsafe_values(module: str, setting: str,
                                                           value: str, why: str) -> None:

@@ -33,6 +33,8 @@ from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 from .entrypoints.api import router
+from .entrypoints.erasure import Eraser
+from .entrypoints.retention import RetentionJob
 
 log = logging.getLogger("omakaiku.bootstrap")
 
@@ -70,6 +72,8 @@ async def setup_api(app: FastAPI, runtime: Runtime) -> None:
     app.state.card_signer = signer
     app.state.signin = build_signin(runtime.pool, omakaiku)
     app.state.code_requests = build_code_requests(runtime.pool, omakaiku)
+    app.state.eraser = Eraser(runtime.pool, app.state.application,
+                              omakaiku.key_bytes("lookup"))
 
 
 def build_signin(pool: asyncpg.Pool, omakaiku: OmaKaikuSettings) -> SignIn:
@@ -166,6 +170,21 @@ async def send_codes(settings: KaikuSettings, application: OmaKaikuApplication,
         await pool.close()
 
 
+async def keep_retention(settings: KaikuSettings, application: OmaKaikuApplication,
+                         stop: asyncio.Event) -> None:
+    """The retention job (entrypoints/retention.py), every RETENTION_CHECK_SECONDS."""
+    omakaiku = load_omakaiku_settings()
+    pool = await create_pool(settings, SERVICE, size=2)
+    try:
+        await apply_schema(pool, SCHEMA)
+        job = RetentionJob(pool, application,
+                           Eraser(pool, application, omakaiku.key_bytes("lookup")),
+                           Mailer(omakaiku), omakaiku.retention_policy)
+        await job.run(omakaiku.retention_check_seconds, stop)
+    finally:
+        await pool.close()
+
+
 async def close_when_stopped(pool: WorkerPool, stop: asyncio.Event) -> None:
     await stop.wait()
     await pool.close()  # waits for the deliveries in flight to release theirs
@@ -178,6 +197,7 @@ def omakaiku_parts() -> ServiceParts:
                      stop: asyncio.Event) -> list[Awaitable[None]]:
         delivery_pool.open_with(settings)
         return [send_codes(settings, application, stop),
+                keep_retention(settings, application, stop),
                 close_when_stopped(delivery_pool, stop)]
 
     return ServiceParts(
@@ -203,6 +223,11 @@ def production_problems(settings: KaikuSettings) -> list[str]:
         if value and value in values.values():
             problems.append(f"{setting} is the same as another key; each must be its own")
         values[purpose] = value
+    for setting, value in (("RETENTION_TEST_KEEP_SECONDS", omakaiku.retention_test_keep_seconds),
+                           ("RETENTION_TEST_NOTICE_SECONDS",
+                            omakaiku.retention_test_notice_seconds)):
+        if value is not None:
+            problems.append(f"KAIKU_OMAKAIKU_{setting} is a test setting and must be unset")
     if not omakaiku.smtp_configured:
         problems.append("KAIKU_OMAKAIKU_SMTP_HOST is not set: holders could never receive "
                         "a sign-in code")

@@ -18,11 +18,14 @@ holder-facing address the sign-in links point to.
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kaiku_shared.settings import KaikuSettings, load_settings
+
+from .domain.retention import RetentionPolicy
 
 SERVICE = "omakaiku"
 
@@ -65,6 +68,18 @@ class OmaKaikuSettings(BaseSettings):
     signin_sender_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     mobile_card_ttl_seconds: int = Field(default=300, ge=30, le=3600)
 
+    # Retention (domain/retention.py): an account is erased this many months
+    # after its card was closed or expired; 24 = one renewal round's grace for a
+    # holder who comes back, and the distributor's questions about past uses.
+    retention_months: int = Field(default=24, ge=1, le=120)
+    # The holder is e-mailed this many days before.
+    retention_notice_days: int = Field(default=30, ge=1, le=365)
+    # How often the worker looks for accounts due.
+    retention_check_seconds: float = Field(default=3600.0, gt=0, le=86400)
+    # Tests only, refused in production: seconds instead of months and days.
+    retention_test_keep_seconds: float | None = Field(default=None, gt=0)
+    retention_test_notice_seconds: float | None = Field(default=None, gt=0)
+
     def key_bytes(self, purpose: str) -> bytes:
         """The configured key for ``purpose`` (master, lookup, card-signing)."""
         setting = f"KAIKU_OMAKAIKU_{purpose.upper().replace('-', '_')}_KEY"
@@ -84,6 +99,16 @@ class OmaKaikuSettings(BaseSettings):
     def vault_configured(self) -> bool:
         """The keys that seal and find personal data are both set."""
         return bool(self.master_key and self.lookup_key)
+
+    @property
+    def retention_policy(self) -> RetentionPolicy:
+        notice = (timedelta(seconds=self.retention_test_notice_seconds)
+                  if self.retention_test_notice_seconds else
+                  timedelta(days=self.retention_notice_days))
+        keep = (timedelta(seconds=self.retention_test_keep_seconds)
+                if self.retention_test_keep_seconds else None)
+        return RetentionPolicy(keep_months=self.retention_months, notice=notice,
+                               keep_exactly=keep)
 
     @property
     def smtp_configured(self) -> bool:

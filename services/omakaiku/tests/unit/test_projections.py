@@ -128,9 +128,11 @@ async def test_card_renewed_and_changed(contract: Any, expected: tuple[Any, ...]
 
 
 async def test_card_closed() -> None:
-    (call,) = await project(handler_for("omakaiku-cards", CardClosedV1), golden(CardClosedV1))
-    assert call[1] == ("KXA-12345", 4)
+    event = golden(CardClosedV1)
+    (call,) = await project(handler_for("omakaiku-cards", CardClosedV1), event)
+    assert call[1] == ("KXA-12345", 4, event.occurred_at)  # retention counts from it
     assert "'closed'" in call[0]
+    assert "closed_at = COALESCE(card_view.closed_at" in call[0]  # the first closing counts
 
 
 async def test_card_replaced() -> None:

@@ -49,6 +49,30 @@ TEXTS: dict[str, dict[str, tuple[str, str]]] = {
                "Your sign-in code is {code}. It is valid for {minutes} minutes and works "
                "once.\n\nIf you did not ask for it, you can ignore this message."),
     },
+    # Retention: a month before an account whose card ended is erased.
+    "retention_notice": {
+        "fi": ("OmaKaiku-tilisi poistetaan {erase_on}",
+               "Hei {first_name},\n\nKaikukorttisi päättyi {ended_on}: se suljettiin tai sen "
+               "voimassaolo päättyi. Siksi OmaKaiku-tilisi "
+               "ja kaikki sen tiedot poistetaan {erase_on} alkaen.\n\n"
+               "Jos haluat jatkaa, pyydä kortin myöntäjää uusimaan korttisi ennen sitä. "
+               "Voit myös kirjautua OmaKaikuun ja ladata tietosi talteen.\n\n"
+               "Terveisin\nKaikukortti"),
+        "sv": ("Ditt OmaKaiku-konto raderas {erase_on}",
+               "Hej {first_name},\n\nDitt Kaikukort upphörde {ended_on}: det stängdes eller "
+               "dess giltighet gick ut. Därför raderas "
+               "ditt OmaKaiku-konto och alla dess uppgifter från och med {erase_on}.\n\n"
+               "Om du vill fortsätta, be den som beviljade kortet att förnya det före dess. "
+               "Du kan också logga in i OmaKaiku och ladda ner dina uppgifter.\n\n"
+               "Hälsningar\nKaikukortet"),
+        "en": ("Your OmaKaiku account will be erased on {erase_on}",
+               "Hello {first_name},\n\nYour Kaikukortti culture card ended on {ended_on}: it "
+               "was closed or it expired. Your OmaKaiku account and all "
+               "its data will therefore be erased on or after {erase_on}.\n\n"
+               "To keep it, ask the distributor who gave you the card to renew it before "
+               "then. You can also sign in to OmaKaiku and download your data.\n\n"
+               "Best wishes\nKaikukortti"),
+    },
     "notification": {
         "fi": ("Kaikukortti: {title}", "{body}\n\nLue lisää OmaKaikusta: {link}"),
         "sv": ("Kaikukortet: {title}", "{body}\n\nLäs mer i OmaKaiku: {link}"),

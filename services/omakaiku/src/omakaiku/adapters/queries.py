@@ -98,6 +98,8 @@ async def drop_account_data(pool: asyncpg.Pool, account_id: UUID,
                                    lookup)
             await conn.execute("DELETE FROM signin_codes WHERE account_id = $1", account_id)
             await conn.execute("DELETE FROM mail_deliveries WHERE account_id = $1", account_id)
+            await conn.execute("DELETE FROM retention_notices WHERE account_id = $1",
+                               account_id)
             await conn.execute("DELETE FROM history_view WHERE card_number = ANY($1::text[])",
                                card_numbers)
 

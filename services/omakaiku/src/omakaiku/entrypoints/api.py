@@ -21,13 +21,14 @@ from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, confl
     not_found, require_role, unprocessable
 from kaiku_shared.usecases import derived_id, run_use_case, wait_for
 
-from ..adapters import queries
+from ..adapters import queries, retention
 from ..adapters.mail import Mailer, record_mail, render
 from ..adapters.mobile_card import CardSigner, qr_svg
 from ..adapters.signin import CodeRejected, RateLimited, SignIn
 from ..adapters.signin_queue import CodeRequests
 from ..application.app import OmaKaikuApplication, PersonalData
 from ..config import OmaKaikuSettings
+from .erasure import HOLDER, ErasedBy, Eraser, by_distributor
 
 CARD_ARRIVAL_GRACE_SECONDS = 3.0
 HOLDER_TOKEN_TTL_SECONDS = 12 * 3600
@@ -213,6 +214,14 @@ def normalise_card_number(raw: str) -> str:
         raise unprocessable("card-number-format", str(error), "card_number") from None
 
 
+def _staff_user(principal: Principal) -> UUID | None:
+    """The staff user behind a token (its subject), when it is a user id."""
+    try:
+        return UUID(principal.subject)
+    except ValueError:
+        return None
+
+
 def _omakaiku(request: Request) -> OmaKaikuSettings:
     return request.app.state.omakaiku
 
@@ -239,6 +248,7 @@ async def activate_account(body: AccountCreate, request: Request, app: App,
     account = await run_use_case(app.activate_account, account_id=account_id, card_number=card_number,
                         personal=personal, language=body.language,
                         activated_by=principal.organisation_id)
+    await retention.unsettle(request.app.state.pool, card_number)
     await _send_welcome(request, account.id, personal, body.language)
     return AccountCreated(account_id=account.id)
 
@@ -273,17 +283,14 @@ async def erase_on_request(body: ErasureRequest, request: Request, app: App,
     account_id = await asyncio.to_thread(app.account_for_card, card_number)
     if account_id is None:
         raise not_found("Account", f"Card {card_number} has no OmaKaiku account.")
-    await _erase(request, app, account_id, by="distributor")
+    await _erase(request, account_id, by_distributor(_staff_user(principal),
+                                                     principal.organisation_id))
     return ErasureAccepted(account_id=account_id)
 
 
-async def _erase(request: Request, app: OmaKaikuApplication, account_id: UUID, by: str) -> None:
-    pool = request.app.state.pool
-    account = await run_use_case(app.load_account, account_id)
-    await queries.drop_account_data(pool, account_id, account.card_numbers)
-    await run_use_case(app.erase_account, account_id, by=by)
-    await queries.drop_account_data(pool, account_id, account.card_numbers)
-    await queries.vacuum_keys(pool)
+async def _erase(request: Request, account_id: UUID, by: ErasedBy) -> None:
+    eraser: Eraser = request.app.state.eraser
+    await eraser.erase(account_id, by)
 
 
 # --- sign-in -------------------------------------------------------------------------
@@ -366,7 +373,7 @@ async def erase_me(request: Request, app: App, principal: Holder) -> ErasureAcce
     """Crypto-shredding: the key that sealed the personal data is destroyed, so no
     copy of it can be read again; AccountErased tells every service to drop what
     it derived. Repeating the request is harmless."""
-    await _erase(request, app, principal.account_id, by="holder")
+    await _erase(request, principal.account_id, HOLDER)
     return ErasureAccepted(account_id=principal.account_id)
 
 
