@@ -121,6 +121,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("venues", "GET", "/venues/{venue_id}/feedback"): "venue_owner",
     # --- omakaiku
     ("omakaiku", "POST", "/accounts/erasure"): "issuer",
+    ("omakaiku", "GET", "/erasures"): "centre",  # the erasure audit
     ("omakaiku", "POST", "/auth/code"): PUBLIC,
     ("omakaiku", "POST", "/auth/token"): PUBLIC,
     ("omakaiku", "DELETE", "/me"): "holder",
