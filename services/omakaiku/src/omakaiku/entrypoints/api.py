@@ -215,11 +215,13 @@ def normalise_card_number(raw: str) -> str:
 
 
 def _staff_user(principal: Principal) -> UUID | None:
-    """The staff user behind a token (its subject), when it is a user id."""
+    """The staff user behind a token (its subject), when it names one (a token
+    made for an organisation alone carries the organisation's id instead)."""
     try:
-        return UUID(principal.subject)
+        user = UUID(principal.subject)
     except ValueError:
         return None
+    return None if user == principal.organisation_id else user
 
 
 def _omakaiku(request: Request) -> OmaKaikuSettings:
