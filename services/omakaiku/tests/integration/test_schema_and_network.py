@@ -89,6 +89,9 @@ PREVIOUS_RELEASE_DDL = (
     "CREATE INDEX IF NOT EXISTS signin_rate_start ON signin_rate (window_start)",
 )
 
+# Columns later migrations add to the previous release's tables.
+ADDED_SINCE = {"card_view": {"closed_at", "retention_settled_for"}}
+
 OLD_ROWS = {
     "card_view": "INSERT INTO card_view VALUES ('KXA-11111', $1, 'open', 2, '2027-01-31', 3, "
                  "'etela-karjala')",
@@ -153,22 +156,44 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
         rows_before = {table: [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
                        for table in OLD_ROWS}
 
-    assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1], "omakaiku": [1, 2]}
+    assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1],
+                                               "omakaiku": [1, 2, 3]}
 
     async with database.acquire() as conn:
         after = await columns(conn)
         for table, rows in rows_before.items():
-            assert [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")] == rows, table
-            assert after[table] == before[table], table  # nothing added, nothing lost
+            added = ADDED_SINCE.get(table, set())
+            assert [{k: v for k, v in r.items() if k not in added}
+                    for r in await conn.fetch(f"SELECT * FROM {table}")] == rows, table
+            assert after[table] == before[table] | added, table  # nothing lost
         assert {"network_regions", "network_municipalities"} <= set(after)
         versions = await conn.fetch("SELECT version, name FROM schema_migrations "
                                     "WHERE component = 'omakaiku' ORDER BY version")
     assert [(r["version"], r["name"]) for r in versions] == [
-        (1, "baseline"), (2, "the network's reference data from cards")]
+        (1, "baseline"), (2, "the network's reference data from cards"),
+        (3, "card end times, retention notices and the erasure audit")]
     assert await migrate(database, SCHEMA) == {}  # the next start: nothing to do
     # The adopted tables keep working for the queries.
     assert (await queries.card(database, "KXA-11111"))["children"] == 3
     assert [r["ticket_id"] for r in await queries.history(database, ["KXA-11111"])] == [other]
+
+
+async def test_a_card_closed_before_retention_counts_from_the_migration(database):
+    """Migration 3: the closing time was never kept, so it counts from the
+    migration — never sooner than the truth."""
+    async with database.acquire() as conn:
+        for statement in PREVIOUS_RELEASE_DDL:
+            await conn.execute(statement)
+        await conn.execute("INSERT INTO card_view VALUES ('KXA-33333', $1, 'closed', 2, "
+                           "'2027-01-31', 0, 'etela-karjala')", uuid4())
+        await conn.execute("INSERT INTO card_view VALUES ('KXA-44444', $1, 'open', 2, "
+                           "'2027-01-31', 0, 'etela-karjala')", uuid4())
+        started = await conn.fetchval("SELECT now()")
+    await migrate(database, SCHEMA)
+    async with database.acquire() as conn:
+        rows = {r["card_number"]: r["closed_at"] for r in await conn.fetch(
+            "SELECT card_number, closed_at FROM card_view")}
+    assert rows["KXA-33333"] >= started and rows["KXA-44444"] is None
 
 
 async def test_a_first_release_database_gains_the_columns_added_since(database):
@@ -196,8 +221,10 @@ async def test_every_projection_runs_on_the_tables_with_its_golden_fixture(datab
     assert (card["status"], card["children"], card["version"]) == ("open", 3, 3)
     replacement = await queries.card(database, "MTR-40721")
     assert (replacement["issuer"], replacement["children"]) == (card["issuer"], 3)
-    await apply(database, "omakaiku-cards", golden(CardClosedV1))
-    assert (await queries.card(database, "KXA-12345"))["status"] == "closed"
+    closing = golden(CardClosedV1)
+    await apply(database, "omakaiku-cards", closing)
+    closed = await queries.card(database, "KXA-12345")
+    assert (closed["status"], closed["closed_at"]) == ("closed", closing.occurred_at)
 
     for contract in (TicketRegisteredV1, TicketCancellationRefusedV1):
         await apply(database, "omakaiku-history", golden(contract))
