@@ -13,13 +13,10 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-import asyncpg
 import pytest
 from eventsourcing.utils import get_topic
 
-from kaiku_shared.db import INFRASTRUCTURE, apply_schema, create_pool, ensure_database
 from kaiku_shared.eventstore import MetaMapper
-from omakaiku.adapters.schema import SCHEMA
 from omakaiku.adapters.vault import PostgresKeyStore, Vault
 from omakaiku.application.app import NotFound, OmaKaikuApplication, PersonalData
 from omakaiku.domain.retention import RetentionPolicy
@@ -53,18 +50,9 @@ class Clock:
 
 
 @pytest.fixture(scope="module")
-async def pool(namespace):
-    await ensure_database(namespace.settings, SERVICE)
-    pool = await create_pool(namespace.settings, SERVICE, size=10)
-    await apply_schema(pool, INFRASTRUCTURE, SCHEMA)
-    yield pool
-    await pool.close()
-    conn = await asyncpg.connect(namespace.settings.maintenance_database_url())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS '
-                           f'"{namespace.settings.database_name(SERVICE)}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def pool(own_database):
+    async with own_database(SERVICE) as pool:
+        yield pool
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,9 @@ import hmac
 from types import SimpleNamespace
 from uuid import uuid4
 
-import asyncpg
 import pytest
 
-from kaiku_shared.db import apply_schema, create_pool, ensure_database
+from kaiku_shared.db import apply_schema
 from omakaiku.adapters.signin import CODE_REFUSED, CodeRejected, RateLimited, SignIn
 from omakaiku.adapters.signin_queue import CodeRequests, CodeSender, Limit
 from omakaiku.adapters.schema import SCHEMA
@@ -42,18 +41,9 @@ def lookup_of(email: str) -> bytes:
 
 
 @pytest.fixture(scope="module")
-async def pool(namespace):
-    await ensure_database(namespace.settings, SERVICE)
-    pool = await create_pool(namespace.settings, SERVICE, size=10)
-    await apply_schema(pool, SCHEMA)
-    yield pool
-    await pool.close()
-    conn = await asyncpg.connect(namespace.settings.maintenance_database_url())
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS '
-                           f'"{namespace.settings.database_name(SERVICE)}" WITH (FORCE)')
-    finally:
-        await conn.close()
+async def pool(own_database):
+    async with own_database(SERVICE) as pool:
+        yield pool
 
 
 @pytest.fixture
