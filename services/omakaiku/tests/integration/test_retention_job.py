@@ -181,6 +181,17 @@ async def test_two_workers_at_once_tell_a_holder_once(clean, app):
     assert len(mailer.sent) == 3
 
 
+async def test_every_ended_card_is_read_however_many_there_are(clean, app):
+    from omakaiku.adapters.retention import ended_cards
+
+    pool = clean
+    made = {await card(pool, status="closed", closed_at=datetime(2024, 1, 1, tzinfo=UTC))
+            for _ in range(7)}
+    await card(pool)  # open: not read
+    read = [row["card_number"] async for row in ended_cards(pool, NOW, batch=3)]
+    assert sorted(read) == sorted(made)
+
+
 async def test_a_replaced_card_leaves_its_account_alone(clean, app):
     """The old card is closed, but the account lives on on the new one."""
     pool, clock, mailer = clean, Clock(), RecordingMailer()

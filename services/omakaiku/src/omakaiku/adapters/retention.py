@@ -33,14 +33,24 @@ async def exclusive_round(pool: asyncpg.Pool) -> AsyncIterator[bool]:
 
 
 async def ended_cards(pool: asyncpg.Pool, ended_before: datetime,
-                      limit: int = 500) -> list[asyncpg.Record]:
-    """Cards that ended before ``ended_before`` and are not settled for that end."""
-    async with pool.acquire() as conn:
-        return await conn.fetch(
-            f"SELECT card_number, status, closed_at, valid_until, {_ENDED_AT} AS ended_at "
-            f"FROM card_view WHERE {_ENDED_AT} <= $1 AND retention_settled_for "
-            f"IS DISTINCT FROM {_ENDED_AT} ORDER BY {_ENDED_AT} LIMIT $2",
-            ended_before, limit)
+                      batch: int = 500) -> AsyncIterator[asyncpg.Record]:
+    """Cards that ended before ``ended_before`` and are not settled for that end,
+    oldest end first, read in batches (a card waiting out its notice stays)."""
+    after: tuple[datetime, str] | None = None
+    while True:
+        async with pool.acquire() as conn:
+            rows = await conn.fetch(
+                f"SELECT * FROM (SELECT card_number, status, closed_at, valid_until, "
+                f"{_ENDED_AT} AS ended_at, retention_settled_for FROM card_view) c "
+                "WHERE ended_at <= $1 AND retention_settled_for IS DISTINCT FROM ended_at "
+                "AND ($2::timestamptz IS NULL OR (ended_at, card_number) > ($2, $3)) "
+                "ORDER BY ended_at, card_number LIMIT $4",
+                ended_before, after and after[0], after and after[1], batch)
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = (rows[-1]["ended_at"], rows[-1]["card_number"])
 
 
 async def settle(pool: asyncpg.Pool, card_number: str, ended_at: datetime) -> None:

@@ -83,7 +83,7 @@ class RetentionJob:
             if not mine:
                 return report  # another worker is at it
             now = self.now()
-            for card in await tables.ended_cards(self.pool, self.policy.ended_before(now)):
+            async for card in tables.ended_cards(self.pool, self.policy.ended_before(now)):
                 try:
                     await self._card(card, now, report)
                 except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError):
