@@ -33,6 +33,7 @@ from .adapters.vault import PostgresKeyStore, Vault
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 from .entrypoints.api import router
+from .entrypoints.export import router as export_router
 
 log = logging.getLogger("omakaiku.bootstrap")
 
@@ -185,7 +186,7 @@ def omakaiku_parts() -> ServiceParts:
         description="The only service that knows who a holder is.",
         application=application_for, translate=translate,
         consumers=lambda application: consumers_for(application, delivery_pool),
-        schema=SCHEMA, routers=[router], api_setup=setup_api,
+        schema=SCHEMA, routers=[router, export_router], api_setup=setup_api,
         signer=TokenSigner.for_holders, production_problems=production_problems,
         worker_loops=worker_loops)
 
