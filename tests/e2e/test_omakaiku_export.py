@@ -7,9 +7,11 @@ omakaiku answers 410. Real processes, Postgres and NATS JetStream."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+import httpx
 import pytest
 
 from kaiku_dev.testing import eventually
@@ -125,6 +127,21 @@ async def test_each_export_holds_everything_and_omakaiku_refuses_after_erasure(w
     assert any(holder["from_holder"] in m["body"] for m in received["sent"])
     assert any(n["title"] == holder["to_holder"] for n in received["notifications"])
 
+    # The web's one file holds both, whole: every canary and item.
+    download = await web_download(system, holder["token"])
+    assert download.status_code == 200, download.text
+    assert download.headers["content-disposition"] == \
+        'attachment; filename="kaikukortti-omat-tiedot.json"'
+    combined = download.json()
+    assert combined["schema"] == "kaikukortti.export/1"
+    assert (combined["omakaiku"]["profile"], combined["omakaiku"]["tickets"]) == (
+        data["profile"], data["tickets"])
+    assert combined["notifications"]["sent"] == received["sent"]
+    everything = json.dumps(combined)
+    for item in (holder["name"], holder["address"], holder["to_holder"], holder["from_holder"],
+                 holder["feedback_ticket"], holder["cancelled"], holder["card"]["card_number"]):
+        assert item in everything, item
+
     async with system.client("omakaiku", holder["token"]) as client:
         assert (await client.delete("/me")).status_code == 202
     await asyncio.sleep(0.01)  # a token issued after the erasure passes revocation
@@ -135,12 +152,41 @@ async def test_each_export_holds_everything_and_omakaiku_refuses_after_erasure(w
     assert gone.headers["content-type"].startswith("application/problem+json")
     assert gone.json()["type"].endswith("/account-erased")
     assert holder["name"] not in gone.text
+    page = await web_download(system, fresh)
+    assert page.status_code == 410 and "content-disposition" not in page.headers
+    assert page.headers["content-type"].startswith("text/html")
 
     async def refused_or_gone() -> bool:
         async with system.client("omakaiku", holder["token"]) as client:
             return (await client.get("/me/export")).status_code in (401, 410)
 
     assert await refused_or_gone()
+
+
+async def web_download(system, token: str) -> httpx.Response:
+    """``GET /oma/data/download`` of the web (in this process), signed in as the
+    holder, against the running omakaiku and notifications."""
+    web_app = pytest.importorskip("web.app", reason="kaiku-web is not installed")
+    from kaiku_shared.settings import KaikuSettings
+    from web.client import Services
+    from web.config import WebSettings
+    from web.session import SESSION_COOKIE
+
+    settings = WebSettings(cards_url=system.url("cards"), venues_url=system.url("venues"),
+                           omakaiku_url=system.url("omakaiku"),
+                           notifications_url=system.url("notifications"),
+                           session_secret="e2e-export-session-secret-" + "x" * 32)
+    app = web_app.create_app(KaikuSettings(), settings)
+    app.state.services = Services(settings)  # what the lifespan would make
+    cookie = app.state.sessions.serializer.dumps({"token": token, "role": "holder"})
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://web", timeout=30,
+                                     cookies={SESSION_COOKIE: cookie}) as client:
+            answer = await client.get("/oma/data/download")
+    finally:
+        await app.state.services.close()
+    return answer
 
 
 async def test_another_holder_exports_none_of_it(world):
