@@ -33,17 +33,22 @@ async def holder_with_canary(web) -> tuple[str, str, str]:
     return card_number, name, address
 
 
-async def test_holder_downloads_one_file_with_both_exports(web, phone_page, ui):
-    from playwright.async_api import expect
-
-    card_number, name, address = await holder_with_canary(web)
-    page = phone_page
-    await page.goto(web.url + "/oma/signin")
+async def sign_in(page, web, url: str, address: str) -> None:
+    """Sign in on the web at ``url`` with the code e-mailed to ``address``."""
+    await page.goto(url + "/oma/signin")
     await page.get_by_label(text("fi", "account.email")).fill(address)
     await page.get_by_role("button", name=text("fi", "signin.send_code")).click()
     code = await web.sign_in_code(address, count=2)  # the welcome e-mail came first
     await page.get_by_label(text("fi", "signin.code")).fill(code)
     await page.get_by_role("button", name=text("fi", "signin.submit_code")).click()
+
+
+async def test_holder_downloads_one_file_with_both_exports(web, phone_page, ui):
+    from playwright.async_api import expect
+
+    card_number, name, address = await holder_with_canary(web)
+    page = phone_page
+    await sign_in(page, web, web.url, address)
     await expect(page.get_by_role("heading", level=1)).to_have_text(text("fi", "nav.my_card"))
 
     # Linked from My card.
@@ -113,12 +118,7 @@ async def test_a_service_down_gives_a_503_page_and_no_file(web, web_without_noti
 
     _, name, address = await holder_with_canary(web)
     page, url = staff_page, web_without_notifications
-    await page.goto(url + "/oma/signin")
-    await page.get_by_label(text("fi", "account.email")).fill(address)
-    await page.get_by_role("button", name=text("fi", "signin.send_code")).click()
-    code = await web.sign_in_code(address, count=2)
-    await page.get_by_label(text("fi", "signin.code")).fill(code)
-    await page.get_by_role("button", name=text("fi", "signin.submit_code")).click()
+    await sign_in(page, web, url, address)
     await page.goto(url + "/oma/data")
     if lang != "fi":
         await ui.choose_language(page, lang)
