@@ -131,6 +131,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("omakaiku", "GET", "/me/card"): "holder",
     ("omakaiku", "GET", "/mobile-card/public-key"): PUBLIC,
     ("omakaiku", "GET", "/offerings"): "holder",  # omakaiku's list is for signed-in holders
+    ("omakaiku", "GET", "/me/export"): "holder",
     # --- notifications
     ("notifications", "POST", "/me/notifications/{source_id}/read"): "holder",
     ("notifications", "GET", "/me/preferences"): "holder",

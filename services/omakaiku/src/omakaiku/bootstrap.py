@@ -35,6 +35,7 @@ from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_sett
 from .entrypoints.api import router
 from .entrypoints.erasure import Eraser
 from .entrypoints.erasures_api import router as erasures_router
+from .entrypoints.export import router as export_router
 from .entrypoints.retention import RetentionJob
 
 log = logging.getLogger("omakaiku.bootstrap")
@@ -206,7 +207,7 @@ def omakaiku_parts() -> ServiceParts:
         description="The only service that knows who a holder is.",
         application=application_for, translate=translate,
         consumers=lambda application: consumers_for(application, delivery_pool),
-        schema=SCHEMA, routers=[router, erasures_router], api_setup=setup_api,
+        schema=SCHEMA, routers=[router, erasures_router, export_router], api_setup=setup_api,
         signer=TokenSigner.for_holders, production_problems=production_problems,
         worker_loops=worker_loops)
 

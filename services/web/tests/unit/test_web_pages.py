@@ -8,33 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
-
-from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import create_app  # noqa: E402
 from web.client import Answer  # noqa: E402
-from web.config import WebSettings  # noqa: E402
 from web.i18n import LANGUAGES, catalogue  # noqa: E402
 from web.routes.venue_desk import looks_like_mobile_card, refusal_key  # noqa: E402
 from web.session import SESSION_COOKIE  # noqa: E402
 
 WEB = Path(__file__).resolve().parents[2] / "src" / "web"
-
-
-@pytest.fixture
-def client():
-    # The services' URLs point at a closed port: pages that need them show
-    # "not available yet" instead of failing.
-    web = WebSettings(cards_url="http://127.0.0.1:9", venues_url="http://127.0.0.1:9",
-                      omakaiku_url="http://127.0.0.1:9",
-                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2,
-                      session_secret="unit-test-session-secret-" + "x" * 32)
-    app = create_app(KaikuSettings(), web)
-    with TestClient(app) as client:
-        yield client
 
 
 def test_every_language_has_every_message():

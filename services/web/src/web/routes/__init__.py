@@ -9,11 +9,12 @@ from . import (
     distributor,
     kaikukeskus,
     oma,
+    oma_data,
     site,
     staff_signin,
     venue_desk,
 )
 
 ROUTERS = [site.router, staff_signin.router, distributor.router, venue_desk.router,
-           kaikukeskus.router, oma.router, admin_network.router, admin_rounds.router,
-           admin_users.router]
+           kaikukeskus.router, oma.router, oma_data.router, admin_network.router,
+           admin_rounds.router, admin_users.router]
