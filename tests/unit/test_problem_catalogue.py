@@ -79,6 +79,9 @@ class Found:
     kind: str
     where: str
     english: str
+    # The English detail (7 standing for each value); when the call names it by
+    # a variable, every text the function assigns.
+    samples: tuple[str, ...] = ()
 
 
 def _kind_of(maker: Maker, value: str) -> str:
@@ -207,6 +210,34 @@ def _english(call: ast.Call, text: str) -> str:
     return " ".join(ast.get_source_segment(text, a) or "" for a in rest)[:300]
 
 
+def _sample(node: ast.expr) -> tuple[str, ...]:
+    """The texts an f-string, concatenation or ``a if … else b`` can make, with
+    7 for each value."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return (node.value,)
+    if isinstance(node, ast.JoinedStr):
+        return ("".join(v.value if isinstance(v, ast.Constant) else "7"
+                        for v in node.values),)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return tuple(left + right for left in _sample(node.left)
+                     for right in _sample(node.right))
+    if isinstance(node, ast.IfExp):
+        return (*_sample(node.body), *_sample(node.orelse))
+    return ()
+
+
+def _samples(call: ast.Call, assigned: tuple[str, ...]) -> tuple[str, ...]:
+    """The detail among the arguments: the longest texts with a space in them."""
+    texts = [t for t in map(_sample, [*call.args, *(k.value for k in call.keywords)])
+             if t and " " in t[0]]
+    return max(texts, key=lambda t: len(t[0])) if texts else assigned
+
+
+def _assigned_texts(function: ast.AST) -> tuple[str, ...]:
+    return tuple(text for node in ast.walk(function) if isinstance(node, ast.Assign)
+                 for text in _sample(node.value) if " " in text)
+
+
 @cache
 def scan() -> tuple[list[Found], list[str]]:
     """Every kind made in the sources, and the calls whose kind cannot be read."""
@@ -219,6 +250,7 @@ def scan() -> tuple[list[Found], list[str]]:
         for function, parameters in _functions(tree):
             if getattr(function, "name", None) in BASE_MAKERS:
                 continue  # the definitions themselves
+            assigned = _assigned_texts(function) if parameters or function is not tree else ()
             for call in _own_calls(function):
                 callee = _callee(call) or ""
                 maker = makers.get(callee)
@@ -228,7 +260,8 @@ def scan() -> tuple[list[Found], list[str]]:
                 argument = _argument(call, maker)
                 if argument is None:
                     if maker.default is not None:
-                        found.append(Found(maker.default, where, _english(call, text)))
+                        found.append(Found(maker.default, where, _english(call, text),
+                                           _samples(call, assigned)))
                     elif any(isinstance(a, ast.Starred) for a in call.args):
                         unresolved.append(f"{where}: {ast.get_source_segment(text, call)}")
                     continue
@@ -237,14 +270,15 @@ def scan() -> tuple[list[Found], list[str]]:
                     argument = ast.Constant(constants[argument.id])
                 if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
                     found.append(Found(_kind_of(maker, argument.value), where,
-                                       _english(call, text)))
+                                       _english(call, text), _samples(call, assigned)))
                     continue
                 if isinstance(argument, ast.Name) and argument.id in parameters \
                         or _passes_on(argument):
                     continue
                 source = ast.get_source_segment(text, argument) or ""
                 if (callee, source) in INDIRECT:
-                    found.extend(Found(kind, where, "") for kind in INDIRECT[callee, source])
+                    found.extend(Found(kind, where, "", _samples(call, assigned))
+                                 for kind in INDIRECT[callee, source])
                     continue
                 unresolved.append(f"{where}: {callee}({source}, …)")
     return found, unresolved
@@ -292,6 +326,21 @@ def test_the_catalogue_holds_only_well_formed_entries(language: str) -> None:
             names = set(re.compile(variant["en"]).groupindex)
             used = set(re.findall(r"{(\w+)}", variant["detail"]))
             assert used <= names, (kind, variant)
+
+
+@pytest.mark.parametrize("language", ["fi", "sv"])
+def test_every_specific_sentence_matches_an_english_detail_in_the_source(language: str) -> None:
+    """A ``details`` pattern that no longer matches (its English was reworded)
+    would silently fall back to the general sentence: say so instead."""
+    samples: dict[str, list[str]] = {}
+    for found in scan()[0]:
+        samples.setdefault(found.kind, []).extend(found.samples)
+    stale = [(kind, variant["en"]) for kind, entry in catalogue(language).items()
+             for variant in entry.get("details", ())
+             if not any(re.fullmatch(variant["en"], sample, flags=re.DOTALL)
+                        for sample in samples.get(kind, ()))]
+    assert not stale, "Patterns matching no English detail in the sources:\n" + "\n".join(
+        f"  {kind}: {pattern}" for kind, pattern in stale)
 
 
 def test_finnish_and_swedish_hold_the_same_kinds() -> None:
