@@ -36,7 +36,7 @@ def negotiate(accept_language: str | None) -> str:
     if not accept_language:
         return DEFAULT_LANGUAGE
     best, best_quality = DEFAULT_LANGUAGE, 0.0
-    for item in accept_language.split(",")[:_MAX_RANGES]:
+    for item in accept_language.split(",", _MAX_RANGES)[:_MAX_RANGES]:
         tag, quality = _range(item)
         if tag is None:
             continue
