@@ -127,8 +127,17 @@ class ProblemDetail(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+# Every problem says which language its title and detail are in (Accept-Language).
+_LANGUAGE_HEADERS = {
+    "Content-Language": {"description": "fi, sv or en: the language of title, detail and "
+                                        "the field messages, as Accept-Language asked",
+                         "schema": {"type": "string", "enum": ["fi", "sv", "en"]}},
+    "Vary": {"description": "Accept-Language", "schema": {"type": "string"}},
+}
+
+
 def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "model": ProblemDetail,
+    return {"description": description, "model": ProblemDetail, "headers": _LANGUAGE_HEADERS,
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}}
 
 
