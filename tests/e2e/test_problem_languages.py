@@ -62,3 +62,22 @@ async def test_an_unknown_card_in_each_language(world, language, title, detail):
     problem = response.json()
     assert problem["type"] == PROBLEM_BASE + "card-not-found"
     assert (problem["title"], problem["detail"]) == (title, detail)
+
+
+@pytest.mark.parametrize("language, detail", [
+    ("en", "Card QQQ-99998 is not in Kaikukanta. Check the number."),
+    ("fi", "Korttia QQQ-99998 ei ole Kaikukannassa. Tarkista kortin numero."),
+    ("sv", "Kortet QQQ-99998 finns inte i Kaikukanta. Kontrollera kortnumret."),
+])
+async def test_venues_refuses_an_unknown_card_in_each_language(world, language, detail):
+    offering_id = await world.publish_offering()
+    async with world.system.client("venues", world.venue_token) as client:
+        response = await client.post(
+            "/tickets", json={"card_number": "QQQ-99998", "offering_id": offering_id,
+                              "children": 0}, headers={"Accept-Language": language})
+    assert response.status_code == 422
+    assert response.headers["content-language"] == language
+    problem = response.json()
+    assert problem["type"] == PROBLEM_BASE + "card-unknown"
+    assert problem["detail"] == detail
+    assert problem["errors"] == [{"field": "card_number", "message": detail}]
