@@ -5,7 +5,8 @@ suffix) names it. A reply in Finnish or Swedish takes its title and detail from
 the catalogue beside this module (``fi.json``, ``sv.json``), keyed by kind:
 
     "card-closed": {"title": "...", "detail": "...",
-                    "details": [{"en": "^Card (?P<card>\\S+) is closed\\.$", "detail": "... {card} ..."}]}
+                    "details": [{"en": "^Card (?P<card>\\S+) is closed\\.$",
+                                 "detail": "... {card} ..."}]}
 
 ``detail`` needs no values (the request and ``type`` identify them); an entry of
 ``details`` whose ``en`` pattern matches the whole English detail gives a more
