@@ -34,6 +34,8 @@ from .db import DATABASE_UNAVAILABLE
 from .eventstore import command_meta
 from .kernel.errors import NotFound, RuleViolation
 from .metrics import HTTP_REQUESTS
+from .problems import DEFAULT_LANGUAGE, header_language, translated
+from .problems import fields as field_texts
 from .settings import KaikuSettings
 
 log = logging.getLogger("kaiku.http")
@@ -48,7 +50,12 @@ MAX_OFFSET = 1_000_000
 
 
 class Problem(Exception):
-    """A refusal with an HTTP status; ``kind`` names the rule for clients."""
+    """A refusal with an HTTP status; ``kind`` names the rule for clients.
+
+    Written in English (``language`` says otherwise when it was composed in the
+    reader's language); ``response`` answers in the language asked for, from
+    the catalogue (``kaiku_shared.problems``).
+    """
 
     def __init__(
         self,
@@ -59,6 +66,7 @@ class Problem(Exception):
         kind: str | None = None,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        language: str = DEFAULT_LANGUAGE,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -67,20 +75,45 @@ class Problem(Exception):
         self.kind = kind or title.lower().replace(" ", "-")
         self.errors = errors
         self.headers = headers
+        self.language = language
 
-    def response(self, instance: str | None = None) -> JSONResponse:
+    def response(self, instance: str | None = None,
+                 language: str = DEFAULT_LANGUAGE) -> JSONResponse:
+        """The problem+json answer in ``language`` when the catalogue has this
+        kind in it, else as written; ``type``, ``status`` and the fields named
+        in ``errors`` are the same in every language."""
+        title, detail, errors = self.title, self.detail, self.errors
+        written_in = self.language
+        local = translated(self.kind, language, self.detail) \
+            if language != written_in and written_in == DEFAULT_LANGUAGE else None
+        if local is not None:
+            title, detail = local
+            written_in = language
+            # unprocessable() repeats the detail as its field's message.
+            errors = [{**e, "message": detail} if e.get("message") == self.detail else e
+                      for e in errors or ()] or None
         body: dict[str, Any] = {
             "type": PROBLEM_BASE + self.kind,
-            "title": self.title,
+            "title": title,
             "status": self.status,
-            "detail": self.detail,
+            "detail": detail,
         }
         if instance:
             body["instance"] = instance
-        if self.errors:
-            body["errors"] = self.errors
+        if errors:
+            body["errors"] = errors
+        headers = {**(self.headers or {}), "Content-Language": written_in,
+                   "Vary": "Accept-Language"}
         return JSONResponse(body, status_code=self.status, media_type=PROBLEM,
-                            headers=self.headers)
+                            headers=headers)
+
+    def respond_to(self, request: Request) -> JSONResponse:
+        """The answer to ``request``, in the language its Accept-Language asks for."""
+        return self.response(request.url.path, header_language(request.headers))
+
+    def asgi_response(self, scope: dict) -> JSONResponse:
+        """The answer sent from a middleware, before routing (no ``instance``)."""
+        return self.response(None, header_language(scope.get("headers") or []))
 
 
 class ProblemDetail(BaseModel):
@@ -94,8 +127,17 @@ class ProblemDetail(BaseModel):
     errors: list[dict[str, Any]] | None = None
 
 
+# Every problem says which language its title and detail are in (Accept-Language).
+_LANGUAGE_HEADERS = {
+    "Content-Language": {"description": "fi, sv or en: the language of title, detail and "
+                                        "the field messages, as Accept-Language asked",
+                         "schema": {"type": "string", "enum": ["fi", "sv", "en"]}},
+    "Vary": {"description": "Accept-Language", "schema": {"type": "string"}},
+}
+
+
 def _problem_response(description: str) -> dict[str, Any]:
-    return {"description": description, "model": ProblemDetail,
+    return {"description": description, "model": ProblemDetail, "headers": _LANGUAGE_HEADERS,
             "content": {PROBLEM: {"schema": {"$ref": "#/components/schemas/ProblemDetail"}}}}
 
 
@@ -140,23 +182,28 @@ def problem_for(error: RuleViolation) -> Problem:
 
 
 async def _problem(request: Request, exc: Problem) -> JSONResponse:
-    return exc.response(request.url.path)
+    return exc.respond_to(request)
 
 
 async def _rule_violation(request: Request, exc: RuleViolation) -> JSONResponse:
-    return problem_for(exc).response(request.url.path)
+    return problem_for(exc).respond_to(request)
 
 
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with each field's message, composed in the reader's language."""
+    language = header_language(request.headers)
     errors = [
-        {"field": _field_name(err.get("loc", ())), "message": _field_message(request, err)}
+        {"field": _field_name(err.get("loc", ())),
+         "message": _field_message(request, err, language)}
         for err in exc.errors()
     ]
-    fields = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors[:5])
+    whole_body = field_texts.WHOLE_BODY[language]
+    fields = "; ".join(f"{e['field'] or whole_body}: {e['message']}" for e in errors[:5])
+    title, _ = translated("validation", language, "") or ("Invalid request", "")
     return Problem(
-        422, "Invalid request", f"Check these fields: {fields}.",
-        kind="validation", errors=errors,
-    ).response(request.url.path)
+        422, title, field_texts.CHECK_FIELDS[language].format(fields=fields),
+        kind="validation", errors=errors, language=language,
+    ).respond_to(request)
 
 
 _HTTP_TITLES = {400: "Bad request", 404: "Not found", 405: "Method not allowed",
@@ -172,7 +219,7 @@ async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers["Allow"] = ", ".join(allowed)
         detail = f"{request.method} is not allowed here; use {', '.join(allowed)}."
     return Problem(exc.status_code, _HTTP_TITLES.get(exc.status_code, "Request refused"),
-                   detail, headers=headers or None).response(request.url.path)
+                   detail, headers=headers or None).respond_to(request)
 
 
 async def _contention(request: Request, exc: Exception) -> JSONResponse:
@@ -181,7 +228,7 @@ async def _contention(request: Request, exc: Exception) -> JSONResponse:
         503, "Busy", "Many people are booking the same thing right now and this request "
         "was not saved. Try again in a moment.", kind="busy",
         headers={"Retry-After": "1"},
-    ).response(request.url.path)
+    ).respond_to(request)
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -191,7 +238,7 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
         503, "Service unavailable", "This service cannot reach a system it needs (its "
         "database) just now. Try again in a moment.", kind="database-unavailable",
         headers={"Retry-After": "5"},
-    ).response(request.url.path)
+    ).respond_to(request)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -201,7 +248,7 @@ async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         "Something went wrong on our side; nothing was changed by this request "
         "unless a later read shows it. Try again, and if it persists, tell support.",
         kind="internal",
-    ).response(request.url.path)
+    ).respond_to(request)
 
 
 async def _data_error(request: Request, exc: Exception) -> JSONResponse:
@@ -215,7 +262,7 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
         422, "Invalid request", "A number or date in this request is out of the range "
         "this service handles; check the limits in the API documentation.",
         kind="out-of-range",
-    ).response(request.url.path)
+    ).respond_to(request)
 
 
 _ERROR_HANDLERS: tuple[tuple[type[Exception], Callable[..., Awaitable[JSONResponse]]], ...] = (
@@ -250,17 +297,20 @@ def _field_name(loc: tuple | list) -> str:
 _RANGE_ERRORS = {"greater_than_equal", "less_than_equal", "greater_than", "less_than"}
 
 
-def _field_message(request: Request, err: dict[str, Any]) -> str:
-    """pydantic's message, except that a number out of range gets the whole
-    range its schema declares ("must be between 0 and 1000000"), not one end."""
+def _field_message(request: Request, err: dict[str, Any], language: str) -> str:
+    """pydantic's message (in Finnish or Swedish where its type is known), except
+    that a number out of range gets the whole range its schema declares ("must
+    be between 0 and 1000000"), not one end."""
     message = err.get("msg", "invalid")
+    if language != DEFAULT_LANGUAGE:
+        message = field_texts.field_message(err, language) or message
     if err.get("type") not in _RANGE_ERRORS:
         return message
     try:
         schema = _declared_schema(request, tuple(err.get("loc", ())))
     except (KeyError, IndexError, TypeError, AttributeError, StopIteration):
         return message
-    return _range_phrase(schema) or message
+    return _range_phrase(schema, language) or message
 
 
 def _declared_schema(request: Request, loc: tuple) -> dict[str, Any]:
@@ -298,24 +348,27 @@ def _child_schema(spec: dict[str, Any], schema: dict[str, Any], step: str | int
     return schema  # a union member's tag (e.g. "int"): still the same field
 
 
-def _range_phrase(schema: dict[str, Any]) -> str | None:
-    def number(value: float) -> str:
+def _range_phrase(schema: dict[str, Any], language: str) -> str | None:
+    def number(value: float | None) -> str:
+        if value is None:
+            return ""
         return str(int(value)) if float(value).is_integer() else str(value)
 
     for member in (schema, *schema.get("anyOf", ())):
         low, high = member.get("minimum"), member.get("maximum")
-        if low is not None and high is not None:
-            return f"must be between {number(low)} and {number(high)}"
-        if low is not None:
-            return f"must be at least {number(low)}"
-        if high is not None:
-            return f"must be at most {number(high)}"
+        if low is None and high is None:
+            continue
+        shape = "between" if low is not None and high is not None else \
+            "at_least" if low is not None else "at_most"
+        return field_texts.RANGES[shape][language].format(low=number(low), high=number(high))
     return None
 
 
 async def _nul_refused(scope: dict, receive: Callable, send: Callable) -> None:
-    await Problem(422, "Invalid request", "Text may not contain NUL (\\u0000) characters.",
-                  kind="nul-character").response(scope.get("path"))(scope, receive, send)
+    problem = Problem(422, "Invalid request", "Text may not contain NUL (\\u0000) characters.",
+                      kind="nul-character")
+    language = header_language(scope.get("headers") or [])
+    await problem.response(scope.get("path"), language)(scope, receive, send)
 
 
 def _failpoints(scope: dict) -> set[str]:
@@ -387,7 +440,7 @@ async def _screened(scope: dict, receive: Callable, send: Callable,
     (too large, or a NUL that Postgres text cannot hold)."""
     length = headers.get("content-length")
     if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-        await Problem(*_TOO_LARGE, kind="too-large").response()(scope, receive, send)
+        await Problem(*_TOO_LARGE, kind="too-large").asgi_response(scope)(scope, receive, send)
         return None
     if b"%00" in scope.get("query_string", b"") or "\x00" in scope["path"]:
         await _nul_refused(scope, receive, send)
@@ -396,7 +449,7 @@ async def _screened(scope: dict, receive: Callable, send: Callable,
         return receive
     body = await _read_body(receive)
     if len(body) > MAX_BODY_BYTES:  # chunked, without a Content-Length
-        await Problem(*_TOO_LARGE, kind="too-large").response()(scope, receive, send)
+        await Problem(*_TOO_LARGE, kind="too-large").asgi_response(scope)(scope, receive, send)
         return None
     if b"\\u0000" in body or b"\x00" in body:
         await _nul_refused(scope, receive, send)
@@ -497,7 +550,7 @@ class IdempotencyMiddleware:
             return
         if len(key) > 200:
             await Problem(422, "Invalid request", "Idempotency-Key is at most 200 characters.",
-                          kind="idempotency-key").response()(scope, receive, send)
+                          kind="idempotency-key").asgi_response(scope)(scope, receive, send)
             return
         token = headers.get("authorization", "").partition(" ")[2].strip()
         try:
@@ -516,13 +569,13 @@ class IdempotencyMiddleware:
         if existing is not None:
             stale = scope["app"].state.settings.idempotency_stale_seconds
             if existing["request_hash"] != digest:
-                await _KEY_REUSED.response()(scope, receive, send)
+                await _KEY_REUSED.asgi_response(scope)(scope, receive, send)
                 return
             if existing["status_code"] is not None:
                 await _send_stored(send, existing, claim[1])
                 return
             if existing["age"] < stale:
-                await _IN_PROGRESS.response()(scope, receive, send)
+                await _IN_PROGRESS.asgi_response(scope)(scope, receive, send)
                 return
             # The first attempt died mid-way; its use case derives ids from the
             # key, so running again finds what it already did.
