@@ -448,13 +448,15 @@ async def change_venue(venue_id: UUID, body: VenueChange, app: App,
     can no longer register tickets for this venue (403 from its next request).
     Changed limits apply to offerings published from now on (``limits_apply_to``)."""
     fields = body.model_dump(exclude_unset=True)
-    if not fields:
-        raise unprocessable("nothing-to-change", "Send at least one of name, contact, limits "
-                            "or ticket_agents.")
     contact = body.contact.model_dump(exclude_none=True) if body.contact else None
     limits = fields.get("limits")
-    if limits is not None and not limits:
-        raise unprocessable("nothing-to-change", "limits names no limit to change.", "limits")
+    if not fields or limits == {}:
+        # Who asks comes first: a stranger learns nothing from a 422.
+        await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id,
+                           principal.role)
+        raise unprocessable("nothing-to-change", "Send at least one of name, contact, limits "
+                            "or ticket_agents; limits must name a limit to change.",
+                            "limits" if fields else None)
     venue, changed = await run_use_case(
         app.change_venue, venue_id, principal.organisation_id, principal.role,
         name=body.name, contact=contact, limits=limits,
