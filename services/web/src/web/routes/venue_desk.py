@@ -480,7 +480,7 @@ async def desk_tickets(request: Request, offering_id: str, staff: Staff,
     answer = await call(request, "venues", "GET",
                         f"/offerings/{offering['offering_id']}/tickets",
                         params={"status": chosen} if chosen else None)
-    return page(request, "staff/desk_tickets.html", offering=offering, status=chosen or "",
+    return page(request, "staff/desk_tickets.html", offering=offering, shown=chosen or "",
                 tickets=answer.data if answer.ok else [], error=None if answer.ok else answer,
                 done_key="desk.cancelled" if done == "cancelled" else None)
 
