@@ -91,7 +91,7 @@ def test_the_desk_shows_places_used_and_left_and_the_place_by_name(desk):
     client.cookies.set("kaiku_lang", "sv")
     page = client.get("/staff/desk").text
     assert "Vaasan teatteri, Vasa" in page and ", vaasa" not in page
-    assert "3/10" in page and '<td class="desk-places">7</td>' in page
+    assert "3/10" in page and re.search(r'class="desk-places"[^>]*>7</td>', page)
     assert catalogue("sv")["desk.none_today"] in page  # the only offering is upcoming
     assert fake.sent("GET", "/offerings")[0][4]["venue_id"] == VENUE
 
