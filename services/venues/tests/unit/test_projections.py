@@ -309,3 +309,23 @@ async def test_venue_changed_from_before_name_and_contact_travelled_keeps_them()
     conn = RecordingConnection()
     await projections.on_venue_changed(event, conn, None)
     assert conn.only()[1][4:] == (None, None, None)  # coalesce: the row's name and contact
+
+
+# --- the box office's ticket list -------------------------------------------------------
+
+
+async def test_a_registered_ticket_is_listed_once_with_its_registration_time() -> None:
+    event = golden(TicketRegisteredV1)
+    conn = RecordingConnection()
+    await projections.on_ticket_registered(event, conn, None)
+    statement, args = conn.only()
+    assert statement.endswith("ON CONFLICT (ticket_id) DO NOTHING")  # a redelivery: no change
+    assert args == (event.ticket_id, event.offering_id, event.venue_id, event.card_number,
+                    event.children, event.occurred_at)
+
+
+async def test_a_cancellation_before_its_registration_waits_for_it() -> None:
+    event = golden(TicketCancelledV1)
+    await projections.on_ticket_cancelled(event, RecordingConnection(updated=1), None)
+    with pytest.raises(NotYetKnown):
+        await projections.on_ticket_cancelled(event, RecordingConnection(updated=0), None)
