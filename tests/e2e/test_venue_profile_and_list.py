@@ -116,8 +116,12 @@ async def test_bad_changes_are_refused_clearly_and_change_nothing(world):
         ({"name": "Uusi", "limits": {"max_open_reservations": 0}}, "validation"),
     ]
     for body, kind in cases:
-        problem = refused(await patch(world, venue_id, body), 422, kind)
-        assert problem["detail"], body
+        refused(await patch(world, venue_id, body), 422, kind)  # each with its detail
+    problem = refused(await patch(world, venue_id, {"contact": {
+        "phone": "soita meille", "email": "liput", "url": "imatra.example"}}), 422, "validation")
+    assert [e["field"] for e in problem["errors"]] == ["contact.phone", "contact.email",
+                                                        "contact.url"]
+    assert "liput@example.fi" in problem["detail"] and "https://" in problem["detail"]
     async with world.system.client("venues") as client:
         assert (await client.get(f"/venues/{venue_id}")).json()["name"] == \
             "Imatran Kulttuuritalo"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -13,7 +14,16 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from kaiku_shared import taxonomy
 from kaiku_shared.kernel import card_numbers
@@ -83,6 +93,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# What each part of a venue's contact must look like, and what to say when not.
+CONTACT_SHAPES = {
+    "phone": (re.compile(r"[+0-9 ()\-]+"),
+              "A phone number has only digits, spaces, +, - and brackets"),
+    "email": (re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+              "An e-mail address looks like liput@example.fi"),
+    "url": (re.compile(r"https?://\S+"), "A web page starts with https:// or http://"),
+}
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -108,15 +128,21 @@ class VenueContact(Schema):
     """The venue organisation's public box-office contact (never a person's own).
     ``box_office``: where and when the box office is open, in words."""
 
-    phone: str | None = Field(default=None, max_length=40, pattern=r"^[+0-9 ()\-]*$",
+    phone: str | None = Field(default=None, max_length=40,
                               description="digits, spaces, +, - and brackets")
     email: str | None = Field(default=None, max_length=200,
-                              pattern=r"^$|^[^@\s]+@[^@\s]+\.[^@\s]+$",
-                              description="the box office's address, e.g. "
-                                          "liput@example.fi")
-    url: str | None = Field(default=None, max_length=300, pattern=r"^$|^https?://\S+$",
+                              description="the box office's address, e.g. liput@example.fi")
+    url: str | None = Field(default=None, max_length=300,
                             description="starts with https:// or http://")
     box_office: str | None = Field(default=None, max_length=300)
+
+    @field_validator("phone", "email", "url")
+    @classmethod
+    def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not CONTACT_SHAPES[info.field_name][0].fullmatch(value):
+            # A custom error: the message as written, without pydantic's prefix.
+            raise PydanticCustomError("contact", CONTACT_SHAPES[info.field_name][1])
+        return value
 
 
 class VenueCreate(Schema):
