@@ -154,7 +154,15 @@ async def test_the_box_office_desk(web, staff_page, ui, lang):
 
     await eventually(cancelled_in_list, timeout=SETTLE, message="the cancellation listed")
 
-    # The day sheet of the offering's day: the ticket left, ready to print.
+    await the_day_sheet(page, ui, web, lang, made)
+    await the_profile(page, ui, web, lang, made, tag)
+
+
+async def the_day_sheet(page, ui, web, lang: str, made: dict) -> None:
+    """The day sheet of the offering's day: the ticket left, ready to print."""
+    from playwright.async_api import expect
+
+    first, second = made["cards"]
     await page.goto(f"{web.url}/staff/desk/day?day={made['day'].isoformat()}")
     sheet = page.locator(".desk-sheet")
     await expect(sheet).to_contain_text(second)
@@ -167,7 +175,11 @@ async def test_the_box_office_desk(web, staff_page, ui, lang):
     await page.screenshot(path=str(REVIEW / f"venue-desk-day-{lang}-print.png"), full_page=True)
     await page.emulate_media(media="screen")
 
-    # The profile: a new name and a limit; the limit counts from now on.
+
+async def the_profile(page, ui, web, lang: str, made: dict, tag: str) -> None:
+    """A new name, an e-mail and a limit; the limit counts from now on."""
+    from playwright.async_api import expect
+
     await page.goto(web.url + "/staff/desk/profile")
     await expect(page.get_by_label(text(lang, "desk.phone"))).to_have_value("06 325 1111")
     await check_page(page, ui, f"venue-desk-profile-{lang}")
