@@ -477,6 +477,8 @@ def test_limits_change_within_the_guideline_only(app: VenuesApplication) -> None
                                       limits={"weekends_excluded": True})
     assert parts == ["limits"] and changed.limits["weekends_excluded"] is True
     assert changed.limits["max_open_reservations"] is None  # the others stay
+    assert app.change_venue(venue_id, VENUE_ORG, "venue",
+                            limits={"one_ticket_per_card": None})[1] == []  # null is off
     assert _contracts(app, venue_id)[-1].changed == ("limits",)
 
 

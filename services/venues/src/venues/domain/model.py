@@ -261,6 +261,9 @@ class Venue(Aggregate):
             raise RuleViolation("unknown-limit", f"Unknown limit(s): {', '.join(unknown)}.",
                                 status=422, field=f"limits.{unknown[0]}")
         new = {**self.limits, **changes}
+        # A flag or list sent as null is off or empty, not unknown.
+        for flag in ("one_ticket_per_card", "weekends_excluded"):
+            new[flag] = bool(new[flag])
         new["excluded_productions"] = check_venue_limits(
             kind=self.kind, max_open_reservations=new["max_open_reservations"],
             excluded_productions=new["excluded_productions"],
