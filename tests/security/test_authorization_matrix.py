@@ -154,6 +154,8 @@ RULES: dict[tuple[str, str, str], str] = {
     ("omakaiku", "GET", "/.well-known/jwks.json"): PUBLIC,
     ("omakaiku", "POST", "/me/sign-out"): "holder",
     ("venues", "PATCH", "/venues/{venue_id}"): "venue_owner",
+    # The box office's list: that venue's staff and its ticket agents.
+    ("venues", "GET", "/offerings/{offering_id}/tickets"): "venue_staff",
     # The published event contracts (AsyncAPI), like the OpenAPI document: public.
     ("cards", "GET", "/asyncapi.json"): PUBLIC,
     ("venues", "GET", "/asyncapi.json"): PUBLIC,
@@ -184,6 +186,7 @@ OWNERSHIP_ROUTES = {
     ("omakaiku", "POST", "/accounts/erasure"),
     ("notifications", "POST", "/messages"),
     ("venues", "PATCH", "/venues/{venue_id}"),
+    ("venues", "GET", "/offerings/{offering_id}/tickets"),
 }
 
 # A public route's own refusal of wrong credentials is a business answer, not an

@@ -173,7 +173,7 @@ async def test_a_first_release_database_adopts_the_baseline_and_keeps_its_rows(
     old, fresh = databases
     await run_ddl(old, FIRST_RELEASE)
     await old_rows(old)
-    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2]
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2, 3]
     await migrate(fresh, SCHEMA)
     assert await layout(old) == await layout(fresh)
     card = await queries.card_standing(old, "KXB-54321")
@@ -202,12 +202,12 @@ async def test_a_database_of_the_release_before_migrations_keeps_every_table(
     await old.execute("INSERT INTO mobile_card_key_view VALUES ('k1', 'EdDSA', 'OKP', "
                       "'Ed25519', 'x1', now())")
     before = await layout(old)
-    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2]
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [1, 2, 3]
     assert await migrate(old, SCHEMA) == {}  # the next start finds it done
     await migrate(fresh, SCHEMA)
     assert await layout(old) == await layout(fresh)
     # The baseline is exactly that release's tables: only version 2's feedback_view
-    # (re-keyed) differs from them.
+    # (re-keyed) and version 3's new ticket_view differ from them.
     assert without_feedback(await layout(old)) == without_feedback(before)
     assert [r["name"] for r in (await queries.list_venues(
         old, organisation_id=ORG, limit=10, offset=0))[0]] == ["Kulttuuritalo"]
@@ -217,10 +217,12 @@ async def test_a_database_of_the_release_before_migrations_keeps_every_table(
     assert feedback["offerings"][0]["title"] == "Talvikonsertti"
     assert set(await queries.mobile_card_keys(old)) == {"k1"}
     assert await old.fetchval("SELECT count(*) FROM card_validity_view") == 1
+    assert await queries.offering_tickets(old, OLD_OFFERING, None) == []  # version 3's list
 
 
 def without_feedback(tables: dict[str, Any]) -> dict[str, Any]:
-    return {kind: [row for row in rows if not str(row[0]).startswith("feedback_view")]
+    return {kind: [row for row in rows
+                   if not str(row[0]).startswith(("feedback_view", "ticket_view"))]
             for kind, rows in tables.items()}
 
 
@@ -247,7 +249,7 @@ async def test_a_previous_release_database_re_keys_its_feedback_keeping_every_an
                           answers)
     before = await queries.feedback_averages(old, OLD_VENUE, now=AFTER_WINDOW)
 
-    assert (await migrate(old, SCHEMA))[COMPONENT] == [2]
+    assert (await migrate(old, SCHEMA))[COMPONENT] == [2, 3]
     assert await migrate(old, SCHEMA) == {}
     await migrate(fresh, SCHEMA)
     assert await layout(old) == await layout(fresh)

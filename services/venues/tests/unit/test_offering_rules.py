@@ -410,11 +410,11 @@ def test_changing_ticket_agents_is_one_event_and_leaves_as_venue_changed(
 
     kept, removed = uuid4(), uuid4()
     venue_id = venue(app, ticket_agents=[kept, removed])
-    changed = app.change_ticket_agents(venue_id, VENUE_ORG, "venue", [kept, kept])
+    changed = app.change_venue(venue_id, VENUE_ORG, "venue", ticket_agents=[kept, kept])[0]
     assert changed.ticket_agents == [kept]  # duplicates dropped
     assert changed.may_register_for(kept, "ticket_agent")
     assert not changed.may_register_for(removed, "ticket_agent")
-    again = app.change_ticket_agents(venue_id, VENUE_ORG, "venue", [kept])
+    again = app.change_venue(venue_id, VENUE_ORG, "venue", ticket_agents=[kept])[0]
     assert again.version == changed.version  # unchanged: no event
     stored = [app.mapper.to_domain_event(e) for e in app.recorder.select_events(venue_id)]
     assert [type(e) for e in stored] == [Venue.Registered, Venue.TicketAgentsChanged]
@@ -427,9 +427,94 @@ def test_changing_ticket_agents_is_one_event_and_leaves_as_venue_changed(
 def test_only_the_venue_or_kaikukeskus_changes_its_ticket_agents(app: VenuesApplication) -> None:
     venue_id = venue(app)
     with pytest.raises(Forbidden):
-        app.change_ticket_agents(venue_id, uuid4(), "venue", [uuid4()])
+        app.change_venue(venue_id, uuid4(), "venue", ticket_agents=[uuid4()])[0]
     with pytest.raises(Forbidden):
-        app.change_ticket_agents(venue_id, VENUE_ORG, "ticket_agent", [uuid4()])
+        app.change_venue(venue_id, VENUE_ORG, "ticket_agent", ticket_agents=[uuid4()])[0]
     agent = uuid4()
-    assert app.change_ticket_agents(venue_id, None, "kaikukeskus", [agent]).ticket_agents == [
+    assert app.change_venue(venue_id, None, "kaikukeskus", ticket_agents=[agent])[0].ticket_agents == [
         agent]
+
+
+# --- name, contact and limits change (PATCH /venues/{id}) -----------------------------------
+
+
+def _contracts(app: VenuesApplication, venue_id: UUID) -> list:
+    stored = [app.mapper.to_domain_event(e) for e in app.recorder.select_events(venue_id)]
+    return [translate(e, {"event_id": uuid4(), "occurred_at": datetime.now(UTC),
+                          "aggregate_id": venue_id, "aggregate_version": e.originator_version})
+            for e in stored]
+
+
+def test_a_profile_change_is_one_event_leaving_with_the_whole_state(
+        app: VenuesApplication) -> None:
+    agent = uuid4()
+    venue_id = venue(app, ticket_agents=[agent])
+    changed, parts = app.change_venue(
+        venue_id, VENUE_ORG, "venue", name=" Imatran Teatteri ",
+        contact={"phone": "020 617 1234", "email": "", "box_office": "ti–pe 12–18"})
+    assert parts == ["profile"]
+    assert (changed.name, changed.contact) == (
+        "Imatran Teatteri", {"phone": "020 617 1234", "box_office": "ti–pe 12–18"})
+    assert app.change_venue(venue_id, VENUE_ORG, "venue", name="Imatran Teatteri")[1] == []
+    contract = _contracts(app, venue_id)[-1]
+    assert (contract.changed, contract.name, contract.contact.phone, contract.ticket_agents) \
+        == (("name", "contact"), "Imatran Teatteri", "020 617 1234", (agent,))
+    with Refused("venue-name-empty", status=422):
+        app.change_venue(venue_id, VENUE_ORG, "venue", name="  ")
+
+
+def test_limits_change_within_the_guideline_only(app: VenuesApplication) -> None:
+    venue_id = venue(app)
+    with Refused("own-productions-included", status=422):
+        app.change_venue(venue_id, VENUE_ORG, "venue",
+                         limits={"excluded_productions": ["own"]})
+    with Refused("swimming-series-only-for-swimming-halls", status=422):
+        app.change_venue(venue_id, VENUE_ORG, "venue", limits={"series_visits_per_year": 40})
+    with Refused("unknown-limit", status=422):
+        app.change_venue(venue_id, VENUE_ORG, "venue", limits={"max_tickets": 3})
+    assert app.get_venue(venue_id).version == 1  # nothing half-written
+    changed, parts = app.change_venue(venue_id, None, "kaikukeskus",
+                                      limits={"weekends_excluded": True})
+    assert parts == ["limits"] and changed.limits["weekends_excluded"] is True
+    assert changed.limits["max_open_reservations"] is None  # the others stay
+    assert app.change_venue(venue_id, VENUE_ORG, "venue",
+                            limits={"one_ticket_per_card": None})[1] == []  # null is off
+    assert _contracts(app, venue_id)[-1].changed == ("limits",)
+
+
+def test_a_new_limit_applies_to_offerings_published_from_then_on(
+        app: VenuesApplication) -> None:
+    """Tightening a limit never breaks a ticket held nor refuses one on an offering
+    published before: only the next offering carries the new limit."""
+    venue_id = venue(app)
+    earlier = offering(app, venue_id)
+    register(app, earlier, "KXA-12345")
+    app.change_venue(venue_id, VENUE_ORG, "venue",
+                     limits={"max_open_reservations": 1, "one_ticket_per_card": True})
+    register(app, earlier, "KXA-12345")  # the earlier offering keeps its terms
+    later, next_one = offering(app, venue_id), offering(app, venue_id)
+    assert app.get_offering(later).limits["max_open_reservations"] == 1
+    register(app, later, "KXA-12345")
+    with Refused("one-ticket-per-card", status=409):
+        register(app, later, "KXA-12345")
+    # Counted from the first offering that carries the limit on.
+    with Refused("open-reservation-limit", status=409):
+        register(app, next_one, "KXA-12345")
+    register(app, next_one, "KXB-23456")
+
+
+def test_one_patch_changing_everything_saves_one_event_per_part(
+        app: VenuesApplication) -> None:
+    from venues.domain.model import Venue
+
+    venue_id = venue(app)
+    _, parts = app.change_venue(venue_id, VENUE_ORG, "venue", name="Uusi nimi",
+                                contact={"url": "https://example.fi"},
+                                limits={"one_ticket_per_card": True},
+                                ticket_agents=[uuid4()])
+    assert parts == ["profile", "limits", "ticket_agents"]
+    stored = [type(app.mapper.to_domain_event(e)) for e in app.recorder.select_events(venue_id)]
+    assert stored == [Venue.Registered, Venue.ProfileChanged, Venue.LimitsChanged,
+                      Venue.TicketAgentsChanged]
+    with pytest.raises(Forbidden):
+        app.change_venue(venue_id, uuid4(), "venue", name="Vieras")

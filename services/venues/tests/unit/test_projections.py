@@ -32,6 +32,8 @@ from kaiku_shared.contracts import (
     OfferingChangedV1,
     OfferingPublishedV1,
     OfferingTermsPublishedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
     VenueChangedV1,
     VenueRegisteredV1,
 )
@@ -103,6 +105,7 @@ def test_the_durable_consumers_keep_their_names_streams_and_contracts() -> None:
         "venues-feedback": ("omakaiku", {FeedbackGivenV1, FeedbackGivenV2}),
         "venues-venue-list": ("venues", {VenueRegisteredV1, VenueChangedV1}),
         "venues-mobile-card-keys": ("omakaiku", {MobileCardKeyPublishedV1}),
+        "venues-ticket-list": ("venues", {TicketRegisteredV1, TicketCancelledV1}),
     }
 
 
@@ -295,4 +298,34 @@ async def test_venue_changed_moves_the_agents_of_an_older_row_only() -> None:
     await projections.on_venue_changed(event, conn, None)
     statement, args = conn.only()
     assert statement.endswith("WHERE venue_id = $1 AND version < $4")
-    assert args == (event.venue_id, [AGENT], json.dumps([str(AGENT)]), 2)
+    assert args[:5] == (event.venue_id, [AGENT], json.dumps([str(AGENT)]), 2,
+                        "Imatran Kaupunginteatteri")
+    assert json.loads(args[5])["box_office"] == "ti–pe 12–18, la 11–14"
+    assert args[6] is None  # limits did not change: the row's stay
+
+
+async def test_venue_changed_from_before_name_and_contact_travelled_keeps_them() -> None:
+    event = golden(VenueChangedV1).model_copy(update={"name": None, "contact": None})
+    conn = RecordingConnection()
+    await projections.on_venue_changed(event, conn, None)
+    assert conn.only()[1][4:] == (None, None, None)  # coalesce: the row's name and contact
+
+
+# --- the box office's ticket list -------------------------------------------------------
+
+
+async def test_a_registered_ticket_is_listed_once_with_its_registration_time() -> None:
+    event = golden(TicketRegisteredV1)
+    conn = RecordingConnection()
+    await projections.on_ticket_registered(event, conn, None)
+    statement, args = conn.only()
+    assert statement.endswith("ON CONFLICT (ticket_id) DO NOTHING")  # a redelivery: no change
+    assert args == (event.ticket_id, event.offering_id, event.venue_id, event.card_number,
+                    event.children, event.occurred_at)
+
+
+async def test_a_cancellation_before_its_registration_waits_for_it() -> None:
+    event = golden(TicketCancelledV1)
+    await projections.on_ticket_cancelled(event, RecordingConnection(updated=1), None)
+    with pytest.raises(NotYetKnown):
+        await projections.on_ticket_cancelled(event, RecordingConnection(updated=0), None)

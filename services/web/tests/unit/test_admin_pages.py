@@ -383,8 +383,12 @@ def test_a_ticket_agent_chooses_among_the_venues_it_acts_for(app_and_fake):
     fake.on("venues", "GET", "/venues", 200, [
         {"venue_id": VENUE, "organisation_id": OTHER, "name": "Kulttuuritalo",
          "municipality": "imatra", "limits": {"ticket_agents": [ORG]}}])
+    fake.on("cards", "GET", "/network", 200, {"regions": [{"code": "etela-karjala",
+             "municipalities": [{"code": "imatra", "name": {"fi": "Imatra", "sv": "Imatra",
+                                                            "en": "Imatra"}}]}]})
     page = client.get("/staff/venue").text
-    assert "Kulttuuritalo (imatra)" in page
+    # The place by its name from Kaikukanta's network, never its code.
+    assert "Kulttuuritalo (Imatra)" in page and "(imatra)" not in page
     assert catalogue("fi")["venue.which_agent"] in page
     assert fake.sent("GET", "/venues")[0][4]["agent_organisation_id"] == ORG
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)

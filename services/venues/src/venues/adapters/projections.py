@@ -35,6 +35,8 @@ from kaiku_shared.contracts import (
     OfferingChangedV1,
     OfferingPublishedV1,
     OfferingTermsPublishedV1,
+    TicketCancelledV1,
+    TicketRegisteredV1,
     VenueChangedV1,
     VenueRegisteredV1,
 )
@@ -47,6 +49,9 @@ MOBILE_CARD_KEY_CONSUMER = "venues-mobile-card-keys"
 # starts at the beginning of the stream, so venues registered before the list
 # existed are listed too.
 VENUE_CONSUMER = "venues-venue-list"
+# The box office's list of card tickets per offering (its own durable: it starts
+# at the stream's beginning, so tickets registered before the list are in it).
+TICKET_CONSUMER = "venues-ticket-list"
 
 # Venues' application (its ``get_venue``), or None where no venue is read.
 Venues = Any
@@ -261,16 +266,54 @@ async def on_venue_registered(event: VenueRegisteredV1, conn: asyncpg.Connection
 
 async def on_venue_changed(event: VenueChangedV1, conn: asyncpg.Connection,
                            venues: Venues) -> None:
-    # Only a newer version moves the row (a redelivered old change does not).
+    # Only a newer version moves the row (a redelivered old change does not). A
+    # name or contact absent (events from before they travelled) is unchanged;
+    # changed limits are read from venues' own event store, as at registration.
+    limits = None
+    if "limits" in event.changed:
+        venue = await _venue(venues, event.venue_id)
+        if venue is not None:
+            limits = {**venue.limits, "ticket_agents": [str(a) for a in event.ticket_agents]}
+    contact = None if event.contact is None else event.contact.model_dump(exclude_none=True)
     await conn.execute(
         """
         UPDATE venue_view SET ticket_agents = $2,
-               limits = limits || jsonb_build_object('ticket_agents', $3::jsonb),
+               limits = coalesce($7::jsonb,
+                                 limits || jsonb_build_object('ticket_agents', $3::jsonb)),
+               name = coalesce($5, name), contact = coalesce($6::jsonb, contact),
                version = $4
          WHERE venue_id = $1 AND version < $4
         """,
         event.venue_id, list(event.ticket_agents),
-        json.dumps([str(a) for a in event.ticket_agents]), event.aggregate_version)
+        json.dumps([str(a) for a in event.ticket_agents]), event.aggregate_version,
+        event.name, None if contact is None else json.dumps(contact),
+        None if limits is None else json.dumps(limits))
+
+
+# --- the box office's ticket list -----------------------------------------------------
+
+
+async def on_ticket_registered(event: TicketRegisteredV1, conn: asyncpg.Connection,
+                               venues: Venues) -> None:
+    # A redelivery changes nothing; a cancellation already applied stays.
+    await conn.execute(
+        """
+        INSERT INTO ticket_view (ticket_id, offering_id, venue_id, card_number, children,
+            status, registered_at)
+        VALUES ($1, $2, $3, $4, $5, 'registered', $6) ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        event.ticket_id, event.offering_id, event.venue_id, event.card_number,
+        event.children, event.occurred_at)
+
+
+async def on_ticket_cancelled(event: TicketCancelledV1, conn: asyncpg.Connection,
+                              venues: Venues) -> None:
+    # Cancelled is final.
+    status = await conn.execute(
+        "UPDATE ticket_view SET status = 'cancelled', cancelled_at = $2 WHERE ticket_id = $1",
+        event.ticket_id, event.occurred_at)
+    if _none_updated(status):
+        raise NotYetKnown(f"ticket {event.ticket_id} not in the list yet")
 
 
 async def _venue(venues: Venues, venue_id: object) -> Any | None:
@@ -302,6 +345,10 @@ PROJECTIONS: dict[str, dict[type[IntegrationEvent], Projection]] = {
         VenueChangedV1: on_venue_changed,
     },
     MOBILE_CARD_KEY_CONSUMER: {MobileCardKeyPublishedV1: on_mobile_card_key_published},
+    TICKET_CONSUMER: {
+        TicketRegisteredV1: on_ticket_registered,
+        TicketCancelledV1: on_ticket_cancelled,
+    },
 }
 
 

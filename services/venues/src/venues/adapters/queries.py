@@ -110,3 +110,16 @@ async def feedback_averages(pool: asyncpg.Pool, venue_id: object,
         )
     return {"venue_id": venue_id,
             **feedback.venue_feedback(rows, now or datetime.now(UTC))}
+
+
+async def offering_tickets(pool: asyncpg.Pool, offering_id: object,
+                           status: str | None) -> list[asyncpg.Record]:
+    """The card tickets of one offering, in registration order (the box office's list)."""
+    args: list[Any] = [offering_id]
+    condition = ""
+    if status:
+        args.append(status)
+        condition = " AND status = $2"
+    return await pool.fetch(
+        "SELECT ticket_id, card_number, children, status, registered_at FROM ticket_view "
+        f"WHERE offering_id = $1{condition} ORDER BY registered_at, ticket_id", *args)

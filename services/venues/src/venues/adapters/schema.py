@@ -132,7 +132,28 @@ FEEDBACK_UNLINKED = (
     "CREATE INDEX feedback_view_venue ON feedback_view (venue_id)",
 )
 
+# Version 3: the box office's list of card tickets per offering (GET
+# /offerings/{id}/tickets), fed by TicketRegistered and TicketCancelled. Card
+# numbers only: no person's name reaches venues. A new durable starts at the
+# stream's beginning, so tickets registered before this version are listed too.
+TICKET_LIST = (
+    """
+    CREATE TABLE ticket_view (
+        ticket_id     uuid PRIMARY KEY,
+        offering_id   uuid NOT NULL,
+        venue_id      uuid NOT NULL,
+        card_number   text NOT NULL,
+        children      integer NOT NULL,
+        status        text NOT NULL,
+        registered_at timestamptz NOT NULL,
+        cancelled_at  timestamptz
+    )
+    """,
+    "CREATE INDEX ticket_view_offering ON ticket_view (offering_id, registered_at)",
+)
+
 SCHEMA = Schema(COMPONENT, (
     *baseline(COMPONENT, BASELINE).migrations,
     Migration(2, "feedback answers keyed by a random id, not the ticket", FEEDBACK_UNLINKED),
+    Migration(3, "the box office's list of card tickets per offering", TICKET_LIST),
 ))

@@ -123,6 +123,23 @@ def _venue_ticket_agents_changed(event: Venue.TicketAgentsChanged,
         changed=("ticket_agents",), ticket_agents=tuple(event.ticket_agents))
 
 
+def _venue_profile_changed(event: Venue.ProfileChanged,
+                           envelope: Envelope) -> IntegrationEvent:
+    return VenueChangedV1.build(
+        **envelope, venue_id=event.originator_id, organisation_id=event.organisation_id,
+        changed=("name", "contact"), ticket_agents=tuple(event.ticket_agents),
+        name=event.name, contact=VenueContact(**event.contact))
+
+
+def _venue_limits_changed(event: Venue.LimitsChanged, envelope: Envelope) -> IntegrationEvent:
+    # The limits themselves travel with each offering published from now on
+    # (OfferingTermsPublished); readers of the venue re-read its profile.
+    return VenueChangedV1.build(
+        **envelope, venue_id=event.originator_id, organisation_id=event.organisation_id,
+        changed=("limits",), ticket_agents=tuple(event.ticket_agents), name=event.name,
+        contact=VenueContact(**event.contact))
+
+
 def _swimming_visit_registered(event: SwimmingSeries.VisitRegistered,
                                envelope: Envelope) -> IntegrationEvent:
     return SwimmingVisitRegisteredV1.build(
@@ -152,6 +169,8 @@ TRANSLATORS: dict[type, Translator] = {
     Offering.Cancelled: _offering_cancelled,
     Venue.Registered: _venue_registered,
     Venue.TicketAgentsChanged: _venue_ticket_agents_changed,
+    Venue.ProfileChanged: _venue_profile_changed,
+    Venue.LimitsChanged: _venue_limits_changed,
     SwimmingSeries.VisitRegistered: _swimming_visit_registered,
     LibraryFees.Covered: _library_fee_covered,
 }

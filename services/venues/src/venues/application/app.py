@@ -177,13 +177,25 @@ class VenuesApplication(KaikuApplication):
         return venue
 
     @retry_on_conflict()
-    def change_ticket_agents(self, venue_id: UUID, organisation_id: UUID | None, role: str,
-                             ticket_agents: list[UUID]) -> Venue:
+    def change_venue(self, venue_id: UUID, organisation_id: UUID | None, role: str, *,
+                     name: str | None = None, contact: dict[str, str] | None = None,
+                     limits: dict[str, Any] | None = None,
+                     ticket_agents: list[UUID] | None = None) -> tuple[Venue, list[str]]:
+        """Change the venue's profile, limits and ticket agents in one transaction:
+        one event per part that changes. Returns the venue and what changed."""
         venue = self.venue_managed_by(venue_id, organisation_id, role)
-        if venue.change_ticket_agents(ticket_agents):
+        changed: list[str] = []
+        if (name is not None or contact is not None) and \
+                venue.change_profile(name=name, contact=contact):
+            changed.append("profile")
+        if limits and venue.change_limits(**limits):
+            changed.append("limits")
+        if ticket_agents is not None and venue.change_ticket_agents(ticket_agents):
+            changed.append("ticket_agents")
+        if changed:
             self.save(venue)
             self.latest.forget(venue_id)  # this process's registrations read it afresh
-        return venue
+        return venue, changed
 
     def get_venue(self, venue_id: UUID) -> Venue:
         return self._get(venue_id, "venue")
@@ -306,14 +318,17 @@ class VenuesApplication(KaikuApplication):
         offering.take_places(ticket_id=ticket_id, card_number=card_number,
                              children=children, now=now, companion=companion)
         changed: list[Any] = [offering]
-        # Only venues that chose the limit pay for the per-card aggregate (limits are
-        # fixed when the venue registers; a future "change limits" must count from then).
-        if venue.max_open_reservations is not None:
+        # Only offerings whose venue chose the limit pay for the per-card aggregate.
+        # The limit is the one the offering was published with: a venue's changed
+        # limit counts for offerings published from then on, never against a ticket held.
+        limit = offering.limits["max_open_reservations"] \
+            if "max_open_reservations" in offering.limits else venue.max_open_reservations
+        if limit is not None:
             reservations_id = CardReservations.id_for(venue.id, card_number)
             reservations = self._for_decision_or_none(reservations_id) or CardReservations(
                 id=reservations_id, venue_id=venue.id, card_number=card_number)
             reservations.reserve(ticket_id=ticket_id, starts_at=offering.starts_at,
-                                 limit=venue.max_open_reservations, now=now)
+                                 limit=limit, now=now)
             changed.append(reservations)
         ticket = Ticket(id=ticket_id, offering_id=offering.id, offering_title=offering.title,
                         venue_id=venue.id, venue_name=venue.name,

@@ -46,6 +46,9 @@ VISITING_CAP_MIN, VISITING_CAP_MAX = 2, 10
 SALES_LEAD = timedelta(days=7)
 SWIMMING_SERIES_MIN_VISITS = 30
 DEFAULT_TIMEZONE = "Europe/Helsinki"
+# What a venue limits (``Venue.limits``); ticket agents are changed apart.
+LIMIT_FIELDS = ("one_ticket_per_card", "max_open_reservations", "weekends_excluded",
+                "excluded_productions", "series_visits_per_year", "library_fee_cap_cents")
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,45 @@ def _zone(name: str) -> ZoneInfo:
                             field="timezone") from None
 
 
+def check_venue_limits(*, kind: str, max_open_reservations: int | None,
+                       excluded_productions: list[str] | None,
+                       series_visits_per_year: int | None,
+                       library_fee_cap_cents: int | None) -> list[str]:
+    """The guideline's bounds on what a venue may limit; the excluded productions,
+    sorted and without repeats, when they pass."""
+    excluded = sorted(set(excluded_productions or ()))
+    if any(p not in EXCLUDABLE_PRODUCTIONS for p in excluded):
+        raise RuleViolation(
+            "own-productions-included",
+            "Only visiting productions, galas and premieres may be excluded; "
+            "the venue's own productions must be included.",
+            status=422, field="limits.excluded_productions")
+    if max_open_reservations is not None and max_open_reservations < 1:
+        raise RuleViolation("open-reservation-limit-shape",
+                            "max_open_reservations is at least 1 when set.", status=422,
+                            field="limits.max_open_reservations")
+    if series_visits_per_year is not None:
+        if kind != "swimming_hall":
+            raise RuleViolation("swimming-series-only-for-swimming-halls",
+                                "Only swimming halls give series of visits.", status=422,
+                                field="limits.series_visits_per_year")
+        if series_visits_per_year < SWIMMING_SERIES_MIN_VISITS:
+            raise RuleViolation(
+                "swimming-series-below-guideline",
+                f"The national guideline requires a series of at least "
+                f"{SWIMMING_SERIES_MIN_VISITS} visits a year.", status=422,
+                field="limits.series_visits_per_year")
+    if library_fee_cap_cents is not None:
+        if kind != "library":
+            raise RuleViolation("library-fees-only-for-libraries",
+                                "Only libraries cover fees with the card.", status=422,
+                                field="limits.library_fee_cap_cents")
+        if library_fee_cap_cents < 0:
+            raise RuleViolation("library-fee-cap-shape", "The fee cap cannot be negative.",
+                                status=422, field="limits.library_fee_cap_cents")
+    return excluded
+
+
 class Venue(Aggregate):
     """A venue's profile and the limits it chose within the guideline."""
 
@@ -123,36 +165,11 @@ class Venue(Aggregate):
             raise RuleViolation("venue-kind", f"kind must be one of {VENUE_KINDS}",
                                 status=422, field="kind")
         _zone(timezone)
-        excluded = sorted(set(excluded_productions or ()))
-        if any(p not in EXCLUDABLE_PRODUCTIONS for p in excluded):
-            raise RuleViolation(
-                "own-productions-included",
-                "Only visiting productions, galas and premieres may be excluded; "
-                "the venue's own productions must be included.",
-                status=422, field="limits.excluded_productions")
-        if max_open_reservations is not None and max_open_reservations < 1:
-            raise RuleViolation("open-reservation-limit-shape",
-                                "max_open_reservations is at least 1 when set.", status=422,
-                                field="limits.max_open_reservations")
-        if series_visits_per_year is not None:
-            if kind != "swimming_hall":
-                raise RuleViolation("swimming-series-only-for-swimming-halls",
-                                    "Only swimming halls give series of visits.", status=422,
-                                    field="limits.series_visits_per_year")
-            if series_visits_per_year < SWIMMING_SERIES_MIN_VISITS:
-                raise RuleViolation(
-                    "swimming-series-below-guideline",
-                    f"The national guideline requires a series of at least "
-                    f"{SWIMMING_SERIES_MIN_VISITS} visits a year.", status=422,
-                    field="limits.series_visits_per_year")
-        if library_fee_cap_cents is not None:
-            if kind != "library":
-                raise RuleViolation("library-fees-only-for-libraries",
-                                    "Only libraries cover fees with the card.", status=422,
-                                    field="limits.library_fee_cap_cents")
-            if library_fee_cap_cents < 0:
-                raise RuleViolation("library-fee-cap-shape", "The fee cap cannot be negative.",
-                                    status=422, field="limits.library_fee_cap_cents")
+        excluded = check_venue_limits(
+            kind=kind, max_open_reservations=max_open_reservations,
+            excluded_productions=excluded_productions,
+            series_visits_per_year=series_visits_per_year,
+            library_fee_cap_cents=library_fee_cap_cents)
         return cls(id=venue_id, organisation_id=organisation_id, name=name, kind=kind,
                    municipality=municipality, one_ticket_per_card=one_ticket_per_card,
                    max_open_reservations=max_open_reservations,
@@ -210,6 +227,65 @@ class Venue(Aggregate):
     def _ticket_agents_changed(self, ticket_agents: list[UUID], organisation_id: UUID) -> None:
         # organisation_id rides along for the contract; it does not change here.
         self.ticket_agents = list(ticket_agents)
+
+    def change_profile(self, *, name: str | None = None,
+                       contact: dict[str, str] | None = None) -> bool:
+        """A new name and/or public contact (the whole contact: a part left out is
+        removed); False if nothing changes."""
+        new_name = self.name if name is None else name.strip()
+        if not new_name:
+            raise RuleViolation("venue-name-empty", "The venue's name cannot be empty.",
+                                status=422, field="name")
+        new_contact = dict(self.contact) if contact is None else \
+            {part: value.strip() for part, value in contact.items() if value and value.strip()}
+        if (new_name, new_contact) == (self.name, self.contact):
+            return False
+        self._profile_changed(name=new_name, contact=new_contact,
+                              organisation_id=self.organisation_id,
+                              ticket_agents=list(self.ticket_agents))
+        return True
+
+    @event("ProfileChanged")
+    def _profile_changed(self, name: str, contact: dict[str, str], organisation_id: UUID,
+                         ticket_agents: list[UUID]) -> None:
+        # organisation_id and ticket_agents ride along for the contract (whole state).
+        self.name = name
+        self.contact = dict(contact)
+
+    def change_limits(self, **changes: Any) -> bool:
+        """Change some of the limits (``LIMIT_FIELDS``); False if nothing changes.
+        Offerings keep the limits they were published with: a new limit applies to
+        offerings published from now on, so no ticket already held is broken."""
+        unknown = sorted(set(changes) - set(LIMIT_FIELDS))
+        if unknown:
+            raise RuleViolation("unknown-limit", f"Unknown limit(s): {', '.join(unknown)}.",
+                                status=422, field=f"limits.{unknown[0]}")
+        new = {**self.limits, **changes}
+        # A flag or list sent as null is off or empty, not unknown.
+        for flag in ("one_ticket_per_card", "weekends_excluded"):
+            new[flag] = bool(new[flag])
+        new["excluded_productions"] = check_venue_limits(
+            kind=self.kind, max_open_reservations=new["max_open_reservations"],
+            excluded_productions=new["excluded_productions"],
+            series_visits_per_year=new["series_visits_per_year"],
+            library_fee_cap_cents=new["library_fee_cap_cents"])
+        if new == self.limits:
+            return False
+        self._limits_changed(limits=new, organisation_id=self.organisation_id,
+                             name=self.name, contact=dict(self.contact),
+                             ticket_agents=list(self.ticket_agents))
+        return True
+
+    @event("LimitsChanged")
+    def _limits_changed(self, limits: dict[str, Any], organisation_id: UUID, name: str,
+                        contact: dict[str, str], ticket_agents: list[UUID]) -> None:
+        # The rest rides along for the contract (whole state after the change).
+        self.one_ticket_per_card = bool(limits["one_ticket_per_card"])
+        self.max_open_reservations = limits["max_open_reservations"]
+        self.weekends_excluded = bool(limits["weekends_excluded"])
+        self.excluded_productions = list(limits["excluded_productions"])
+        self.series_visits_per_year = limits["series_visits_per_year"]
+        self.library_fee_cap_cents = limits["library_fee_cap_cents"]
 
     def may_register_for(self, organisation_id: UUID | None, role: str) -> bool:
         if role == "venue":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -13,7 +14,16 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, Response
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from kaiku_shared import taxonomy
 from kaiku_shared.kernel import card_numbers
@@ -83,6 +93,16 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
+# What each part of a venue's contact must look like, and what to say when not.
+CONTACT_SHAPES = {
+    "phone": (re.compile(r"[+0-9 ()\-]+"),
+              "A phone number has only digits, spaces, +, - and brackets"),
+    "email": (re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+"),
+              "An e-mail address looks like liput@example.fi"),
+    "url": (re.compile(r"https?://\S+"), "A web page starts with https:// or http://"),
+}
+
+
 class Schema(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
@@ -105,12 +125,24 @@ class Limits(Schema):
 
 
 class VenueContact(Schema):
-    """The venue organisation's public box-office contact (never a person's own)."""
+    """The venue organisation's public box-office contact (never a person's own).
+    ``box_office``: where and when the box office is open, in words."""
 
-    phone: str | None = Field(default=None, max_length=40)
-    email: str | None = Field(default=None, max_length=200)
-    url: str | None = Field(default=None, max_length=300)
+    phone: str | None = Field(default=None, max_length=40,
+                              description="digits, spaces, +, - and brackets")
+    email: str | None = Field(default=None, max_length=200,
+                              description="the box office's address, e.g. liput@example.fi")
+    url: str | None = Field(default=None, max_length=300,
+                            description="starts with https:// or http://")
     box_office: str | None = Field(default=None, max_length=300)
+
+    @field_validator("phone", "email", "url")
+    @classmethod
+    def _readable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value and not CONTACT_SHAPES[info.field_name][0].fullmatch(value):
+            # A custom error: the message as written, without pydantic's prefix.
+            raise PydanticCustomError("contact", CONTACT_SHAPES[info.field_name][1])
+        return value
 
 
 class VenueCreate(Schema):
@@ -134,8 +166,46 @@ class VenuePublic(BaseModel):
     limits: dict[str, object]
 
 
+class LimitsChange(Schema):
+    """The limits to change; a limit left out stays as it is (null removes an
+    optional one)."""
+
+    one_ticket_per_card: bool | None = None
+    max_open_reservations: int | None = Field(default=None, ge=1, le=100)
+    weekends_excluded: bool | None = None
+    excluded_productions: list[Literal[EXCLUDABLE_PRODUCTIONS]] | None = Field(  # type: ignore[valid-type]
+        default=None, max_length=3)
+    series_visits_per_year: int | None = Field(default=None, ge=0, le=10_000)
+    library_fee_cap_cents: int | None = Field(default=None, ge=0, le=10_000_000)
+
+
 class VenueChange(Schema):
+    """What to change; anything left out stays. ``contact`` is the whole contact
+    after the change; ``ticket_agents`` the whole list."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    contact: VenueContact | None = None
+    limits: LimitsChange | None = None
     ticket_agents: list[UUID] | None = Field(default=None, max_length=50)
+
+
+# Where a venue's changed limits count: never against a ticket already held.
+LIMITS_APPLY_TO = "offerings-published-from-now-on"
+
+
+class VenueChanged(VenuePublic):
+    changed: list[str]
+    limits_apply_to: str | None = Field(
+        default=None, description=f"``{LIMITS_APPLY_TO}`` when limits changed: offerings "
+                                  "already published keep theirs, so no ticket breaks.")
+
+
+class OfferingTicket(BaseModel):
+    ticket_id: UUID
+    card_number: str
+    children: int
+    status: str
+    registered_at: datetime
 
 
 class VenueCreated(BaseModel):
@@ -394,19 +464,31 @@ async def get_venue(venue_id: UUID, app: App) -> VenuePublic:
     return venue_public(await run_use_case(app.get_venue, venue_id))
 
 
-@router.patch("/venues/{venue_id}", response_model=VenuePublic, tags=["venues"])
+@router.patch("/venues/{venue_id}", response_model=VenueChanged, tags=["venues"])
 async def change_venue(venue_id: UUID, body: VenueChange, app: App,
-                       principal: VenueStaff) -> VenuePublic:
-    """Change a venue's profile (that venue's organisation, or Kaikukeskus).
+                       principal: VenueStaff) -> VenueChanged:
+    """Change a venue's name, public contact, limits and ticket agents (that
+    venue's organisation, or Kaikukeskus): one event per part changed.
 
     ``ticket_agents`` is the whole list after the change: an agent left out
-    can no longer register tickets for this venue (403 from its next request)."""
-    venue = await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id,
-                      principal.role)
-    if body.ticket_agents is not None:
-        venue = await run_use_case(app.change_ticket_agents, venue_id, principal.organisation_id,
-                          principal.role, list(body.ticket_agents))
-    return venue_public(venue)
+    can no longer register tickets for this venue (403 from its next request).
+    Changed limits apply to offerings published from now on (``limits_apply_to``)."""
+    fields = body.model_dump(exclude_unset=True)
+    contact = body.contact.model_dump(exclude_none=True) if body.contact else None
+    limits = fields.get("limits")
+    if not fields or limits == {}:
+        # Who asks comes first: a stranger learns nothing from a 422.
+        await run_use_case(app.venue_managed_by, venue_id, principal.organisation_id,
+                           principal.role)
+        raise unprocessable("nothing-to-change", "Send at least one of name, contact, limits "
+                            "or ticket_agents; limits must name a limit to change.",
+                            "limits" if fields else None)
+    venue, changed = await run_use_case(
+        app.change_venue, venue_id, principal.organisation_id, principal.role,
+        name=body.name, contact=contact, limits=limits,
+        ticket_agents=None if body.ticket_agents is None else list(body.ticket_agents))
+    return VenueChanged(**venue_public(venue).model_dump(), changed=changed,
+                        limits_apply_to=LIMITS_APPLY_TO if "limits" in changed else None)
 
 
 def venue_public(venue: Any) -> VenuePublic:
@@ -456,6 +538,23 @@ async def get_offering(offering_id: UUID, app: App) -> OfferingDetail:
     """One offering as it is now, with the card places left (read from the write side)."""
     offering = await run_use_case(app.get_offering, offering_id)
     return offering_detail(offering)
+
+
+@router.get("/offerings/{offering_id}/tickets", response_model=list[OfferingTicket],
+            tags=["tickets"])
+async def offering_tickets(
+    offering_id: UUID, request: Request, app: App, principal: Registrar,
+    status: Annotated[Literal["registered", "cancelled"] | None, Query(
+        description="only tickets in this status")] = None,
+) -> list[OfferingTicket]:
+    """The box office's list: each card ticket of the offering with its card
+    number, children along, status and registration time, in registration
+    order (that venue's staff and its ticket agents). Read from a read model: a
+    ticket registered or cancelled a moment ago shows within moments."""
+    offering = await run_use_case(app.get_offering, offering_id)
+    _may_register(await run_use_case(app.get_venue, offering.venue_id), principal)
+    rows = await queries.offering_tickets(request.app.state.pool, offering_id, status)
+    return [OfferingTicket(**dict(row)) for row in rows]
 
 
 @router.patch("/offerings/{offering_id}", response_model=OfferingDetail, tags=["offering"])

@@ -3,6 +3,7 @@ live card-cap hint), the ticket desk and the venue's feedback."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import date, datetime
 from typing import Any
@@ -17,11 +18,13 @@ from ..pages import (
     Language,
     SessionsDep,
     Staff,
+    as_uuid,
     browser_address,
     call,
     form_of,
     genres,
     is_htmx,
+    language,
     local_datetime,
     not_found,
     page,
@@ -30,6 +33,8 @@ from ..pages import (
     staff_session,
     to_int,
 )
+
+from .admin_network import name_in
 
 router = APIRouter()
 
@@ -138,8 +143,9 @@ async def venue_choice_page(request: Request, *, status: int = 200,
                             error_key: str | None = None) -> Response:
     listing = await my_venues(request)
     venues = listing.data if listing.ok and isinstance(listing.data, list) else None
+    places = await place_names(request, language(request)) if venues else {}
     return page(request, "staff/venue_choice.html", status=status, venues=venues,
-                listing_unavailable=not listing.ok,
+                places=places, listing_unavailable=not listing.ok,
                 listing_error=None if listing.ok or listing.unavailable else listing,
                 current=await chosen_venue(request), error=error, error_key=error_key)
 
@@ -387,3 +393,261 @@ async def venue_feedback(request: Request) -> Response:
         return venue
     answer = await call(request, "venues", "GET", f"/venues/{venue['venue_id']}/feedback")
     return page(request, "staff/feedback.html", venue=venue, answer=answer)
+
+
+# --- the desk: today's and upcoming offerings, each one's ticket list, the day sheet ------
+
+DESK_OFFERINGS = 60  # the next offerings the desk shows (each asks venues its places left)
+TICKET_STATUSES = ("registered", "cancelled")
+
+
+def helsinki_today() -> date:
+    return datetime.now(HELSINKI).date()
+
+
+def local_day(value: Any) -> date | None:
+    try:
+        return datetime.fromisoformat(str(value)).astimezone(HELSINKI).date()
+    except ValueError:
+        return None
+
+
+async def place_names(request: Request, lang: str) -> dict[str, str]:
+    """Municipality code → its name in the reader's language, from Kaikukanta's
+    network; empty when cards cannot say (the page then names no place)."""
+    answer = await call(request, "cards", "GET", "/network")
+    if not answer.ok or not isinstance(answer.data, dict):
+        return {}
+    names: dict[str, str] = {}
+    for region in answer.data.get("regions", []):
+        for municipality in region.get("municipalities", []):
+            names[str(municipality.get("code", "")).lower()] = name_in(
+                municipality.get("name"), lang)
+    return names
+
+
+async def with_places_left(request: Request, offerings: list[dict[str, Any]]
+                           ) -> list[dict[str, Any]]:
+    """Each offering with its card places used and left, as venues counts them now."""
+    async def detail(offering: dict[str, Any]) -> dict[str, Any]:
+        answer = await call(request, "venues", "GET", f"/offerings/{offering['offering_id']}")
+        left = answer.data.get("card_places_left") if answer.ok else None
+        used = None if left is None else int(offering.get("card_cap", 0)) - int(left)
+        return {**offering, "places_left": left, "places_used": used}
+
+    return list(await asyncio.gather(*(detail(o) for o in offerings)))
+
+
+async def venue_offerings_between(request: Request, venue_id: str, first: date,
+                                  last: date | None) -> Answer:
+    params: dict[str, Any] = {"venue_id": venue_id, "from": first.isoformat(),
+                              "limit": DESK_OFFERINGS}
+    if last is not None:
+        params["to"] = last.isoformat()
+    return await call(request, "venues", "GET", "/offerings", params=params)
+
+
+@router.get("/staff/desk", response_class=HTMLResponse)
+async def desk(request: Request, lang: Language) -> Response:
+    """Today's and upcoming offerings of the chosen venue, places used and left."""
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    today = helsinki_today()
+    answer = await venue_offerings_between(request, venue["venue_id"], today, None)
+    found = answer.data if answer.ok and isinstance(answer.data, list) else []
+    offerings = await with_places_left(request, found)
+    places = await place_names(request, lang)
+    return page(request, "staff/desk.html", venue=venue, today=today,
+                place=places.get(str(venue.get("municipality", "")).lower(), ""),
+                todays=[o for o in offerings if local_day(o["starts_at"]) == today],
+                upcoming=[o for o in offerings if local_day(o["starts_at"]) != today],
+                error=None if answer.ok else answer)
+
+
+def ticket_status(value: str) -> str | None:
+    return value if value in TICKET_STATUSES else None
+
+
+@router.get("/staff/desk/offerings/{offering_id}", response_class=HTMLResponse)
+async def desk_tickets(request: Request, offering_id: str, staff: Staff,
+                       status: str = "", done: str = "") -> Response:
+    """One offering's card tickets, to check people in and cancel from."""
+    offering = await offering_to_edit(request, offering_id)
+    if isinstance(offering, Response):
+        return offering
+    chosen = ticket_status(status)
+    answer = await call(request, "venues", "GET",
+                        f"/offerings/{offering['offering_id']}/tickets",
+                        params={"status": chosen} if chosen else None)
+    return page(request, "staff/desk_tickets.html", offering=offering, shown=chosen or "",
+                tickets=answer.data if answer.ok else [], error=None if answer.ok else answer,
+                done_key="desk.cancelled" if done == "cancelled" else None)
+
+
+async def ticket_to_cancel(request: Request, ticket_id: str) -> dict[str, Any] | Response:
+    if as_uuid(ticket_id) is None:
+        return not_found(request)
+    answer = await call(request, "venues", "GET", f"/tickets/{ticket_id}")
+    if not answer.ok:
+        return page(request, "message.html", status=answer.status,
+                    heading_key="error.refused", error=answer)
+    return answer.data
+
+
+@router.get("/staff/desk/tickets/{ticket_id}/cancel", response_class=HTMLResponse)
+async def desk_cancel_confirm(request: Request, ticket_id: str, staff: Staff) -> Response:
+    """Asks before cancelling: a cancelled ticket cannot be restored."""
+    ticket = await ticket_to_cancel(request, ticket_id)
+    if isinstance(ticket, Response):
+        return ticket
+    return page(request, "staff/desk_cancel.html", ticket=ticket, error=None)
+
+
+@router.post("/staff/desk/tickets/{ticket_id}/cancel", dependencies=CSRF)
+async def desk_cancel(request: Request, ticket_id: str, staff: Staff) -> Response:
+    ticket = await ticket_to_cancel(request, ticket_id)
+    if isinstance(ticket, Response):
+        return ticket
+    answer = await call(request, "venues", "POST", f"/tickets/{ticket_id}/cancellation",
+                        json={})
+    if not answer.ok:
+        return page(request, "staff/desk_cancel.html", status=answer.status, ticket=ticket,
+                    error=answer)
+    return RedirectResponse(
+        f"/staff/desk/offerings/{ticket['offering_id']}?done=cancelled", status_code=303)
+
+
+@router.get("/staff/desk/day", response_class=HTMLResponse)
+async def day_sheet(request: Request, lang: Language, day: str = "") -> Response:
+    """The printable sheet of one day's offerings and their card tickets (today
+    unless ``day`` names another, YYYY-MM-DD)."""
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    try:
+        chosen = date.fromisoformat(day) if day else helsinki_today()
+    except ValueError:
+        return page(request, "message.html", status=422, heading_key="error.refused",
+                    message_key="desk.bad_day")
+    answer = await venue_offerings_between(request, venue["venue_id"], chosen, chosen)
+    offerings = answer.data if answer.ok and isinstance(answer.data, list) else []
+
+    async def with_tickets(offering: dict[str, Any]) -> dict[str, Any]:
+        listed = await call(request, "venues", "GET",
+                            f"/offerings/{offering['offering_id']}/tickets",
+                            params={"status": "registered"})
+        return {**offering, "tickets": listed.data if listed.ok else None}
+
+    sheet = await asyncio.gather(*(with_tickets(o) for o in offerings))
+    places = await place_names(request, lang)
+    return page(request, "staff/desk_day.html", venue=venue, day=chosen, offerings=sheet,
+                place=places.get(str(venue.get("municipality", "")).lower(), ""),
+                error=None if answer.ok else answer)
+
+
+# --- the venue's profile: name, public contact, limits, ticket agents ---------------------
+
+CONTACT_PARTS = ("phone", "email", "url", "box_office")
+EXCLUDABLE = ("visiting", "gala", "premiere")
+EXCLUDABLE_LABELS = {"visiting": "desk.production_visiting", "gala": "desk.production_gala",
+                     "premiere": "desk.production_premiere"}
+
+
+def profile_form(venue: dict[str, Any]) -> dict[str, Any]:
+    limits = venue.get("limits") or {}
+    contact = venue.get("contact") or {}
+    maximum = limits.get("max_open_reservations")
+    return {"name": venue.get("name", ""),
+            **{part: contact.get(part, "") for part in CONTACT_PARTS},
+            "one_ticket_per_card": bool(limits.get("one_ticket_per_card")),
+            "weekends_excluded": bool(limits.get("weekends_excluded")),
+            "max_open_reservations": "" if maximum is None else str(maximum),
+            "excluded_productions": list(limits.get("excluded_productions") or []),
+            "ticket_agents": "\n".join(str(a) for a in limits.get("ticket_agents") or [])}
+
+
+def profile_changes(form: dict[str, Any], before: dict[str, Any]) -> dict[str, Any] | str:
+    """What the form changed, as venues' PATCH takes it, or the key of what is wrong."""
+    body: dict[str, Any] = {}
+    if form["name"] != before["name"]:
+        body["name"] = form["name"]
+    if any(form[part] != before[part] for part in CONTACT_PARTS):
+        body["contact"] = {part: form[part] for part in CONTACT_PARTS if form[part]}
+    limits: dict[str, Any] = {}
+    for flag in ("one_ticket_per_card", "weekends_excluded", "excluded_productions"):
+        if form[flag] != before[flag]:
+            limits[flag] = form[flag]
+    if form["max_open_reservations"] != before["max_open_reservations"]:
+        maximum = to_int(form["max_open_reservations"]) if form["max_open_reservations"] \
+            else None
+        if form["max_open_reservations"] and (maximum is None or maximum < 1):
+            return "desk.bad_maximum"
+        limits["max_open_reservations"] = maximum
+    if limits:
+        body["limits"] = limits
+    agents = [line.strip() for line in form["ticket_agents"].split() if line.strip()]
+    if form["ticket_agents"].split() != before["ticket_agents"].split():
+        if any(as_uuid(agent) is None for agent in agents):
+            return "desk.bad_agent"
+        body["ticket_agents"] = agents
+    return body
+
+
+async def submitted_profile(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    return {"name": str(form.get("name", "")).strip(),
+            **{part: str(form.get(part, "")).strip() for part in CONTACT_PARTS},
+            "one_ticket_per_card": form.get("one_ticket_per_card") == "on",
+            "weekends_excluded": form.get("weekends_excluded") == "on",
+            "max_open_reservations": str(form.get("max_open_reservations", "")).strip(),
+            "excluded_productions": sorted(str(p) for p in form.getlist("excluded_productions")
+                                           if p in EXCLUDABLE),
+            "ticket_agents": str(form.get("ticket_agents", ""))}
+
+
+async def agent_names(request: Request, venue: dict[str, Any]) -> list[dict[str, str]]:
+    """The venue's ticket agents by name (by id when cards cannot say)."""
+    async def named(agent: str) -> dict[str, str]:
+        answer = await call(request, "cards", "GET", f"/organisations/{agent}")
+        name = answer.data.get("name") if answer.ok and isinstance(answer.data, dict) else None
+        return {"id": agent, "name": name or agent}
+
+    agents = [str(a) for a in (venue.get("limits") or {}).get("ticket_agents") or []]
+    return list(await asyncio.gather(*(named(a) for a in agents)))
+
+
+async def profile_page(request: Request, venue: dict[str, Any], form: dict[str, Any], *,
+                       status: int = 200, error: Answer | None = None,
+                       error_key: str | None = None, done: dict[str, Any] | None = None
+                       ) -> Response:
+    return page(request, "staff/desk_profile.html", status=status, venue=venue, form=form,
+                excludable=EXCLUDABLE_LABELS, agents=await agent_names(request, venue), error=error,
+                error_key=error_key, done=done)
+
+
+@router.get("/staff/desk/profile", response_class=HTMLResponse)
+async def venue_profile(request: Request) -> Response:
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    return await profile_page(request, venue, profile_form(venue))
+
+
+@router.post("/staff/desk/profile", dependencies=CSRF)
+async def change_venue_profile(request: Request) -> Response:
+    """Send venues only what changed (PATCH): one event per part on the venue."""
+    venue = await need_venue(request)
+    if isinstance(venue, Response):
+        return venue
+    form = await submitted_profile(request)
+    body = profile_changes(form, profile_form(venue))
+    if isinstance(body, str):
+        return await profile_page(request, venue, form, status=422, error_key=body)
+    if not body:
+        return await profile_page(request, venue, form, done={"nothing": True})
+    answer = await call(request, "venues", "PATCH", f"/venues/{venue['venue_id']}", json=body)
+    if not answer.ok:
+        return await profile_page(request, venue, form, status=answer.status, error=answer)
+    return await profile_page(request, answer.data, profile_form(answer.data),
+                              done=answer.data)
