@@ -148,7 +148,9 @@ async def activate_account(request: Request, staff: Staff) -> Response:
 
 CASELOAD_PAGE = 25
 EXPIRING_DAYS = 30
-CASELOAD_STATUSES = ("active", "expired", "closed")
+# The list's status filters and their names.
+CASELOAD_STATUSES = {"active": "caseload.status_active", "expired": "caseload.status_expired",
+                     "closed": "caseload.status_closed"}
 
 
 def place_name(item: dict[str, Any], lang: str) -> str:
@@ -172,7 +174,7 @@ async def caseload_page(request: Request, lang: str, *, expiring: bool, status: 
     return page(request, "staff/caseload.html", status=answer.status if not answer.ok else 200,
                 error=None if answer.ok else answer, expiring=expiring,
                 status_filter=params.get("status", "") if not expiring else "",
-                statuses=CASELOAD_STATUSES, first_page=not cursor, done=done,
+                statuses=CASELOAD_STATUSES.items(), first_page=not cursor, done=done,
                 items=[{**item, "place": place_name(item, lang)} for item in items],
                 next_cursor=answer.data.get("next_cursor") if answer.ok else None)
 
