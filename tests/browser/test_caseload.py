@@ -120,7 +120,7 @@ async def test_my_cards_expiring_soon_and_renewal_from_the_list(web, staff_page,
     assert await listed_numbers(page) == sorted(expiring)
     await check(page, ui, f"caseload-expiring-{lang}")
     renewed = sorted(expiring)[0]
-    await page.get_by_role("link", name=text(lang, "caseload.renew_named", number=renewed)
+    await page.get_by_role("button", name=text(lang, "caseload.renew_named", number=renewed)
                            ).click()
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         text(lang, "caseload.confirm_title", number=renewed))
