@@ -56,6 +56,9 @@ ROLE_SETS = {
     # Staff who write to a holder: the card's distributor, a venue that sold them a ticket.
     "holder_writers": {"distributor", "venue"},
     "wellbeing_readers": {"distributor", "other_distributor", "kaikukeskus"},
+    # A distributor lists its own cards (another's list is its own, without these);
+    # Kaikukeskus every card.
+    "caseload_readers": {"distributor", "other_distributor", "kaikukeskus"},
     PUBLIC: None,
 }
 
@@ -64,6 +67,7 @@ RULES: dict[tuple[str, str, str], str] = {
     ("cards", "GET", "/organisations/{organisation_id}"): "staff",
     ("cards", "POST", "/cards"): "any_distributor",
     ("cards", "GET", "/cards/{card_number}"): "card_readers",
+    ("cards", "GET", "/cards"): "caseload_readers",
     ("cards", "POST", "/cards/{card_number}/renewal"): "issuer",
     ("cards", "PATCH", "/cards/{card_number}"): "issuer",
     ("cards", "POST", "/cards/{card_number}/closure"): "issuer_or_centre",

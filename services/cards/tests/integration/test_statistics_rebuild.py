@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from cards.adapters import rebuild as rebuilding
 from cards.adapters import projections, queries
-from cards.adapters.statistics_fold import CARD_FOLDS, FOLDS, TABLES, USAGE_FOLDS
+from cards.adapters.statistics_fold import CARD_FOLDS, DESK_FOLDS, FOLDS, TABLES, USAGE_FOLDS
 from kaiku_shared.contracts import (
     CardChangedV1,
     CardClosedV1,
@@ -35,8 +35,10 @@ from kaiku_shared.contracts import (
     CardReplacedV1,
     CardUsesImportedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
 )
@@ -116,7 +118,17 @@ def card_fact(draw) -> IntegrationEvent:
 
 @st.composite
 def ticket_fact(draw) -> IntegrationEvent:
-    kind = draw(st.sampled_from(list(USAGE_FOLDS)))
+    """A fact from the venues stream: a ticket's, a swimming visit or a library fee."""
+    kind = draw(st.sampled_from([*USAGE_FOLDS, *DESK_FOLDS]))
+    if kind is SwimmingVisitRegisteredV1:
+        return draw(fact(kind, card_number=cards, venue_id=st.sampled_from(ORGS),
+                         year=st.just(2026), children=children, visits=st.integers(1, 5),
+                         visits_used=st.integers(1, 30), registered_by=st.uuids()))
+    if kind is LibraryFeeCoveredV1:
+        return draw(fact(kind, card_number=cards, venue_id=st.sampled_from(ORGS),
+                         year=st.just(2026), fee_type=st.just("late_fee"),
+                         amount_cents=st.integers(1, 900),
+                         year_total_cents=st.integers(1, 9000), registered_by=st.uuids()))
     common = {"ticket_id": st.sampled_from(TICKETS), "card_number": cards,
               "offering_id": st.sampled_from(ORGS), "venue_id": st.sampled_from(ORGS),
               "children": children}
@@ -173,7 +185,7 @@ async def _rows(conn: asyncpg.Connection, schema: str) -> dict[str, list[tuple]]
 
 async def _live_apply(conn: asyncpg.Connection, event: IntegrationEvent) -> None:
     """What the live consumer does with a fact it has not seen (one transaction)."""
-    handlers = {**projections.CARD_HANDLERS, **projections.USAGE_HANDLERS}
+    handlers = {**projections.CARD_HANDLERS, **projections.VENUE_SOURCED_HANDLERS}
     async with conn.transaction():
         await handlers[type(event)](event, conn)
 
@@ -323,7 +335,8 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, recorded_
         indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
                    "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
         rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
-        assert len(rebuilt_indexes) == 6  # four primary keys, usage_view_card, processed
+        # five primary keys, usage_view_card, card_view_issuer, desk_use_view_card, processed
+        assert len(rebuilt_indexes) == 9
         assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
         today = date.today()
         period = queries.Period(None, None, today)
@@ -383,5 +396,106 @@ def test_concurrent_live_handlers_equal_the_fold(namespace, database, recorded_a
         async with rebuilding.ShadowWriter(conn) as shadow:
             await shadow.rows(folded)
         assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
+
+    loop.run_until_complete(check())
+
+
+def _desk_history() -> list[IntegrationEvent]:
+    """Swimming visits and library fees at two venues over two months, and a ticket."""
+    facts: list[IntegrationEvent] = []
+    for i in range(12):
+        envelope = {"event_id": uuid5(NAMESPACE_URL, f"/test/desk/{i}"),
+                    "occurred_at": datetime(2026, 3 + i % 2, 10 + i, 12, tzinfo=UTC),
+                    "aggregate_id": uuid5(NAMESPACE_URL, f"/test/desk-series/{i % 3}"),
+                    "aggregate_version": 1 + i // 3}
+        common = {"card_number": f"20{i % 6:05d}", "venue_id": ORGS[i % 2], "year": 2026,
+                  "registered_by": ORGS[1]}
+        if i % 3:
+            facts.append(SwimmingVisitRegisteredV1.build(
+                **envelope, **common, children=i % 3, visits=1 + i % 3, visits_used=i + 1))
+        else:
+            facts.append(LibraryFeeCoveredV1.build(
+                **envelope, **common, fee_type="late_fee", amount_cents=150 + i,
+                year_total_cents=150 + i))
+    facts.append(TicketRegisteredV1.build(
+        event_id=uuid5(NAMESPACE_URL, "/test/desk/ticket"),
+        occurred_at=datetime(2026, 3, 1, tzinfo=UTC), aggregate_id=TICKETS[0],
+        aggregate_version=1, ticket_id=TICKETS[0], offering_id=ORGS[0],
+        offering_title="Hamlet", venue_id=ORGS[1], venue_name="Teatteri",
+        municipality="imatra", starts_at=datetime(2026, 3, 20, 17, tzinfo=UTC),
+        card_number="2000001", children=1, channel="box_office", registered_by=ORGS[1]))
+    return facts
+
+
+def test_rebuild_reads_swimming_visits_and_library_fees_from_the_venues_stream(
+        namespace, database, recorded_app) -> None:
+    """Swimming visits and library fees, as published on the real venues stream
+    (one of them twice, as a republished message is), rebuilt from it: the rows, the
+    once-only records of both venues durables and every figure equal the live ones,
+    and the figures count them apart from tickets."""
+    from kaiku_shared.relay import ensure_stream
+    from kaiku_shared.tls import connect_nats
+
+    app = recorded_app
+    loop, conn = database
+    facts = _desk_history()
+    settings_ = namespace.settings
+
+    async def publish() -> None:
+        nc = await connect_nats(settings_)
+        try:
+            js = nc.jetstream()
+            await ensure_stream(js, settings_, "venues")
+            await js.purge_stream(settings_.stream_name("venues"))
+            for event in [*facts, facts[1]]:  # the second visit republished
+                await js.publish(event.subject(settings_.namespace), event.to_json(),
+                                 stream=settings_.stream_name("venues"))
+        finally:
+            await nc.close()
+
+    async def check() -> None:
+        await publish()
+        await rebuilding.create_statistics_schema(conn, LIVE)
+        await _live_from_the_wire(conn, app, shuffle=None)
+        for event in facts:
+            durable = projections.durable_of(type(event))
+            async with conn.transaction():
+                await conn.execute("INSERT INTO processed_events(consumer, event_id) "
+                                   "VALUES ($1, $2)", durable, event.event_id)
+                await _live_apply(conn, event)
+        counts = await rebuilding.rebuild(settings_, app.mapper, app.name, page=5)
+        assert counts.venues_events == len(facts)
+        assert await _rows(conn, rebuilding.SHADOW) == await _rows(conn, LIVE)
+        applied = "SELECT consumer, event_id FROM {}.processed_events ORDER BY 1, 2"
+        rebuilt_applied = [tuple(r) for r in await conn.fetch(
+            applied.format(rebuilding.SHADOW))]
+        assert rebuilt_applied == [tuple(r) for r in await conn.fetch(applied.format(LIVE))]
+        assert {c for c, _ in rebuilt_applied} == {
+            projections.STATISTICS_CONSUMER, projections.USAGE_CONSUMER,
+            projections.DESK_USES_CONSUMER}
+        period = queries.Period(date(2026, 3, 1), date(2026, 4, 30), date(2026, 5, 1))
+        await conn.execute(f"SET search_path TO {LIVE}")
+        live_figures = await rebuilding.snapshot(conn, period, 5)
+        await conn.execute(f"SET search_path TO {rebuilding.SHADOW}")
+        assert await rebuilding.snapshot(conn, period, 5) == live_figures
+        visits = [f for f in facts if isinstance(f, SwimmingVisitRegisteredV1)]
+        fees = [f for f in facts if isinstance(f, LibraryFeeCoveredV1)]
+        national = live_figures["national"]
+        assert national["swimming_visits"] == len(visits) == 8
+        assert national["swimming_children"] == sum(v.children for v in visits)
+        assert national["library_fees"] == len(fees) == 4
+        assert national["library_fees_cents"] == sum(f.amount_cents for f in fees)
+        # by venue (nothing hidden at threshold 1): tickets and desk uses apart
+        await conn.execute(f"SET search_path TO {LIVE}")
+        venues = {row["venue"]: row for row in await queries.breakdown(
+            conn, period, "venue", region=None, threshold=1)}
+        assert {k: venues[str(ORGS[1])][k] for k in (
+            "uses", "child_tickets", "swimming_visits", "library_fees")} == {
+            "uses": 1, "child_tickets": 1, "swimming_visits": 4, "library_fees": 2}
+        assert (venues[str(ORGS[0])]["uses"], venues[str(ORGS[0])]["swimming_visits"]) == (0, 4)
+        months = {row["month"]: row["swimming_visits"] for row in await queries.breakdown(
+            conn, period, "month", region=None, threshold=1)}
+        assert months == {"2026-03": 4, "2026-04": 4}
+        await conn.execute("SET search_path TO public")
 
     loop.run_until_complete(check())

@@ -95,7 +95,7 @@ async def kept_rows(pool: asyncpg.Pool) -> tuple:
 async def fresh_layout(fresh: Namespace) -> dict[str, list[tuple]]:
     pool = await open_pool(fresh)
     try:
-        assert await migrate(pool, SCHEMA) == {"kaiku-infrastructure": [1], COMPONENT: [1]}
+        assert await migrate(pool, SCHEMA) == {"kaiku-infrastructure": [1], COMPONENT: [1, 2]}
         return await layout(pool)
     finally:
         await pool.close()
@@ -105,26 +105,33 @@ async def fresh_layout(fresh: Namespace) -> dict[str, list[tuple]]:
                          ids=["first-release", "before-migrations"])
 async def test_an_earlier_database_adopts_the_baseline_in_place(pool, fresh, release) -> None:
     await run_old(pool, release)
-    assert (await migrate(pool, SCHEMA))[COMPONENT] == [1]
+    assert (await migrate(pool, SCHEMA))[COMPONENT] == [1, 2]
     assert await kept_rows(pool) == (1970, None, None, 1)
     assert await layout(pool) == await fresh_layout(fresh)
     assert await migrate(pool, SCHEMA) == {}  # every later start
     async with pool.acquire() as conn:
-        assert await conn.fetchval("SELECT name FROM schema_migrations WHERE component = $1",
-                                   COMPONENT) == "baseline"
+        names = await conn.fetch("SELECT version, name FROM schema_migrations "
+                                 "WHERE component = $1 ORDER BY version", COMPONENT)
+        indexes = {r["indexname"] for r in await conn.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'card_view'")}
+    assert [tuple(n) for n in names] == [
+        (1, "baseline"), (2, "caseload index; swimming visits and library fees")]
+    assert "card_view_issuer" in indexes  # the caseload's: a distributor's cards in order
 
 
 async def test_the_handlers_apply_the_golden_fixtures_to_an_adopted_database(pool) -> None:
     await run_old(pool, FIRST_RELEASE)
     await migrate(pool, SCHEMA)
-    consumers = {consumer.source: consumer for consumer in projections.consumers()}
+    consumers = {event_type: consumer for consumer in projections.consumers()
+                 for event_type in consumer.handled_types}
     names = ("organisation_registered", "organisation_status_changed", "card_issued",
              "card_renewed", "card_changed", "card_closed", "card_replaced",
-             "card_uses_imported", "ticket_registered", "ticket_cancelled")
+             "card_uses_imported", "ticket_registered", "ticket_cancelled",
+             "swimming_visit_registered", "library_fee_covered")
     async with pool.acquire() as conn:
         for name in names:
             body = (FIXTURES / f"{name}.v1.json").read_bytes()
-            consumer = consumers[json.loads(body)["producer"]]
+            consumer = consumers[json.loads(body)["event_type"]]
             event = MessageProcessor(consumer, pool).decode(body)
             async with conn.transaction():
                 await consumer.handlers[type(event)](event, conn)
@@ -135,9 +142,13 @@ async def test_the_handlers_apply_the_golden_fixtures_to_an_adopted_database(poo
                                 "WHERE card_number = 'KXA-12345' ORDER BY status")
         answers = await conn.fetchval("SELECT count(*) FROM wellbeing_view")
         organisation = await conn.fetchval("SELECT status FROM organisation_view")
+        desk = await conn.fetch("SELECT kind, children, amount_cents FROM desk_use_view "
+                                "ORDER BY kind")
     assert (card["status"], card["municipality"], card["children"]) == (
         "closed", "lappeenranta", 3)
     assert replacement == "KXA-12345"
     assert [tuple(u) for u in uses] == [("cancelled", "Imatran Kaupunginteatteri"),
                                         ("registered", None), ("registered", None)]
     assert (answers, organisation) == (2, "approved")
+    assert [d["kind"] for d in desk] == ["library_fee", "swimming_visit"]
+    assert desk[0]["amount_cents"] > 0 and desk[1]["amount_cents"] == 0

@@ -19,7 +19,15 @@ import pytest
 
 import kaiku_shared.contracts as contracts
 from cards.adapters import projections
-from cards.adapters.statistics_fold import CARD, FOLDS, ORGANISATION, TABLES, USAGE, WELLBEING
+from cards.adapters.statistics_fold import (
+    CARD,
+    DESK_USE,
+    FOLDS,
+    ORGANISATION,
+    TABLES,
+    USAGE,
+    WELLBEING,
+)
 from kaiku_shared.consumer import MessageProcessor
 
 FIXTURES = Path(contracts.__file__).parent / "fixtures"
@@ -73,14 +81,16 @@ class TablesInMemory:
         return self.rows[table][key]
 
 
-CONSUMERS = {consumer.source: consumer for consumer in projections.consumers()}
+# Each event type's durable (two read the venues stream).
+CONSUMERS = {event_type: consumer for consumer in projections.consumers()
+             for event_type in consumer.handled_types}
 
 
 async def apply(conn: TablesInMemory, *names: str) -> None:
     """Decode each golden fixture as its durable does and apply its handler."""
     for name in names:
         body = (FIXTURES / f"{name}.v1.json").read_bytes()
-        consumer = CONSUMERS[json.loads(body)["producer"]]
+        consumer = CONSUMERS[json.loads(body)["event_type"]]
         event = MessageProcessor(consumer, pool=None).decode(body)  # type: ignore[arg-type]
         assert event is not None, name
         await consumer.handlers[type(event)](event, conn)
@@ -89,11 +99,12 @@ async def apply(conn: TablesInMemory, *names: str) -> None:
 def test_one_handler_for_each_fact_the_rebuild_folds() -> None:
     assert set(projections.PROJECTIONS) == set(FOLDS)
     assert {name: sorted(c.EVENT_TYPE for c in consumer.handlers)
-            for name, consumer in ((c.name, c) for c in CONSUMERS.values())} == {
+            for name, consumer in ((c.name, c) for c in projections.consumers())} == {
         "cards-statistics": ["card_changed", "card_closed", "card_issued", "card_renewed",
                              "card_replaced", "card_uses_imported", "organisation_registered",
                              "organisation_status_changed"],
         "cards-usage": ["ticket_cancelled", "ticket_registered"],
+        "cards-desk-uses": ["library_fee_covered", "swimming_visit_registered"],
     }
     assert all(handler.__module__ == projections.__name__
                for handler in projections.PROJECTIONS.values())
@@ -157,3 +168,14 @@ async def test_an_approved_organisation_whichever_comes_first(order) -> None:
     organisation = conn.row(ORGANISATION, ORGANISATION_ID)
     assert (organisation["kind"], organisation["municipality"], organisation["status"],
             organisation["version"]) == ("distributor", "imatra", "approved", 2)
+
+
+async def test_swimming_visits_and_library_fees_are_rows_of_their_own() -> None:
+    """Each is one row, kept once however often it is delivered, never a ticket."""
+    conn = TablesInMemory()
+    await apply(conn, "swimming_visit_registered", "library_fee_covered",
+                "swimming_visit_registered")
+    rows = sorted(conn.rows[DESK_USE].values(), key=lambda r: r["kind"])
+    assert [(r["kind"], r["children"] >= 0, r["amount_cents"] > 0) for r in rows] == [
+        ("library_fee", True, True), ("swimming_visit", True, False)]
+    assert not conn.rows[USAGE]

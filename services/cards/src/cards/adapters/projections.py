@@ -31,8 +31,10 @@ from kaiku_shared.contracts import (
     CardReplacedV1,
     CardUsesImportedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
 )
@@ -42,8 +44,14 @@ from .statistics_fold import TABLES, Table, Upsert, keep
 
 STATISTICS_CONSUMER = "cards-statistics"
 USAGE_CONSUMER = "cards-usage"
+DESK_USES_CONSUMER = "cards-desk-uses"
 # The durable that reads each producer's stream.
 DURABLES = {"cards": STATISTICS_CONSUMER, "venues": USAGE_CONSUMER}
+# Contracts added after their producer's durable existed get a durable of their
+# own: a filtered durable that already exists has passed their earlier messages
+# and would never see them, while a new one starts at the stream's first message.
+OWN_DURABLES = {SwimmingVisitRegisteredV1: DESK_USES_CONSUMER,
+                LibraryFeeCoveredV1: DESK_USES_CONSUMER}
 
 Projection = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
@@ -94,6 +102,15 @@ async def on_ticket_cancelled(event: TicketCancelledV1, conn: asyncpg.Connection
     await apply_upserts(conn, fold.ticket_cancelled(event))
 
 
+async def on_swimming_visit_registered(event: SwimmingVisitRegisteredV1,
+                                       conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.swimming_visit_registered(event))
+
+
+async def on_library_fee_covered(event: LibraryFeeCoveredV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.library_fee_covered(event))
+
+
 # --- which contract is applied how -----------------------------------------------------
 
 PROJECTIONS: dict[type[IntegrationEvent], Projection] = {
@@ -107,24 +124,36 @@ PROJECTIONS: dict[type[IntegrationEvent], Projection] = {
     OrganisationStatusChangedV1: on_organisation_status_changed,
     TicketRegisteredV1: on_ticket_registered,
     TicketCancelledV1: on_ticket_cancelled,
+    SwimmingVisitRegisteredV1: on_swimming_visit_registered,
+    LibraryFeeCoveredV1: on_library_fee_covered,
 }
+
+
+def durable_of(contract: type[IntegrationEvent]) -> str:
+    return OWN_DURABLES.get(contract) or DURABLES[contract.PRODUCER]
 
 
 def handlers_of(durable: str) -> dict[type[IntegrationEvent], Projection]:
     """The part of ``PROJECTIONS`` one durable applies (the rebuild reads it too)."""
     return {contract: handler for contract, handler in PROJECTIONS.items()
-            if DURABLES[contract.PRODUCER] == durable}
+            if durable_of(contract) == durable}
 
 
 CARD_HANDLERS = handlers_of(STATISTICS_CONSUMER)
 USAGE_HANDLERS = handlers_of(USAGE_CONSUMER)
+DESK_USE_HANDLERS = handlers_of(DESK_USES_CONSUMER)
+# Every durable with the stream it reads.
+SOURCES = {STATISTICS_CONSUMER: "cards", USAGE_CONSUMER: "venues",
+           DESK_USES_CONSUMER: "venues"}
+# What the rebuild reads from the venues stream.
+VENUE_SOURCED_HANDLERS = {**USAGE_HANDLERS, **DESK_USE_HANDLERS}
 
 
 def consumers(application: Any = None) -> list[Consumer]:
     """The durable consumers of ``PROJECTIONS`` (they need no application; None in
     an audit, which only reads their names and contracts)."""
     built = []
-    for source, durable in DURABLES.items():
+    for durable, source in SOURCES.items():
         consumer = Consumer(durable, source)
         for contract, handler in handlers_of(durable).items():
             consumer.on(contract)(handler)

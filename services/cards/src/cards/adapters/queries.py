@@ -5,6 +5,8 @@ Where a figure is counted (see services/cards/README.md):
   it was issued (``valid_from``); a replacement for a lost card is not a new card.
 - uses: registered minus cancelled tickets, in the month of the event, by the
   card's region/municipality/distributor, or by the venue.
+- swimming visits and covered library fees (``desk_use_view``): apart from the
+  tickets, in the month they were registered, grouped the same way.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
@@ -26,6 +29,8 @@ DIMENSIONS = ("region", "municipality", "distributor", "venue", "month")
 SUPPRESSED_DIMENSIONS = ("municipality", "distributor", "venue", "month")
 AGE_GROUPS = ((16, 24), (25, 34), (35, 44), (45, 54), (55, 64), (65, 74), (75, 200))
 HELSINKI = "Europe/Helsinki"
+# Sums of money, hidden together with the count they add up (not counts themselves).
+AMOUNTS = {"library_fees_cents": "library_fees"}
 
 Db = asyncpg.Pool | asyncpg.Connection
 
@@ -82,14 +87,19 @@ def _card_filter(period: Period, region: str | None, first: int) -> tuple[str, l
     return "".join(f" AND {c}" for c in clauses), args
 
 
-def _use_filter(period: Period, region: str | None) -> tuple[str, list[Any]]:
+_DESK_GROUP = {**_USE_GROUP, "venue": "d.venue_id::text",
+               "month": f"to_char(d.used_at AT TIME ZONE '{HELSINKI}', 'YYYY-MM')"}
+
+
+def _use_filter(period: Period, region: str | None,
+                moment: str = "u.starts_at") -> tuple[str, list[Any]]:
     clauses, args = [], []
     if period.start:
         args.append(period.start)
-        clauses.append(f"(u.starts_at AT TIME ZONE '{HELSINKI}')::date >= ${len(args)}")
+        clauses.append(f"({moment} AT TIME ZONE '{HELSINKI}')::date >= ${len(args)}")
     if period.end:
         args.append(period.end)
-        clauses.append(f"(u.starts_at AT TIME ZONE '{HELSINKI}')::date <= ${len(args)}")
+        clauses.append(f"({moment} AT TIME ZONE '{HELSINKI}')::date <= ${len(args)}")
     if region:
         args.append(region)
         clauses.append(f"c.region = ${len(args)}")
@@ -98,7 +108,28 @@ def _use_filter(period: Period, region: str | None) -> tuple[str, list[Any]]:
 
 def zero_figures() -> dict[str, int]:
     return {"cards_issued": 0, "active_cards": 0, "community_cards": 0,
-            "replacement_cards": 0, "uses": 0, "child_tickets": 0, "uses_with_children": 0}
+            "replacement_cards": 0, "uses": 0, "child_tickets": 0, "uses_with_children": 0,
+            "swimming_visits": 0, "swimming_children": 0, "library_fees": 0,
+            "library_fees_cents": 0}
+
+
+async def _desk_figures(conn: asyncpg.Connection, period: Period, by: str | None,
+                        region: str | None) -> list[asyncpg.Record]:
+    """Swimming visits (children along apart) and covered library fees (their sum
+    apart), grouped as the tickets are; counted apart from them."""
+    where, args = _use_filter(period, region, "d.used_at")
+    return await conn.fetch(
+        f"""
+        SELECT {_DESK_GROUP[by] if by else 'NULL'} AS key,
+               count(*) FILTER (WHERE d.kind = 'swimming_visit') AS swimming_visits,
+               coalesce(sum(d.children) FILTER (WHERE d.kind = 'swimming_visit'), 0)
+                   AS swimming_children,
+               count(*) FILTER (WHERE d.kind = 'library_fee') AS library_fees,
+               coalesce(sum(d.amount_cents) FILTER (WHERE d.kind = 'library_fee'), 0)
+                   AS library_fees_cents
+        FROM desk_use_view d LEFT JOIN card_view c ON c.card_number = d.card_number
+        WHERE true{where} GROUP BY 1
+        """, *args)
 
 
 async def figures(conn: asyncpg.Connection, period: Period, *, by: str | None = None,
@@ -153,6 +184,11 @@ async def figures(conn: asyncpg.Connection, period: Period, *, by: str | None = 
         figures_["uses"] = record["uses"]
         figures_["child_tickets"] = int(record["child_tickets"])
         figures_["uses_with_children"] = record["with_children"]
+    for record in await _desk_figures(conn, period, by, region):
+        figures_ = row(record["key"])
+        for field in ("swimming_visits", "swimming_children", "library_fees",
+                      "library_fees_cents"):
+            figures_[field] = int(record[field])
     if by is None:
         row(None)
     return results
@@ -204,11 +240,18 @@ def _suppress_columns(rows: list[dict[str, Any]], threshold: int) -> list[dict[s
     their complements (set to None, named in the row's ``suppressed``)."""
     for row in rows:
         row["suppressed"] = []
-    figures_ = [f for f in (rows[0] if rows else {}) if f in zero_figures()]
+    figures_ = [f for f in (rows[0] if rows else {}) if f in zero_figures()
+                and f not in AMOUNTS]
     for field in figures_:
         for index in hidden_cells({i: row[field] for i, row in enumerate(rows)}, threshold):
             rows[index][field] = None
             rows[index]["suppressed"].append(field)
+    # An amount is hidden with the count it sums: a small group's sum is theirs.
+    for amount, count in AMOUNTS.items():
+        for row in rows:
+            if amount in row and count in row["suppressed"]:
+                row[amount] = None
+                row["suppressed"].append(amount)
     return rows
 
 
@@ -291,6 +334,42 @@ def _pooled(cells: list[Any], question: str, threshold: int) -> dict[str, Any]:
         "left_out": left_out,
         "suppressed": left_out > 0,
     }
+
+
+CASELOAD_STATUSES = {
+    "open": "c.status = 'open'",
+    "closed": "c.status = 'closed'",
+    "active": "c.status = 'open' AND c.valid_from <= $1 AND c.valid_until >= $1",
+    "expired": "c.status = 'open' AND c.valid_until < $1",
+}
+
+
+async def caseload(pool: Db, *, today: date, issuer: UUID | None, status: str | None,
+                   expiring_before: date | None, after: str | None, limit: int
+                   ) -> list[dict[str, Any]]:
+    """Cards in card-number order after ``after`` (a page and one more, to tell
+    whether another page follows); only ``issuer``'s when given. Expiring: open
+    cards valid until a day before ``expiring_before``."""
+    clauses, args = ["c.issuer IS NOT NULL"], [today]
+    for clause, value in (("c.issuer = ${}", issuer),
+                          ("c.status = 'open' AND c.valid_until < ${}", expiring_before),
+                          ("c.card_number > ${}", after)):
+        if value is not None:
+            args.append(value)
+            clauses.append(clause.format(len(args)))
+    if status:
+        clauses.append(CASELOAD_STATUSES[status])
+    args.append(limit + 1)
+    async with _connection(pool) as conn:
+        return [dict(r) for r in await conn.fetch(
+            f"""
+            SELECT c.card_number, c.valid_from, c.valid_until, c.status, c.children,
+                   c.municipality, c.region, coalesce(c.community, false) AS community,
+                   (c.status = 'open' AND c.valid_from <= $1 AND c.valid_until >= $1)
+                       AS active
+            FROM card_view c WHERE {" AND ".join(clauses)}
+            ORDER BY c.card_number LIMIT ${len(args)}
+            """, *args)]
 
 
 async def partner_organisations(pool: asyncpg.Pool) -> list[dict[str, Any]]:

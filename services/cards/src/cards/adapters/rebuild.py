@@ -3,8 +3,9 @@
 - the cards service's own events: read from its event store (the notification
   log, in order, in large keyset pages), decoded and translated to contracts
   exactly as the relay does;
-- the venues' TicketRegistered/TicketCancelled: read from the venues stream on
-  NATS from its first message (an ordered consumer: nothing is acked or kept).
+- the venues' TicketRegistered/TicketCancelled, SwimmingVisitRegistered and
+  LibraryFeeCovered: read from the venues stream on NATS from its first message
+  (an ordered consumer: nothing is acked or kept).
 
 Each contract is folded with the live consumers' own definition
 (``statistics_fold``) into rows held in memory (``Accumulator``); then each table
@@ -187,7 +188,7 @@ async def venue_contracts(settings: KaikuSettings) -> AsyncIterator[IntegrationE
         last = info.state.last_seq
         if not info.state.messages:
             return
-        wanted = set(projections.USAGE_HANDLERS)
+        wanted = set(projections.VENUE_SOURCED_HANDLERS)
         sub = await js.subscribe(f"{settings.subject_root('venues')}.>",
                                  stream=settings.stream_name("venues"), ordered_consumer=True,
                                  deliver_policy=DeliverPolicy.ALL)
@@ -394,28 +395,41 @@ async def _rebuild(shadow: ShadowWriter, reader: asyncpg.Connection,
     counts.seconds["cards"] = time.perf_counter() - started
     if include_venues:
         started = time.perf_counter()
-        usage = Applied(projections.USAGE_CONSUMER, projections.USAGE_HANDLERS,
-                        unique_ids=False)
-        applied = []
-        async for contract in venue_contracts(settings):
-            if usage.first_time(contract):
-                folded.apply(FOLDS[type(contract)](contract))
-                applied.append(contract.event_id)
-                if len(applied) == page:
-                    await shadow.processed(usage.consumer, applied)
-                    counts.venues_events += len(applied)
-                    if progress:
-                        progress(usage.consumer, len(applied))
-                    applied = []
-        await shadow.processed(usage.consumer, applied)
-        counts.venues_events += len(applied)
-        if progress and applied:
-            progress(usage.consumer, len(applied))
+        counts.venues_events = await _fold_venues(shadow, folded, settings, progress, page)
         counts.seconds["venues"] = time.perf_counter() - started
     started = time.perf_counter()
     counts.rows = await shadow.rows(folded)
     counts.seconds["write"] = time.perf_counter() - started
     return counts
+
+
+async def _fold_venues(shadow: ShadowWriter, folded: Accumulator, settings: KaikuSettings,
+                       progress: Progress | None, page: int) -> int:
+    """The venues stream, once, for every durable that reads it: each fact is
+    folded once and recorded as applied by the durable that applies it live."""
+    durables = [Applied(durable, projections.handlers_of(durable), unique_ids=False)
+                for durable, source in projections.SOURCES.items() if source == "venues"]
+    applied: dict[str, list[UUID]] = {durable.consumer: [] for durable in durables}
+    total = 0
+
+    async def record(consumer: str) -> None:
+        nonlocal total
+        await shadow.processed(consumer, applied[consumer])
+        total += len(applied[consumer])
+        if progress and applied[consumer]:
+            progress(consumer, len(applied[consumer]))
+        applied[consumer] = []
+
+    async for contract in venue_contracts(settings):
+        for durable in durables:
+            if durable.first_time(contract):
+                folded.apply(FOLDS[type(contract)](contract))
+                applied[durable.consumer].append(contract.event_id)
+                if len(applied[durable.consumer]) == page:
+                    await record(durable.consumer)
+    for durable in durables:
+        await record(durable.consumer)
+    return total
 
 
 async def replace_live(settings: KaikuSettings) -> None:
@@ -426,7 +440,7 @@ async def replace_live(settings: KaikuSettings) -> None:
             for table in statistics_schema.READ_MODEL_TABLES:
                 await conn.execute(f"DROP TABLE IF EXISTS public.{table}")
                 await conn.execute(f"ALTER TABLE {SHADOW}.{table} SET SCHEMA public")
-            consumers = [projections.STATISTICS_CONSUMER, projections.USAGE_CONSUMER]
+            consumers = list(projections.SOURCES)
             await conn.execute("DELETE FROM public.processed_events "
                                "WHERE consumer = ANY($1::text[])", consumers)
             await conn.execute("INSERT INTO public.processed_events "

@@ -11,7 +11,7 @@ The rebuild (``rebuild.py``) makes its shadow tables from the same statements.
 
 from __future__ import annotations
 
-from kaiku_shared.db import baseline
+from kaiku_shared.db import Migration, Schema, baseline
 
 COMPONENT = "cards"
 
@@ -82,9 +82,30 @@ _ORGANISATION = """
 
 BASELINE = (*_CARD, *_USAGE, _WELLBEING, _ORGANISATION)
 
-# The next change: Schema(COMPONENT, (*baseline(COMPONENT, BASELINE).migrations,
-# Migration(2, "what it does", (...),)))
-SCHEMA = baseline(COMPONENT, BASELINE)
+# Version 2: the distributor's caseload (GET /cards: a distributor's own cards in
+# card-number order, a page at a time) and the uses of the card at swimming halls
+# and libraries, counted apart from tickets (one row per SwimmingVisitRegistered
+# or LibraryFeeCovered, keyed by its event id: neither is ever cancelled).
+CASELOAD_AND_DESK_USES = (
+    "CREATE INDEX card_view_issuer ON card_view (issuer, card_number)",
+    """
+    CREATE TABLE desk_use_view (
+        event_id      uuid PRIMARY KEY,
+        kind          text NOT NULL,       -- swimming_visit | library_fee
+        card_number   text NOT NULL,
+        venue_id      uuid NOT NULL,
+        used_at       timestamptz NOT NULL,
+        children      integer NOT NULL,    -- swimming: children along; library: 0
+        amount_cents  integer NOT NULL     -- library: the fee covered; swimming: 0
+    )
+    """,
+    "CREATE INDEX desk_use_view_card ON desk_use_view (card_number)",
+)
+
+SCHEMA = Schema(COMPONENT, (
+    *baseline(COMPONENT, BASELINE).migrations,
+    Migration(2, "caseload index; swimming visits and library fees", CASELOAD_AND_DESK_USES),
+))
 
 _LOGIN_THROTTLE = (
     """
@@ -105,7 +126,8 @@ _LOGIN_THROTTLE = (
 # the statistics rebuild (statements()) never makes it in its shadow schema.
 LOGIN_THROTTLE = baseline("cards-login-throttle", _LOGIN_THROTTLE)
 
-READ_MODEL_TABLES = ("card_view", "usage_view", "wellbeing_view", "organisation_view")
+READ_MODEL_TABLES = ("card_view", "usage_view", "wellbeing_view", "organisation_view",
+                     "desk_use_view")
 
 
 def statements() -> tuple[str, ...]:

@@ -33,8 +33,10 @@ from kaiku_shared.contracts import (
     CardReplacedV1,
     CardUsesImportedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
 )
@@ -94,7 +96,12 @@ ORGANISATION = Table(
     "organisation_view", ("organisation_id",), ("uuid",),
     ("organisation_id", "kind", "name", "municipality", "status", "version"),
 )
-TABLES = (CARD, USAGE, WELLBEING, ORGANISATION)
+# Swimming visits and covered library fees: one row per fact, never changed.
+DESK_USE = Table(
+    "desk_use_view", ("event_id",), ("uuid",),
+    ("event_id", "kind", "card_number", "venue_id", "used_at", "children", "amount_cents"),
+)
+TABLES = (CARD, USAGE, WELLBEING, ORGANISATION, DESK_USE)
 
 Merge = Callable[[Row, Row], "Row | None"]
 
@@ -293,6 +300,24 @@ def ticket_cancelled(event: TicketCancelledV1) -> list[Upsert]:
     }, _newer_cancellation)]
 
 
+# --- desk_use_view: swimming halls' and libraries' uses of the card ---------------------
+
+def swimming_visit_registered(event: SwimmingVisitRegisteredV1) -> list[Upsert]:
+    return [Upsert(DESK_USE, {
+        "event_id": event.event_id, "kind": "swimming_visit", "card_number": event.card_number,
+        "venue_id": event.venue_id, "used_at": event.occurred_at, "children": event.children,
+        "amount_cents": 0,
+    }, keep)]
+
+
+def library_fee_covered(event: LibraryFeeCoveredV1) -> list[Upsert]:
+    return [Upsert(DESK_USE, {
+        "event_id": event.event_id, "kind": "library_fee", "card_number": event.card_number,
+        "venue_id": event.venue_id, "used_at": event.occurred_at, "children": 0,
+        "amount_cents": event.amount_cents,
+    }, keep)]
+
+
 CARD_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
     CardIssuedV1: card_issued,
     CardRenewedV1: card_renewed,
@@ -307,7 +332,11 @@ USAGE_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
     TicketRegisteredV1: ticket_registered,
     TicketCancelledV1: ticket_cancelled,
 }
-FOLDS = {**CARD_FOLDS, **USAGE_FOLDS}
+DESK_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
+    SwimmingVisitRegisteredV1: swimming_visit_registered,
+    LibraryFeeCoveredV1: library_fee_covered,
+}
+FOLDS = {**CARD_FOLDS, **USAGE_FOLDS, **DESK_FOLDS}
 
 
-__all__ = ["CARD_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "keep"]
+__all__ = ["CARD_FOLDS", "DESK_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "keep"]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
+import json
 from collections.abc import Callable
 from datetime import date, datetime
 from typing import Annotated, Any, Literal, TypeVar
@@ -615,6 +617,97 @@ async def issue_card(body: CardCreate, request: Request, app: App,
         community=body.community, issue_key=idempotency_key(request),
     )
     return card_public(card)
+
+
+class CaseloadItem(BaseModel):
+    card_number: str
+    valid_from: date | None
+    valid_until: date | None
+    status: str
+    children: int | None
+    municipality: str | None
+    municipality_names: dict[str, str] | None = Field(description=(
+        "the municipality's name in fi, sv and en, for showing it"))
+    region: str | None
+    community: bool
+    active: bool = Field(description="open and valid today")
+
+
+class Caseload(BaseModel):
+    items: list[CaseloadItem]
+    next_cursor: str | None = Field(description="pass as ``cursor`` for the next page; "
+                                                "null on the last page")
+
+
+CaseloadStatus = Literal["open", "closed", "active", "expired"]
+CASELOAD_CURSOR = "caseload.v1"
+
+
+def caseload_query(principal: Principal, status: str | None,
+                   expiring_before: date | None) -> str:
+    """What a cursor belongs to: a cursor is refused with another query or caller."""
+    return f"{principal.organisation_id}|{status or ''}|{expiring_before or ''}"
+
+
+def caseload_cursor(query: str, last_card_number: str) -> str:
+    raw = json.dumps({"v": CASELOAD_CURSOR, "q": query, "after": last_card_number})
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def caseload_after(cursor: str | None, query: str) -> str | None:
+    """The card number a cursor continues after; 422 for one not made for this query."""
+    if not cursor:
+        return None
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        valid = (isinstance(raw, dict) and raw.get("v") == CASELOAD_CURSOR
+                 and isinstance(raw.get("after"), str) and len(raw["after"]) <= 40)
+    except ValueError:
+        valid = False
+    if not valid:
+        raise unprocessable("cursor", "This cursor is not one this list gave; start again "
+                            "without a cursor.", "cursor")
+    if raw.get("q") != query:
+        raise unprocessable("cursor", "This cursor belongs to a list with other filters; "
+                            "start again without a cursor.", "cursor")
+    return raw["after"]
+
+
+def municipality_names(network, code: str | None) -> dict[str, str] | None:
+    place = network.municipalities.get(code or "")
+    if place is None:
+        return None
+    names = place.names
+    return {lang: (names.get(lang) or "").strip() or names["fi"] for lang in ("fi", "sv", "en")}
+
+
+@router.get("/cards", response_model=Caseload, tags=["cards"])
+async def list_cards(request: Request, app: App, principal: DistributorOrCentre,
+                     status: Annotated[CaseloadStatus | None, Query(description=(
+                         "open, closed, active (open and valid today) or expired "
+                         "(open, validity over)"))] = None,
+                     expiring_before: Annotated[date | None, Query(description=(
+                         "only open cards valid until a day before this (YYYY-MM-DD)"))]
+                     = None,
+                     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+                     cursor: Annotated[str | None, Query(max_length=400)] = None
+                     ) -> Caseload:
+    """The caller's caseload: a distributor's own cards (Kaikukeskus: every card), in
+    card-number order, a page at a time. Read from the registry's read model, so a
+    card issued a moment ago may take a moment to appear."""
+    query = caseload_query(principal, status, expiring_before)
+    after = caseload_after(cursor, query)
+    issuer = None if principal.role == "kaikukeskus" else principal.organisation_id
+    rows = await queries.caseload(request.app.state.pool, today=today(), issuer=issuer,
+                                  status=status, expiring_before=expiring_before,
+                                  after=after, limit=limit)
+    network = await current_network(app)
+    page = rows[:limit]
+    items = [CaseloadItem(**row, municipality_names=municipality_names(
+        network, row["municipality"])) for row in page]
+    more = len(rows) > limit
+    return Caseload(items=items,
+                    next_cursor=caseload_cursor(query, page[-1]["card_number"]) if more else None)
 
 
 @router.get("/cards/{card_number}", response_model=CardPublic | CardForVenue, tags=["cards"])

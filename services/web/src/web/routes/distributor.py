@@ -1,16 +1,17 @@
 """The distributor's pages: issuing, finding, changing, renewing, closing and
-replacing cards, and activating a holder's OmaKaiku account."""
+replacing cards, listing the caseload (my cards, those expiring soon) and
+renewing from it, and activating a holder's OmaKaiku account."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from ..client import Answer
-from ..pages import CSRF, Language, Staff, call, form_of, page, to_int
+from ..pages import HELSINKI, CSRF, Language, Staff, call, form_of, page, to_int
 
 router = APIRouter()
 
@@ -141,3 +142,77 @@ async def activate_account(request: Request, staff: Staff) -> Response:
     return page(request, "message.html", heading_key="account.activated",
                 message_key="account.activated_detail",
                 values={"email": body["email"]}, live=True)
+
+
+# --- the caseload: my cards, those expiring soon, renewal from the list ------------------
+
+CASELOAD_PAGE = 25
+EXPIRING_DAYS = 30
+# The list's status filters and their names.
+CASELOAD_STATUSES = {"active": "caseload.status_active", "expired": "caseload.status_expired",
+                     "closed": "caseload.status_closed"}
+
+
+def place_name(item: dict[str, Any], lang: str) -> str:
+    """The card's municipality in the reader's language (its code only if unknown)."""
+    names = item.get("municipality_names") or {}
+    return names.get(lang) or names.get("fi") or item.get("municipality") or ""
+
+
+async def caseload_page(request: Request, lang: str, *, expiring: bool, status: str,
+                        cursor: str, done: str | None = None) -> Response:
+    params: dict[str, Any] = {"limit": CASELOAD_PAGE}
+    if expiring:
+        soon = datetime.now(HELSINKI).date() + timedelta(days=EXPIRING_DAYS + 1)
+        params.update(status="active", expiring_before=soon.isoformat())
+    elif status in CASELOAD_STATUSES:
+        params["status"] = status
+    if cursor:
+        params["cursor"] = cursor
+    answer = await call(request, "cards", "GET", "/cards", params=params)
+    items = answer.data.get("items", []) if answer.ok else []
+    return page(request, "staff/caseload.html", status=answer.status if not answer.ok else 200,
+                error=None if answer.ok else answer, expiring=expiring,
+                status_filter=params.get("status", "") if not expiring else "",
+                statuses=CASELOAD_STATUSES.items(), first_page=not cursor, done=done,
+                items=[{**item, "place": place_name(item, lang)} for item in items],
+                next_cursor=answer.data.get("next_cursor") if answer.ok else None)
+
+
+@router.get("/staff/caseload", response_class=HTMLResponse)
+async def my_cards(request: Request, staff: Staff, lang: Language, status: str = "",
+                   cursor: str = "") -> Response:
+    """The distributor's own cards, a page at a time (Kaikukeskus: every card)."""
+    return await caseload_page(request, lang, expiring=False, status=status, cursor=cursor)
+
+
+@router.get("/staff/caseload/expiring", response_class=HTMLResponse)
+async def expiring_cards(request: Request, staff: Staff, lang: Language, cursor: str = "",
+                         renewed: str = "") -> Response:
+    """Valid cards whose validity ends within 30 days: the ones to renew."""
+    return await caseload_page(request, lang, expiring=True, status="", cursor=cursor,
+                               done=renewed or None)
+
+
+@router.get("/staff/caseload/{card_number}/renewal", response_class=HTMLResponse)
+async def confirm_renewal(request: Request, card_number: str, staff: Staff) -> Response:
+    """Renewal from the list asks first: the card's details and the survey."""
+    answer = await call(request, "cards", "GET", f"/cards/{card_number}")
+    if not answer.ok:
+        return page(request, "staff/card_find.html", status=answer.status, error=answer,
+                    card_number=card_number)
+    return page(request, "staff/caseload_renew.html", card=answer.data)
+
+
+@router.post("/staff/caseload/{card_number}/renewal", dependencies=CSRF)
+async def renew_from_list(request: Request, card_number: str, staff: Staff) -> Response:
+    form = dict(await request.form())
+    body: dict[str, Any] = {field: survey_answer(form.get(field, "no_answer"))
+                            for field in ("life_satisfaction", "wellbeing_impact")}
+    answer = await call(request, "cards", "POST", f"/cards/{card_number}/renewal", json=body)
+    if not answer.ok:
+        card = await call(request, "cards", "GET", f"/cards/{card_number}")
+        return page(request, "staff/caseload_renew.html", status=answer.status, error=answer,
+                    card=card.data if card.ok else {"card_number": card_number})
+    return RedirectResponse(f"/staff/caseload/expiring?renewed={answer.data['card_number']}",
+                            status_code=303)
