@@ -230,8 +230,32 @@ MESSAGE_KEYS = (
     "ALTER TABLE notification ADD COLUMN sealed_for text",
 )
 
+# Bulletins while they are current: organisations registered and accounts activated
+# after a bulletin was published still get it until ``valid_until``. Bulletins of an
+# earlier release are current for BULLETIN_DAYS from publication (as new ones are
+# when Kaikukeskus names no end).
+BULLETINS = (
+    """
+    CREATE TABLE bulletin_view (
+        bulletin_id   uuid PRIMARY KEY,
+        title         text NOT NULL,
+        body          text NOT NULL,
+        published_at  timestamptz NOT NULL,
+        valid_until   timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX bulletin_current ON bulletin_view (valid_until)",
+    """
+    INSERT INTO bulletin_view (bulletin_id, title, body, published_at, valid_until)
+    SELECT DISTINCT ON (item_id) item_id, subject, body, created_at,
+           created_at + interval '30 days'
+    FROM inbox_item WHERE kind = 'bulletin' ORDER BY item_id, created_at
+    """,
+)
+
 SCHEMA = Schema(COMPONENT, (
     Migration(1, "baseline", BASELINE),
     Migration(2, "cards' network replaces the region copy", NETWORK),
     Migration(3, "holders' message keys", MESSAGE_KEYS),
+    Migration(4, "current bulletins reach later organisations and accounts", BULLETINS),
 ))
