@@ -84,7 +84,7 @@ async def apply_bulletin(conn: asyncpg.Connection, event: Bulletin.Published) ->
     await conn.execute(
         "INSERT INTO bulletin_view (bulletin_id, title, body, published_at, valid_until) "
         "VALUES ($1, $2, $3, $4, coalesce((($5::date + 1)::timestamp AT TIME ZONE "
-        "'Europe/Helsinki'), $4 + make_interval(days => $6))) ON CONFLICT DO NOTHING",
+        "'Europe/Helsinki'), $4::timestamptz + make_interval(days => $6))) ON CONFLICT DO NOTHING",
         event.originator_id, event.title, event.body, event.timestamp,
         last_day(event), BULLETIN_DAYS)
     await conn.execute(
