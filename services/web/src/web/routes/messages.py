@@ -137,6 +137,8 @@ async def mark_received_read(request: Request, side: Side, thread: list[dict[str
 async def reply(request: Request, side: Side, message_id: str) -> Response:
     form = await form_of(request)
     problem = input_problem(None, form.get("body", ""))
+    if problem == "msg.error_empty":
+        problem = "msg.error_empty_reply"
     if problem:
         return await thread_page(request, side, message_id, form=form, error_key=problem,
                                  status=422)
