@@ -92,7 +92,7 @@ async def test_holder_and_venue_write_and_reply_in_a_thread(web, phone_page, sta
     await shoot(holder, ui, f"holder-write-error-{lang}")
     await holder.locator("#organisation_id").select_option(label=f"{venue_name} ("
                                                             f"{text(lang, 'msg.kind_venue')})")
-    await holder.get_by_label(text(lang, "msg.body")).fill(question)
+    await holder.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill(question)
     await holder.get_by_role("button", name=text(lang, "msg.send"), exact=True).click()
     await expect(holder.get_by_role("heading", level=1)).to_have_text(
         text(lang, "msg.sent_title"))
@@ -111,7 +111,7 @@ async def test_holder_and_venue_write_and_reply_in_a_thread(web, phone_page, sta
     await expect(staff.get_by_text(question)).to_be_visible()
     await shoot(staff, ui, f"staff-thread-{lang}")
     answer = f"Eväät ovat tervetulleita. {tag}"
-    await staff.get_by_label(text(lang, "msg.body")).fill(answer)
+    await staff.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill(answer)
     await staff.get_by_role("button", name=text(lang, "msg.send_reply")).click()
     await expect(staff.get_by_role("status")).to_contain_text(
         text(lang, "msg.reply_sent_detail"))
@@ -135,7 +135,7 @@ async def test_holder_and_venue_write_and_reply_in_a_thread(web, phone_page, sta
     await expect(holder.get_by_text(question)).to_be_visible()
     await expect(holder.get_by_text(answer)).to_be_visible()
     await shoot(holder, ui, f"holder-thread-{lang}")
-    await holder.get_by_label(text(lang, "msg.body")).fill("Kiitos!")
+    await holder.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill("Kiitos!")
     await holder.get_by_role("button", name=text(lang, "msg.send_reply")).click()
     await expect(holder.get_by_role("status")).to_contain_text(
         text(lang, "msg.reply_sent_detail"))
@@ -169,9 +169,9 @@ async def test_staff_write_to_a_card_holder_and_a_wrong_number_is_explained(
     await page.goto(web.url + "/staff/messages/new")
     await shoot(page, ui, f"staff-write-{lang}")
     await page.get_by_label(text(lang, "msg.to_card")).check()
-    await page.get_by_label(text(lang, "card.number")).fill("XX000000")
+    await page.get_by_label(text(lang, "card.number"), exact=True).fill("XX000000")
     await page.get_by_label(text(lang, "msg.subject")).fill("Kortin uusiminen")
-    await page.get_by_label(text(lang, "msg.body")).fill("Kortti on uusittavissa.")
+    await page.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill("Kortti on uusittavissa.")
     await page.get_by_role("button", name=text(lang, "msg.send"), exact=True).click()
     await expect(page.get_by_role("alert")).to_contain_text(text(lang, "msg.error_card_unknown"))
     await shoot(page, ui, f"staff-write-error-{lang}")
@@ -183,7 +183,7 @@ async def test_staff_write_to_a_card_holder_and_a_wrong_number_is_explained(
         return response.status_code == 404 and card_number
 
     await eventually(card_known, message="notifications answering for unknown cards")
-    await page.get_by_label(text(lang, "card.number")).fill(card_number)
+    await page.get_by_label(text(lang, "card.number"), exact=True).fill(card_number)
 
     async def sent_once_known():
         await page.get_by_role("button", name=text(lang, "msg.send"), exact=True).click()
