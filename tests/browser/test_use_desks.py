@@ -6,30 +6,12 @@ the cap left, and refusals are explained. axe-core on every page; screenshots at
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import pytest
 
-catalogue = pytest.importorskip(
-    "web.i18n", reason="kaiku-web is not installed (pip install -e services/web)").catalogue
+from .test_messages import shoot, text
 
 pytestmark = pytest.mark.e2e
-SHOTS = Path("/tmp/shots-web-messages")
-
-
-def text(lang: str, key: str, **values) -> str:
-    message = catalogue(lang)[key]
-    return message.format(**values) if values else message
-
-
-async def shoot(page, ui, name: str) -> None:
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    size = page.viewport_size
-    for width in (390, 1280):
-        await page.set_viewport_size({"width": width, "height": 844})
-        await page.screenshot(path=str(SHOTS / f"{name}-{width}.png"), full_page=True)
-        await ui.assert_accessible(page, f"{name}-{width}")
-    await page.set_viewport_size(size)
 
 
 async def new_venue(web, kind: str, name: str, **limits) -> str:
