@@ -263,3 +263,17 @@ def test_the_desk_without_a_chosen_venue_asks_for_one(client):
     sign_in(client, Services({}), token="t", role="venue", org=ORG)
     answer = client.get("/staff/uses", follow_redirects=False)
     assert answer.status_code == 303 and answer.headers["location"] == "/staff/venue"
+
+
+def test_kaikukeskus_names_how_long_a_bulletin_stays_current(client):
+    services = staff_services(**{"notifications POST /bulletins": Answer(
+        201, {"bulletin_id": str(uuid.uuid4())})})
+    sign_in(client, services, token="t", role="kaikukeskus")
+    form = client.get("/staff/bulletins").text
+    assert 'type="date"' in form and "Oletus: 30 päivää" in form
+    csrf = form.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+    for valid_until, sent in (("2027-01-31", "2027-01-31"), ("", None)):
+        client.post("/staff/bulletins", data={"csrf": csrf, "title": "Kevät", "body": "Tule",
+                                              "valid_until": valid_until})
+        assert services.posted("/bulletins")[-1] == {"title": "Kevät", "body": "Tule",
+                                                     "valid_until": sent}
