@@ -171,7 +171,8 @@ async def test_staff_write_to_a_card_holder_and_a_wrong_number_is_explained(
     await page.get_by_label(text(lang, "msg.to_card")).check()
     await page.get_by_label(text(lang, "card.number"), exact=True).fill("XX000000")
     await page.get_by_label(text(lang, "msg.subject")).fill("Kortin uusiminen")
-    await page.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill("Kortti on uusittavissa.")
+    await page.get_by_role("textbox", name=text(lang, "msg.body"), exact=True).fill(
+        "Kortti on uusittavissa.")
     await page.get_by_role("button", name=text(lang, "msg.send"), exact=True).click()
     await expect(page.get_by_role("alert")).to_contain_text(text(lang, "msg.error_card_unknown"))
     await shoot(page, ui, f"staff-write-error-{lang}")

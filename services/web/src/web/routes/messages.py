@@ -121,7 +121,8 @@ async def thread_page(request: Request, side: Side, message_id: str, *,
     if answer.ok:
         await mark_received_read(request, side, answer.data)
     return page(request, "messages/thread.html", side=side, answer=answer,
-                names=await organisation_names(request, side), message_id=message_id, form=form or {}, error=error,
+                names=await organisation_names(request, side), message_id=message_id,
+                form=form or {}, error=error,
                 error_key=error_key, status=status)
 
 
