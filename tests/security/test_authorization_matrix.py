@@ -147,6 +147,14 @@ RULES: dict[tuple[str, str, str], str] = {
     ("notifications", "GET", "/me/messages"): "holder",
     ("notifications", "POST", "/me/messages/{item_id}/read"): "holder",
     ("notifications", "GET", "/me/export"): "holder",
+    ("notifications", "GET", "/me/messages/sent"): "holder",
+    ("notifications", "GET", "/me/messages/organisations"): "holder",
+    ("notifications", "GET", "/me/messages/{message_id}/thread"): "holder",
+    ("notifications", "POST", "/me/messages/{message_id}/replies"): "holder",
+    ("notifications", "GET", "/messages/sent"): "staff",
+    ("notifications", "GET", "/messages/organisations"): "staff",
+    ("notifications", "GET", "/messages/{message_id}/thread"): "staff",
+    ("notifications", "POST", "/messages/{message_id}/replies"): "staff",
     ("notifications", "GET", "/inbox"): "staff",
     ("notifications", "POST", "/inbox/{item_id}/read"): "staff",
     ("notifications", "POST", "/bulletins"): "centre",
@@ -363,6 +371,8 @@ def sample_body(service: str, method: str, path: str, t: Targets) -> dict | None
         ("notifications", "/me/messages"): {"to": {"organisation_id": t.organisation_id},
                                             "subject": "Matriisi", "body": "Hei"},
         ("notifications", "/bulletins"): {"title": "Matriisi", "body": "Tiedote"},
+        ("notifications", "/messages/{message_id}/replies"): {"body": "Hei"},
+        ("notifications", "/me/messages/{message_id}/replies"): {"body": "Hei"},
     }
     if method in ("GET", "DELETE"):
         return None
@@ -386,7 +396,8 @@ def fill(service: str, method: str, path: str, t: Targets) -> str:
                        account_id=t.account_id, organisation_id=t.organisation_id,
                        user_id=t.user_id, year=t.year, code=t.region if "regions" in path
                        else t.municipality, region=t.region, dimension=t.dimension,
-                       source_id=t.message_id, item_id=t.message_id)
+                       source_id=t.message_id, item_id=t.message_id,
+                       message_id=t.message_id)
 
 
 async def routes_of(system, service: str) -> list[tuple[str, str]]:

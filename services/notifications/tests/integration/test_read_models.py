@@ -190,6 +190,9 @@ async def fill_previous_release(pool) -> None:
          uuid4()),
         ("INSERT INTO message_view (message_id, sender, recipient) VALUES ($1, '{}', '{}')",
          uuid4()),
+        ("INSERT INTO inbox_item (owner, item_id, kind, sender, subject, body, created_at) "
+         "VALUES ('organisation:o', $1, 'bulletin', '{\"kind\": \"organisation\"}', "
+         "'Tiedote', 'Kevät', now() - interval '10 days')", uuid4()),
         ("INSERT INTO projection_position VALUES ('notifications-inboxes', 42)",),
         ("INSERT INTO processed_events (consumer, event_id) VALUES ('notifications-cards', $1)",
          uuid4()),
@@ -203,7 +206,7 @@ async def test_a_database_of_the_previous_release_migrates_in_place_keeping_ever
     await fill_previous_release(pool)
     before = {table: await table_rows(pool, table) for table in KEPT_TABLES}
 
-    assert (await migrate(pool, SCHEMA))["notifications"] == [1, 2, 3]
+    assert (await migrate(pool, SCHEMA))["notifications"] == [1, 2, 3, 4]
 
     assert {table: await table_rows(pool, table) for table in KEPT_TABLES} == before
     assert all(before.values())
@@ -214,6 +217,9 @@ async def test_a_database_of_the_previous_release_migrates_in_place_keeping_ever
     await apply(pool, golden(NetworkChangedV1))
     assert await pool.fetchval("SELECT status FROM network_municipality "
                                "WHERE code = 'imatra'") == "in_use"
+    # A bulletin of the previous release is current for 30 days from publication.
+    assert await pool.fetchval("SELECT valid_until - published_at FROM bulletin_view "
+                               "WHERE title = 'Tiedote'") == timedelta(days=30)
     assert await migrate(pool, SCHEMA) == {}  # the next start finds it done
 
 

@@ -19,7 +19,7 @@ from notifications.adapters.translate import translate
 from notifications.application.app import NotificationsApplication
 from kaiku_shared.kernel.errors import RuleViolation
 from kaiku_shared.sealing import is_sealed, open_sealed, seal
-from notifications.domain.model import Party
+from notifications.domain.model import Bulletin, Party
 
 VENUE = Party("organisation", organisation_id=UUID("b81e4d02-6a3f-4f9c-8c55-2e7a1d9b6f30"))
 HOLDER = Party("holder", card_number="KXA-12345")
@@ -129,7 +129,8 @@ def test_batch_digest_and_bulletin_translate_to_their_contracts() -> None:
     application.issue_digest(uuid4(), account, date(2026, 3, 1), [
         {"kind": "new_offering", "source_id": str(source),
          "template_key": "notification.new_offering", "params": {"title": "Kevätkonsertti"}}])
-    application.publish_bulletin(uuid4(), "Palautetilaisuudet", "Huhtikuussa", None)
+    application.publish_bulletin(uuid4(), "Palautetilaisuudet", "Huhtikuussa", None,
+                                 date(2026, 3, 1))
     contracts = [translate(e, envelope(e)) for e in events_of(application)]
     assert [type(c) for c in contracts] == [NotificationBatchIssuedV1,
                                             NotificationDigestIssuedV1, BulletinPublishedV1]
@@ -144,3 +145,15 @@ def test_the_daily_digest_covers_yesterday_from_seven_in_finland() -> None:
     cutoff, day = digest_window(datetime(2026, 3, 2, 5, 0, tzinfo=UTC))
     assert day == date(2026, 3, 1)
     assert cutoff.isoformat() == "2026-03-02T00:00:00+02:00"
+
+
+def test_a_bulletin_is_current_until_the_day_named_or_thirty_days_on() -> None:
+    today = date(2026, 3, 1)
+    assert Bulletin.last_day(today, None) == date(2026, 3, 31)
+    assert Bulletin.last_day(today, today) == today
+    assert Bulletin.last_day(today, date(2027, 3, 1)) == date(2027, 3, 1)  # 365 days
+    for wrong, rule in ((date(2026, 2, 28), "bulletin-expired"),
+                        (date(2027, 3, 3), "bulletin-too-long")):
+        with pytest.raises(RuleViolation) as refused:
+            Bulletin.last_day(today, wrong)
+        assert refused.value.rule == rule and refused.value.status == 422

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -27,8 +28,8 @@ from eventsourcing.persistence import StoredEvent
 from kaiku_shared.db import OutageWatch
 from kaiku_shared.eventstore import MetaMapper, events_table
 
-from ..domain.model import Bulletin, Message
-from .projections import notify_accounts
+from ..domain.model import BULLETIN_DAYS, Bulletin, Message
+from .projections import BULLETIN_SENDER, notify_accounts
 from .queries import accounts_of_card
 
 
@@ -72,14 +73,25 @@ async def apply_message(conn: asyncpg.Connection, event: Message.Sent) -> None:
                                   sealed_for)
 
 
+def last_day(event: Bulletin.Published) -> date | None:
+    valid_until = getattr(event, "valid_until", None)
+    return date.fromisoformat(valid_until) if valid_until else None
+
+
 async def apply_bulletin(conn: asyncpg.Connection, event: Bulletin.Published) -> None:
-    sender = json.dumps({"kind": "organisation", "organisation_id": None,
-                         "role": "kaikukeskus"})
+    # Kept while current, for organisations and accounts that join later
+    # (projections.deliver_current_bulletins); older events name no last day.
+    await conn.execute(
+        "INSERT INTO bulletin_view (bulletin_id, title, body, published_at, valid_until) "
+        "VALUES ($1, $2, $3, $4, coalesce((($5::date + 1)::timestamp AT TIME ZONE "
+        "'Europe/Helsinki'), $4::timestamptz + make_interval(days => $6))) ON CONFLICT DO NOTHING",
+        event.originator_id, event.title, event.body, event.timestamp,
+        last_day(event), BULLETIN_DAYS)
     await conn.execute(
         "INSERT INTO inbox_item (owner, item_id, kind, sender, subject, body, created_at) "
         "SELECT 'organisation:' || organisation_id, $1, 'bulletin', $2::jsonb, $3, $4, $5 "
         "FROM organisation_view ON CONFLICT DO NOTHING",
-        event.originator_id, sender, event.title, event.body, event.timestamp)
+        event.originator_id, BULLETIN_SENDER, event.title, event.body, event.timestamp)
     await conn.execute(
         """
         INSERT INTO notification (account_id, source_id, kind, title, payload, delivery)

@@ -106,6 +106,7 @@ async def on_account_activated(event: AccountActivatedV1, conn: asyncpg.Connecti
         "INSERT INTO account_view (account_id, card_number) VALUES ($1, $2) "
         "ON CONFLICT (account_id) DO UPDATE SET card_number = excluded.card_number",
         event.account_id, event.card_number)
+    await deliver_current_bulletins(conn, account_id=event.account_id)
 
 
 async def on_account_erased(event: AccountErasedV1, conn: asyncpg.Connection) -> None:
@@ -176,6 +177,35 @@ async def notify_accounts(conn: asyncpg.Connection, account_ids: list[UUID], sou
         """,
         account_ids, source_id, kind, title, json.dumps(params), sealed_for,
     )
+
+
+BULLETIN_SENDER = json.dumps({"kind": "organisation", "organisation_id": None,
+                              "role": "kaikukeskus"})
+
+
+async def deliver_current_bulletins(conn: asyncpg.Connection, *,
+                                    organisation_id: UUID | None = None,
+                                    account_id: UUID | None = None) -> None:
+    """Bulletins still current reach an organisation or account that joined after
+    they were published (once: the keys make a redelivery insert nothing)."""
+    if organisation_id is not None:
+        await conn.execute(
+            "INSERT INTO inbox_item (owner, item_id, kind, sender, subject, body, created_at) "
+            "SELECT 'organisation:' || $1::text, bulletin_id, 'bulletin', $2::jsonb, title, "
+            "body, published_at FROM bulletin_view WHERE valid_until > now() "
+            "ON CONFLICT DO NOTHING", str(organisation_id), BULLETIN_SENDER)
+    if account_id is not None:
+        await conn.execute(
+            """
+            INSERT INTO notification (account_id, source_id, kind, title, payload, delivery)
+            SELECT $1::uuid, b.bulletin_id, 'bulletin', b.title,
+                   jsonb_build_object('bulletin_id', b.bulletin_id::text, 'title', b.title,
+                                      'body', b.body),
+                   coalesce((SELECT delivery FROM delivery_preference WHERE account_id = $1),
+                            'immediate')
+            FROM bulletin_view b WHERE b.valid_until > now()
+            ON CONFLICT (account_id, source_id) DO NOTHING
+            """, account_id)
 
 
 def offering_params(event: OfferingPublishedV1, place: Place | None) -> dict[str, str]:
@@ -288,6 +318,7 @@ async def on_organisation_registered(event: OrganisationRegisteredV1,
         "ON CONFLICT (organisation_id) DO UPDATE SET kind = excluded.kind, "
         "name = excluded.name",
         event.organisation_id, event.kind, event.name)
+    await deliver_current_bulletins(conn, organisation_id=event.organisation_id)
 
 
 async def on_card_issued(event: CardIssuedV1, conn: asyncpg.Connection) -> None:

@@ -182,6 +182,93 @@ async def mark_read(db: Db, owners: list[str], item_id: UUID) -> Any:
         owners, item_id)
 
 
+# --- sent messages and threads -----------------------------------------------------------
+
+# One copy of each message (a message has one recipient, so one inbox row), with the
+# recipient as message_view has it; ``sender_key``/``sender_value`` name the caller
+# as a sender. The key is written into the SQL (from this set only), so that the
+# indexes on the sender's ids (schema migration 4) serve it.
+SENDER_KEYS = ("organisation_id", "user_id", "account_id")
+
+
+def message_columns(sender_key: str) -> str:
+    if sender_key not in SENDER_KEYS:
+        raise ValueError(f"not a sender key: {sender_key}")
+    return (
+        "i.item_id, i.owner, i.sender::text AS sender, m.recipient::text AS recipient, "
+        "i.subject, i.body, i.in_reply_to, i.created_at, i.sealed_for, "
+        "CASE WHEN i.owner = ANY($1::text[]) THEN i.read_at END AS read_at, "
+        f"CASE WHEN i.sender->>'{sender_key}' = $2 THEN 'sent' ELSE 'received' END "
+        "AS direction")
+
+
+def message_rows(rows: list[asyncpg.Record]) -> list[dict[str, Any]]:
+    return [{**dict(r), "sender": json.loads(r["sender"]),
+             "recipient": json.loads(r["recipient"])} for r in rows]
+
+
+async def sent(db: Db, owners: list[str], sender_key: str, sender_value: str
+               ) -> list[dict[str, Any]]:
+    """What the caller wrote, newest first."""
+    rows = await db.fetch(
+        f"SELECT {message_columns(sender_key)} FROM inbox_item i JOIN message_view m "
+        f"ON m.message_id = i.item_id WHERE i.kind = 'message' "
+        f"AND i.sender->>'{sender_key}' = $2 ORDER BY i.created_at DESC LIMIT 500",
+        owners, sender_value)
+    return message_rows(rows)
+
+
+async def thread(db: Db, message_id: UUID, owners: list[str], sender_key: str,
+                 sender_value: str) -> list[dict[str, Any]]:
+    """The whole thread of a message (up to its first message, then every reply),
+    oldest first: only the messages the caller wrote or received."""
+    rows = await db.fetch(
+        f"""
+        WITH RECURSIVE up AS (
+            SELECT item_id, in_reply_to, 0 AS depth FROM inbox_item
+            WHERE item_id = $3 AND kind = 'message'
+            UNION
+            SELECT i.item_id, i.in_reply_to, up.depth + 1 FROM inbox_item i
+            JOIN up ON i.item_id = up.in_reply_to WHERE i.kind = 'message' AND up.depth < 200
+        ), root AS (SELECT item_id FROM up ORDER BY depth DESC LIMIT 1),
+        down AS (
+            SELECT item_id FROM root
+            UNION
+            SELECT i.item_id FROM inbox_item i JOIN down ON i.in_reply_to = down.item_id
+            WHERE i.kind = 'message'
+        )
+        SELECT {message_columns(sender_key)} FROM inbox_item i
+        JOIN message_view m ON m.message_id = i.item_id
+        WHERE i.item_id IN (SELECT item_id FROM down)
+          AND (i.owner = ANY($1::text[]) OR i.sender->>'{sender_key}' = $2)
+        ORDER BY i.created_at, i.item_id
+        """, owners, sender_value, message_id)
+    return message_rows(rows)
+
+
+async def organisations(db: Db) -> list[dict[str, Any]]:
+    """Every registered organisation, by name (whom staff may write to)."""
+    return [dict(r) for r in await db.fetch(
+        "SELECT organisation_id, kind, name FROM organisation_view ORDER BY lower(name)")]
+
+
+async def holder_organisations(db: Db, account_id: UUID, card_number: str
+                               ) -> list[dict[str, Any]]:
+    """The organisations a holder may write to (``holder_linked_to``), by name."""
+    return [dict(r) for r in await db.fetch(
+        """
+        SELECT o.organisation_id, o.kind, o.name FROM organisation_view o
+        WHERE o.organisation_id IN (
+            SELECT issuer_organisation_id FROM card_view WHERE card_number = $1
+            UNION SELECT v.organisation_id FROM ticket_view t JOIN venue_view v
+                  USING (venue_id) WHERE t.card_number = $1
+            UNION SELECT (sender->>'organisation_id')::uuid FROM inbox_item
+                  WHERE owner = ANY($2::text[]) AND kind = 'message'
+                  AND sender->>'organisation_id' IS NOT NULL)
+        ORDER BY lower(o.name)
+        """, card_number, holder_owners(account_id, card_number))]
+
+
 # --- operations ----------------------------------------------------------------------------
 
 

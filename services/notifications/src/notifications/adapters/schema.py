@@ -230,8 +230,41 @@ MESSAGE_KEYS = (
     "ALTER TABLE notification ADD COLUMN sealed_for text",
 )
 
+# Bulletins while they are current: organisations registered and accounts activated
+# after a bulletin was published still get it until ``valid_until``. Bulletins of an
+# earlier release are current for BULLETIN_DAYS from publication (as new ones are
+# when Kaikukeskus names no end).
+BULLETINS = (
+    """
+    CREATE TABLE bulletin_view (
+        bulletin_id   uuid PRIMARY KEY,
+        title         text NOT NULL,
+        body          text NOT NULL,
+        published_at  timestamptz NOT NULL,
+        valid_until   timestamptz NOT NULL
+    )
+    """,
+    "CREATE INDEX bulletin_current ON bulletin_view (valid_until)",
+    # Sent lists and threads (adapters/queries.py: sent, thread).
+    "CREATE INDEX inbox_sent_by_organisation ON inbox_item ((sender->>'organisation_id'), "
+    "created_at) WHERE kind = 'message'",
+    "CREATE INDEX inbox_sent_by_account ON inbox_item ((sender->>'account_id'), created_at) "
+    "WHERE kind = 'message'",
+    "CREATE INDEX inbox_sent_by_user ON inbox_item ((sender->>'user_id'), created_at) "
+    "WHERE kind = 'message'",
+    "CREATE INDEX inbox_by_reply ON inbox_item (in_reply_to) WHERE in_reply_to IS NOT NULL",
+    """
+    INSERT INTO bulletin_view (bulletin_id, title, body, published_at, valid_until)
+    SELECT DISTINCT ON (item_id) item_id, subject, body, created_at,
+           created_at + interval '30 days'
+    FROM inbox_item WHERE kind = 'bulletin' ORDER BY item_id, created_at
+    """,
+)
+
 SCHEMA = Schema(COMPONENT, (
     Migration(1, "baseline", BASELINE),
     Migration(2, "cards' network replaces the region copy", NETWORK),
     Migration(3, "holders' message keys", MESSAGE_KEYS),
+    Migration(4, "current bulletins reach later organisations and accounts; sent lists "
+              "and threads", BULLETINS),
 ))

@@ -39,9 +39,12 @@ class NotificationsApplication(KaikuApplication):
         return aggregate
 
     def publish_bulletin(self, bulletin_id: UUID, title: str, body: str,
-                         published_by: UUID | None) -> Bulletin:
+                         published_by: UUID | None, today: date,
+                         valid_until: date | None = None) -> Bulletin:
+        last_day = Bulletin.last_day(today, valid_until)
         return self._save_once(
-            Bulletin(id=bulletin_id, title=title, body=body, published_by=published_by))
+            Bulletin(id=bulletin_id, title=title, body=body, published_by=published_by,
+                     valid_until=last_day.isoformat()))
 
     def send_message(self, message_id: UUID, sender: Party, recipient: Party, subject: str,
                      body: str, in_reply_to: UUID | None = None,

@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
@@ -22,6 +22,8 @@ PartyKind = Literal["organisation", "holder", "user"]
 
 SUBJECT_MAX = 200
 BODY_MAX = 10_000
+BULLETIN_DAYS = 30  # how long a bulletin is current when Kaikukeskus names no end
+BULLETIN_MAX_DAYS = 366
 
 
 def refused(rule: str, message: str) -> RuleViolation:
@@ -72,14 +74,33 @@ class Party:
 
 
 class Bulletin(Aggregate):
-    """A message from Kaikukeskus to every organisation and holder."""
+    """A message from Kaikukeskus to every organisation and holder.
+
+    Current until ``valid_until`` (an ISO date, the last day; Helsinki time is
+    the reader's concern): organisations and accounts that join before then get it
+    too. Bulletins published before this existed have none (BULLETIN_DAYS apply).
+    """
+
+    @staticmethod
+    def last_day(today: date, valid_until: date | None) -> date:
+        """The bulletin's last current day: the one named, or BULLETIN_DAYS on."""
+        if valid_until is None:
+            return today + timedelta(days=BULLETIN_DAYS)
+        if valid_until < today:
+            raise refused("bulletin-expired", "valid_until is in the past: a bulletin "
+                          "is current from today until that day.")
+        if valid_until > today + timedelta(days=BULLETIN_MAX_DAYS):
+            raise refused("bulletin-too-long", f"A bulletin is current for at most "
+                          f"{BULLETIN_MAX_DAYS} days.")
+        return valid_until
 
     @event("Published")
-    def __init__(self, id: UUID, title: str, body: str, published_by: UUID | None  # noqa: A002
-                 ) -> None:
+    def __init__(self, id: UUID, title: str, body: str, published_by: UUID | None,  # noqa: A002
+                 valid_until: str | None = None) -> None:
         self.title = title
         self.body = body
         self.published_by = published_by
+        self.valid_until = valid_until
 
 
 class Sealer(Protocol):

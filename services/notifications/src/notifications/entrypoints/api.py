@@ -7,9 +7,10 @@ kernel's errors, which become problem+json.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
@@ -32,6 +33,7 @@ EXPORT_SCHEMA = "kaikukortti.notifications.export/1"  # documented in docs/api.m
 Holder = Annotated[Principal, Depends(require_role("holder"))]
 Staff = Annotated[Principal, Depends(require_role("kaikukeskus", "distributor", "venue",
                                                   "ticket_agent"))]
+HELSINKI = ZoneInfo("Europe/Helsinki")
 Centre = Annotated[Principal, Depends(require_role("kaikukeskus"))]
 
 
@@ -137,6 +139,13 @@ class MessageCreated(BaseModel):
     message_id: UUID
 
 
+class ReplyCreate(BaseModel):
+    subject: str | None = Field(default=None, max_length=SUBJECT_MAX, description=(
+        "by default 'Re: ' and the subject replied to"))
+    body: str = Field(min_length=1, max_length=BODY_MAX)
+    in_reply_to: UUID | None = Field(default=None, exclude=True)
+
+
 def staff_party(principal: Principal) -> Party:
     """The sending organisation (and the user, when the token names one)."""
     user = principal.subject if principal.subject not in (
@@ -231,8 +240,8 @@ def message_keys(request: Request) -> MessageKeys:
 
 
 async def send(request: Request, app: NotificationsApplication, principal: Principal,
-               sender: Party, recipient: Party, body: MessageCreate | HolderMessageCreate
-               ) -> MessageCreated:
+               sender: Party, recipient: Party,
+               body: MessageCreate | HolderMessageCreate | ReplyCreate) -> MessageCreated:
     """Record the message; between a holder and an organisation, sealed under the
     holder's key (adapters/message_keys.py)."""
     message_id = derived_id(request, principal, "messages")
@@ -241,7 +250,7 @@ async def send(request: Request, app: NotificationsApplication, principal: Princ
     if holder is not None:
         seal = await message_keys(request).sealer(request.app.state.pool, holder, message_id)
     message = await run_use_case(app.send_message, message_id, sender, recipient,
-                                 body.subject, body.body, body.in_reply_to, seal)
+                                 body.subject or "", body.body, body.in_reply_to, seal)
     return MessageCreated(message_id=message.id)
 
 
@@ -252,6 +261,95 @@ async def opened(request: Request, rows: list[dict[str, Any]], id_field: str,
         return rows
     return await message_keys(request).open_rows(request.app.state.pool, rows, id_field,
                                                  fields)
+
+
+class MessageView(BaseModel):
+    item_id: UUID
+    direction: Literal["sent", "received"]
+    sender: dict[str, Any]
+    recipient: dict[str, Any]
+    subject: str
+    body: str
+    in_reply_to: UUID | None
+    created_at: datetime
+    read_at: datetime | None
+
+
+class OrganisationPublic(BaseModel):
+    organisation_id: UUID
+    kind: str
+    name: str
+
+
+def staff_sender(principal: Principal) -> tuple[str, str]:
+    """How the caller's messages name their sender: their organisation, or the user."""
+    if principal.organisation_id is None:
+        return "user_id", principal.subject
+    return "organisation_id", str(principal.organisation_id)
+
+
+def holder_sender(principal: Principal) -> tuple[str, str]:
+    return "account_id", str(principal.account_id)
+
+
+async def thread_of(request: Request, message_id: UUID, owners: list[str],
+                    sender: tuple[str, str]) -> list[dict[str, Any]]:
+    rows = await queries.thread(request.app.state.pool, message_id, owners, *sender)
+    rows = await opened(request, rows, "item_id", ("subject", "body"))
+    if not any(row["item_id"] == message_id for row in rows):
+        raise NotFound("Message", f"You have no message {message_id}.")
+    return rows
+
+
+def reply_subject(subject: str) -> str:
+    subject = subject if subject.lower().startswith(("re:", "vs:", "sv:")) else f"Re: {subject}"
+    return subject[:SUBJECT_MAX]
+
+
+async def replying(request: Request, message_id: UUID, owners: list[str],
+                   sender: tuple[str, str], body: ReplyCreate) -> Party:
+    """Whom a reply to ``message_id`` goes to (the other party); fills in the subject."""
+    rows = await thread_of(request, message_id, owners, sender)
+    original = next(row for row in rows if row["item_id"] == message_id)
+    other = original["recipient" if original["direction"] == "sent" else "sender"]
+    body.in_reply_to = message_id
+    if not (body.subject or "").strip():
+        body.subject = reply_subject(original["subject"])
+    return Party.from_dict(other)
+
+
+@router.get("/messages/sent", response_model=list[MessageView], tags=["messages"])
+async def staff_sent(request: Request, principal: Staff) -> list[dict[str, Any]]:
+    """What the caller's organisation (or the caller, without one) wrote, newest first."""
+    rows = await queries.sent(request.app.state.pool, staff_owners(principal),
+                              *staff_sender(principal))
+    return await opened(request, rows, "item_id", ("subject", "body"))
+
+
+@router.get("/messages/organisations", response_model=list[OrganisationPublic],
+            tags=["messages"])
+async def staff_recipients(request: Request, principal: Staff) -> list[dict[str, Any]]:
+    """The registered organisations, by name: whom staff may write to."""
+    return await queries.organisations(request.app.state.pool)
+
+
+@router.get("/messages/{message_id}/thread", response_model=list[MessageView],
+            tags=["messages"])
+async def staff_thread(message_id: UUID, request: Request, principal: Staff
+                       ) -> list[dict[str, Any]]:
+    """The message's thread, oldest first: what the caller wrote or received in it."""
+    return await thread_of(request, message_id, staff_owners(principal),
+                           staff_sender(principal))
+
+
+@router.post("/messages/{message_id}/replies", status_code=201, response_model=MessageCreated,
+             tags=["messages"])
+async def staff_reply(message_id: UUID, body: ReplyCreate, request: Request, app: App,
+                      principal: Staff) -> MessageCreated:
+    """A reply to the other party of a message the caller wrote or received."""
+    recipient = await replying(request, message_id, staff_owners(principal),
+                               staff_sender(principal), body)
+    return await send(request, app, principal, staff_party(principal), recipient, body)
 
 
 class InboxItem(BaseModel):
@@ -311,6 +409,49 @@ async def holder_reads_message(item_id: UUID, request: Request, principal: Holde
     return ReadState(id=item_id, read_at=read_at)
 
 
+@router.get("/me/messages/sent", response_model=list[MessageView], tags=["holder"])
+async def holder_sent(request: Request, principal: Holder) -> list[dict[str, Any]]:
+    rows = await queries.sent(request.app.state.pool, await holder_owners(request, principal),
+                              *holder_sender(principal))
+    return await opened(request, rows, "item_id", ("subject", "body"))
+
+
+@router.get("/me/messages/organisations", response_model=list[OrganisationPublic],
+            tags=["holder"])
+async def holder_recipients(request: Request, principal: Holder) -> list[dict[str, Any]]:
+    """Whom the holder may write to: their card's distributor, venues where they have
+    a ticket, organisations that wrote to them."""
+    pool = request.app.state.pool
+    card_number = await queries.card_of(pool, principal.account_id)
+    if card_number is None:
+        return []
+    return await queries.holder_organisations(pool, principal.account_id, card_number)
+
+
+@router.get("/me/messages/{message_id}/thread", response_model=list[MessageView],
+            tags=["holder"])
+async def holder_thread(message_id: UUID, request: Request, principal: Holder
+                        ) -> list[dict[str, Any]]:
+    return await thread_of(request, message_id, await holder_owners(request, principal),
+                           holder_sender(principal))
+
+
+@router.post("/me/messages/{message_id}/replies", status_code=201,
+             response_model=MessageCreated, tags=["holder"])
+async def holder_reply(message_id: UUID, body: ReplyCreate, request: Request, app: App,
+                       principal: Holder) -> MessageCreated:
+    """A reply to the organisation of a message the holder wrote or received."""
+    recipient = await replying(request, message_id, await holder_owners(request, principal),
+                               holder_sender(principal), body)
+    if recipient.kind != "organisation":
+        raise RuleViolation("holder-writes-to-organisations",
+                            "A holder replies to a venue or distributor organisation.",
+                            status=422)
+    recipient = Party("organisation", organisation_id=recipient.organisation_id)
+    return await send(request, app, principal, Party("holder", account_id=principal.account_id),
+                      recipient, body)
+
+
 @router.get("/me/export", tags=["holder"])
 async def holder_export(request: Request, principal: Holder) -> JSONResponse:
     """Everything this service holds about the holder, as JSON (GDPR Art. 15 and
@@ -338,6 +479,9 @@ async def holder_export(request: Request, principal: Holder) -> JSONResponse:
 class BulletinCreate(BaseModel):
     title: str = Field(min_length=1, max_length=SUBJECT_MAX)
     body: str = Field(min_length=1, max_length=BODY_MAX)
+    valid_until: date | None = Field(default=None, description=(
+        "the last day the bulletin is current (default: 30 days on); organisations and "
+        "accounts that join until then get it too"))
 
 
 class BulletinCreated(BaseModel):
@@ -347,13 +491,15 @@ class BulletinCreated(BaseModel):
 @router.post("/bulletins", status_code=201, response_model=BulletinCreated, tags=["bulletins"])
 async def publish_bulletin(body: BulletinCreate, request: Request, app: App, principal: Centre
                            ) -> BulletinCreated:
-    """Reaches every organisation's inbox and every holder with an OmaKaiku account."""
+    """Reaches every organisation's inbox and every holder with an OmaKaiku account,
+    and, until ``valid_until``, those that join later."""
     if not body.title.strip() or not body.body.strip():
         raise RuleViolation("bulletin-empty", "A bulletin needs a title and a body.",
                             status=422)
     bulletin = await run_use_case(
         app.publish_bulletin, derived_id(request, principal, "bulletins"),
-        body.title.strip(), body.body.strip(), principal.organisation_id)
+        body.title.strip(), body.body.strip(), principal.organisation_id,
+        datetime.now(HELSINKI).date(), body.valid_until)
     return BulletinCreated(bulletin_id=bulletin.id)
 
 

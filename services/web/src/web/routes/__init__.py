@@ -8,13 +8,15 @@ from . import (
     admin_users,
     distributor,
     kaikukeskus,
+    messages,
     oma,
     oma_data,
     site,
     staff_signin,
+    use_desks,
     venue_desk,
 )
 
 ROUTERS = [site.router, staff_signin.router, distributor.router, venue_desk.router,
            kaikukeskus.router, oma.router, oma_data.router, admin_network.router,
-           admin_rounds.router, admin_users.router]
+           admin_rounds.router, admin_users.router, messages.router, use_desks.router]

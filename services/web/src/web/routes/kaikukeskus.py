@@ -136,7 +136,8 @@ async def bulletin_form(request: Request, staff: Staff) -> Response:
 async def send_bulletin(request: Request, staff: Staff) -> Response:
     form = await form_of(request)
     answer = await call(request, "notifications", "POST", "/bulletins",
-                        json={"title": form.get("title", ""), "body": form.get("body", "")},
+                        json={"title": form.get("title", ""), "body": form.get("body", ""),
+                              "valid_until": form.get("valid_until") or None},
                         idempotency_key=form.get("idem") or None)
     if not answer.ok:
         return page(request, "staff/bulletin.html", status=answer.status, form=form,

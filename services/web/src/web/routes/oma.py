@@ -179,7 +179,10 @@ async def save_subscriptions(request: Request, holder: Holder) -> Response:
 async def holder_inbox(request: Request, holder: Holder) -> Response:
     answer = await call(request, "notifications", "GET", "/me/notifications")
     messages = await call(request, "notifications", "GET", "/me/messages")
-    return page(request, "inbox.html", answer=answer, messages=messages, holder=True)
+    known = await call(request, "notifications", "GET", "/me/messages/organisations")
+    names = {o["organisation_id"]: o["name"] for o in (known.data if known.ok else [])}
+    return page(request, "inbox.html", answer=answer, messages=messages, holder=True,
+                names=names)
 
 
 @router.get("/oma/erase", response_class=HTMLResponse)

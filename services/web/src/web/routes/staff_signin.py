@@ -99,7 +99,9 @@ async def staff_home(request: Request, staff: Staff) -> Response:
 @router.get("/staff/inbox", response_class=HTMLResponse)
 async def staff_inbox(request: Request, staff: Staff) -> Response:
     answer = await call(request, "notifications", "GET", "/inbox")
-    return page(request, "inbox.html", answer=answer, holder=False)
+    known = await call(request, "notifications", "GET", "/messages/organisations")
+    names = {o["organisation_id"]: o["name"] for o in (known.data if known.ok else [])}
+    return page(request, "inbox.html", answer=answer, holder=False, names=names)
 
 
 # --- the user's own password --------------------------------------------------------
