@@ -111,6 +111,10 @@ OLD_ROWS = {
 }
 
 
+# Columns that migrations after the baseline add to the previous release's tables.
+ADDED_SINCE = {"history_view": {"kind", "detail"}}
+
+
 def golden(contract: type[IntegrationEvent], **changes: Any) -> Any:
     path = FIXTURES / f"{contract.EVENT_TYPE}.v{contract.VERSION}.json"
     return contract.model_validate({**json.loads(path.read_text(encoding="utf-8")), **changes})
@@ -153,18 +157,24 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
         rows_before = {table: [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
                        for table in OLD_ROWS}
 
-    assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1], "omakaiku": [1, 2]}
+    assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1],
+                                               "omakaiku": [1, 2, 3]}
 
     async with database.acquire() as conn:
         after = await columns(conn)
         for table, rows in rows_before.items():
-            assert [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")] == rows, table
-            assert after[table] == before[table], table  # nothing added, nothing lost
+            now = [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
+            assert [{k: r[k] for k in before[table]} for r in now] == rows, table
+            # nothing lost; added only what the migrations after the baseline add
+            assert after[table] == before[table] | ADDED_SINCE.get(table, set()), table
         assert {"network_regions", "network_municipalities"} <= set(after)
+        # a ticket from before the uses of other kinds is a ticket
+        assert await conn.fetchval("SELECT kind FROM history_view") == "ticket"
         versions = await conn.fetch("SELECT version, name FROM schema_migrations "
                                     "WHERE component = 'omakaiku' ORDER BY version")
     assert [(r["version"], r["name"]) for r in versions] == [
-        (1, "baseline"), (2, "the network's reference data from cards")]
+        (1, "baseline"), (2, "the network's reference data from cards"),
+        (3, "offering details for holders; swimming and library uses")]
     assert await migrate(database, SCHEMA) == {}  # the next start: nothing to do
     # The adopted tables keep working for the queries.
     assert (await queries.card(database, "KXA-11111"))["children"] == 3
