@@ -22,12 +22,17 @@ from kaiku_shared.contracts import (
     CardRenewedV1,
     CardReplacedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     NetworkChangedV1,
     OfferingChangedV1,
     OfferingPublishedV1,
+    OfferingTermsPublishedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancellationRefusedV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 from kaiku_shared.db import create_pool, ensure_database, migrate
 from omakaiku.adapters import projections, queries
@@ -272,3 +277,73 @@ async def test_network_changed_projects_and_places_the_offering(database):
         assert await conn.fetchval("SELECT region FROM network_municipalities "
                                    "WHERE code = 'imatra'") == "etela-karjala"
     assert await offerings(municipality="imatra") == [("imatra", "etela-karjala")]
+
+
+# --- offering details (migration 3) ----------------------------------------------------
+
+
+async def offering_in_view(database) -> None:
+    """The offering as omakaiku-offering keeps it (the details join onto it)."""
+    await apply(database, "omakaiku-offering", golden(OfferingPublishedV1))
+
+
+async def test_card_places_left_whatever_the_order_and_however_often(database):
+    await migrate(database, SCHEMA)
+    await offering_in_view(database)
+    details = "omakaiku-offering-details"
+    offering_id = golden(OfferingPublishedV1).offering_id
+    await apply(database, details, golden(OfferingPublishedV1))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 10
+    registered = golden(TicketRegisteredV1)  # two places (the holder and a child)
+    for _ in range(2):  # a redelivery counts once
+        await apply(database, details, registered)
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 8
+    # A cancellation that arrives before its registration still releases it.
+    early = uuid4()
+    await apply(database, details, golden(TicketCancelledV1, ticket_id=early))
+    await apply(database, details, golden(TicketRegisteredV1, ticket_id=early, places=3))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 8
+    await apply(database, details, golden(TicketCancelledV1))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 10
+    # An older event's places (before they travelled): the holder and the children.
+    await apply(database, details, golden(TicketRegisteredV1, ticket_id=uuid4(), places=None,
+                                          children=3))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 6
+    # A changed card cap counts; an older one arriving late does not.
+    await apply(database, details, golden(OfferingChangedV1, card_cap=20, aggregate_version=9))
+    await apply(database, details, golden(OfferingChangedV1, card_cap=5, aggregate_version=8))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 16
+
+
+async def test_venue_contact_and_terms_reach_the_offering(database):
+    await migrate(database, SCHEMA)
+    await offering_in_view(database)
+    details = "omakaiku-offering-details"
+    offering_id = golden(OfferingPublishedV1).offering_id
+    await apply(database, details, golden(VenueRegisteredV1, aggregate_version=1))
+    await apply(database, details, golden(OfferingTermsPublishedV1))
+    row = await queries.offering(database, offering_id)
+    assert json.loads(row["venue_contact"]) == golden(VenueRegisteredV1).contact.model_dump(
+        exclude_none=True)
+    assert json.loads(row["limits"])["one_ticket_per_card"] == golden(
+        OfferingTermsPublishedV1).one_ticket_per_card
+    # A change without name or contact (an event from before they travelled) keeps them.
+    await apply(database, details, golden(VenueChangedV1, name=None, contact=None,
+                                          aggregate_version=3))
+    assert (await queries.offering(database, offering_id))["venue_display_name"] == golden(
+        VenueRegisteredV1).name
+    await apply(database, details, golden(VenueChangedV1, name="Uusi", aggregate_version=4))
+    assert (await queries.offering(database, offering_id))["venue_display_name"] == "Uusi"
+
+
+async def test_swimming_visits_and_library_fees_join_the_history_once(database):
+    await migrate(database, SCHEMA)
+    visit = golden(SwimmingVisitRegisteredV1)
+    for _ in range(2):
+        await apply(database, "omakaiku-history", visit)
+    await apply(database, "omakaiku-history", golden(LibraryFeeCoveredV1))
+    rows = await queries.history(database, [visit.card_number])
+    assert sorted(r["kind"] for r in rows) == ["library_fee", "swimming_visit"]
+    assert all(r["offering_id"] is None and r["status"] == "used" for r in rows)
+    # Not a ticket: nothing to cancel, nothing upcoming.
+    assert await queries.ticket(database, visit.event_id) is None
