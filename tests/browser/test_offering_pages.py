@@ -75,22 +75,9 @@ async def signed_in_holder(web, phone_page, lang: str) -> tuple[str, str]:
     return card_number, account_id
 
 
-@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
-async def test_holder_finds_an_event_and_how_to_get_a_ticket(web, phone_page, ui, lang):
-    from playwright.async_api import expect
-
-    page = phone_page
-    tag = uuid.uuid4().hex[:5]
-    venue_id = await venue_in_lappeenranta(web, tag)
-    day = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0) + \
-        timedelta(days=30)
-    title = f"Jazzilta {tag}"
-    offering_id = await publish_jazz(web, venue_id, title, day)
-    other = await publish_jazz(web, venue_id, f"Myöhemmin {tag}", day + timedelta(days=5))
-    card_number, account_id = await signed_in_holder(web, page, lang)
-    await expect(page.locator("html")).to_have_attribute("lang", lang)
-
-    # The list, filtered by subgenre, region, municipality and a day: places by name.
+async def filter_the_list(web, page, lang: str, day: datetime, offering_id: str) -> None:
+    """Choose jazz in South Karelia, Lappeenranta, on the event's day, by their names
+    in ``lang``, until the event (published a moment ago) is listed."""
     await page.goto(web.url + "/oma/offerings")
     await page.get_by_label(text(lang, "offer.subgenre"), exact=True).select_option(label=JAZZ)
     await page.get_by_label(text(lang, "offer.region"), exact=True).select_option(
@@ -107,6 +94,44 @@ async def test_holder_finds_an_event_and_how_to_get_a_ticket(web, phone_page, ui
         return await page.locator(f"[data-offering-id='{offering_id}']").count() == 1
 
     await eventually(listed, message="the event in the filtered list")
+
+
+async def follow_jazz(web, page, ui, lang: str, account_id: str) -> None:
+    """Tick jazz alone on the subscriptions page: it is saved with its genre."""
+    from playwright.async_api import expect
+
+    await page.goto(web.url + "/oma/subscriptions")
+    await page.locator("details", has=page.locator("input[value='music:jazz']")).locator(
+        "summary").click()
+    await page.locator("input[value='music:jazz']").check()
+    await page.get_by_role("button", name=text(lang, "common.save")).click()
+    await expect(page.get_by_role("status")).to_contain_text(text(lang, "subscriptions.saved"))
+    await expect(page.locator("input[value='music:jazz']")).to_be_checked()
+    await ui.assert_accessible(page, f"holder-subscriptions-{lang}")
+    await shots(page, ui, f"holder-subscriptions-{lang}")
+    token = web.system.token("holder", account_id=account_id)
+    async with web.system.client("omakaiku", token) as client:
+        chosen = (await client.get("/me/subscriptions")).json()
+    assert "jazz" in chosen["subgenres"] and "music" in chosen["genres"]
+
+
+@pytest.mark.parametrize("lang", ["fi", "sv", "en"])
+async def test_holder_finds_an_event_and_how_to_get_a_ticket(web, phone_page, ui, lang):
+    from playwright.async_api import expect
+
+    page = phone_page
+    tag = uuid.uuid4().hex[:5]
+    venue_id = await venue_in_lappeenranta(web, tag)
+    day = datetime.now(UTC).replace(hour=15, minute=0, second=0, microsecond=0) + \
+        timedelta(days=30)
+    title = f"Jazzilta {tag}"
+    offering_id = await publish_jazz(web, venue_id, title, day)
+    other = await publish_jazz(web, venue_id, f"Myöhemmin {tag}", day + timedelta(days=5))
+    card_number, account_id = await signed_in_holder(web, page, lang)
+    await expect(page.locator("html")).to_have_attribute("lang", lang)
+
+    # The list, filtered by subgenre, region, municipality and a day: places by name.
+    await filter_the_list(web, page, lang, day, offering_id)
     assert await page.locator(f"[data-offering-id='{other}']").count() == 0
     item = page.locator(f"[data-offering-id='{offering_id}']")
     await expect(item).to_contain_text(LAPPEENRANTA[lang])
@@ -144,19 +169,7 @@ async def test_holder_finds_an_event_and_how_to_get_a_ticket(web, phone_page, ui
     await eventually(moved, message="two places fewer on the event's page")
 
     # Following a subgenre.
-    await page.goto(web.url + "/oma/subscriptions")
-    await page.locator("details", has=page.locator("input[value='music:jazz']")).locator(
-        "summary").click()
-    await page.locator("input[value='music:jazz']").check()
-    await page.get_by_role("button", name=text(lang, "common.save")).click()
-    await expect(page.get_by_role("status")).to_contain_text(text(lang, "subscriptions.saved"))
-    await expect(page.locator("input[value='music:jazz']")).to_be_checked()
-    await ui.assert_accessible(page, f"holder-subscriptions-{lang}")
-    await shots(page, ui, f"holder-subscriptions-{lang}")
-    token = web.system.token("holder", account_id=account_id)
-    async with web.system.client("omakaiku", token) as client:
-        chosen = (await client.get("/me/subscriptions")).json()
-    assert "jazz" in chosen["subgenres"] and "music" in chosen["genres"]
+    await follow_jazz(web, page, ui, lang, account_id)
 
 
 @pytest.mark.parametrize("lang", ["fi", "sv", "en"])
