@@ -136,6 +136,8 @@ RULES: dict[tuple[str, str, str], str] = {
     ("omakaiku", "GET", "/mobile-card/public-key"): PUBLIC,
     ("omakaiku", "GET", "/offerings"): "holder",  # omakaiku's list is for signed-in holders
     ("omakaiku", "GET", "/me/export"): "holder",
+    ("omakaiku", "GET", "/offerings/{offering_id}"): PUBLIC,  # how to get a ticket: anyone
+    ("omakaiku", "GET", "/places"): PUBLIC,
     # --- notifications
     ("notifications", "POST", "/me/notifications/{source_id}/read"): "holder",
     ("notifications", "GET", "/me/preferences"): "holder",

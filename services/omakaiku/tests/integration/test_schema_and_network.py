@@ -22,12 +22,17 @@ from kaiku_shared.contracts import (
     CardRenewedV1,
     CardReplacedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     NetworkChangedV1,
     OfferingChangedV1,
     OfferingPublishedV1,
+    OfferingTermsPublishedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancellationRefusedV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 from kaiku_shared.db import create_pool, ensure_database, migrate
 from omakaiku.adapters import projections, queries
@@ -90,7 +95,8 @@ PREVIOUS_RELEASE_DDL = (
 )
 
 # Columns later migrations add to the previous release's tables.
-ADDED_SINCE = {"card_view": {"closed_at", "retention_settled_for"}}
+ADDED_SINCE = {"card_view": {"closed_at", "retention_settled_for"},
+               "history_view": {"kind", "detail"}}
 
 OLD_ROWS = {
     "card_view": "INSERT INTO card_view VALUES ('KXA-11111', $1, 'open', 2, '2027-01-31', 3, "
@@ -112,6 +118,9 @@ OLD_ROWS = {
                        "VALUES ('\\x02', now())",
     "signin_rate": "INSERT INTO signin_rate VALUES ('address', '\\x02', 60, now(), 1)",
 }
+
+
+# Columns that migrations after the baseline add to the previous release's tables.
 
 
 def golden(contract: type[IntegrationEvent], **changes: Any) -> Any:
@@ -157,21 +166,24 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
                        for table in OLD_ROWS}
 
     assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1],
-                                               "omakaiku": [1, 2, 3]}
+                                               "omakaiku": [1, 2, 3, 4]}
 
     async with database.acquire() as conn:
         after = await columns(conn)
         for table, rows in rows_before.items():
-            added = ADDED_SINCE.get(table, set())
-            assert [{k: v for k, v in r.items() if k not in added}
-                    for r in await conn.fetch(f"SELECT * FROM {table}")] == rows, table
-            assert after[table] == before[table] | added, table  # nothing lost
+            now = [dict(r) for r in await conn.fetch(f"SELECT * FROM {table}")]
+            assert [{k: r[k] for k in before[table]} for r in now] == rows, table
+            # nothing lost; added only what the migrations after the baseline add
+            assert after[table] == before[table] | ADDED_SINCE.get(table, set()), table
         assert {"network_regions", "network_municipalities"} <= set(after)
+        # a ticket from before the uses of other kinds is a ticket
+        assert await conn.fetchval("SELECT kind FROM history_view") == "ticket"
         versions = await conn.fetch("SELECT version, name FROM schema_migrations "
                                     "WHERE component = 'omakaiku' ORDER BY version")
     assert [(r["version"], r["name"]) for r in versions] == [
         (1, "baseline"), (2, "the network's reference data from cards"),
-        (3, "card end times, retention notices and the erasure audit")]
+        (3, "card end times, retention notices and the erasure audit"),
+        (4, "offering details for holders; swimming and library uses")]
     assert await migrate(database, SCHEMA) == {}  # the next start: nothing to do
     # The adopted tables keep working for the queries.
     assert (await queries.card(database, "KXA-11111"))["children"] == 3
@@ -289,3 +301,73 @@ async def test_network_changed_projects_and_places_the_offering(database):
         assert await conn.fetchval("SELECT region FROM network_municipalities "
                                    "WHERE code = 'imatra'") == "etela-karjala"
     assert await offerings(municipality="imatra") == [("imatra", "etela-karjala")]
+
+
+# --- offering details (migration 3) ----------------------------------------------------
+
+
+async def offering_in_view(database) -> None:
+    """The offering as omakaiku-offering keeps it (the details join onto it)."""
+    await apply(database, "omakaiku-offering", golden(OfferingPublishedV1))
+
+
+async def test_card_places_left_whatever_the_order_and_however_often(database):
+    await migrate(database, SCHEMA)
+    await offering_in_view(database)
+    details = "omakaiku-offering-details"
+    offering_id = golden(OfferingPublishedV1).offering_id
+    await apply(database, details, golden(OfferingPublishedV1))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 10
+    registered = golden(TicketRegisteredV1)  # two places (the holder and a child)
+    for _ in range(2):  # a redelivery counts once
+        await apply(database, details, registered)
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 8
+    # A cancellation that arrives before its registration still releases it.
+    early = uuid4()
+    await apply(database, details, golden(TicketCancelledV1, ticket_id=early))
+    await apply(database, details, golden(TicketRegisteredV1, ticket_id=early, places=3))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 8
+    await apply(database, details, golden(TicketCancelledV1))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 10
+    # An older event's places (before they travelled): the holder and the children.
+    await apply(database, details, golden(TicketRegisteredV1, ticket_id=uuid4(), places=None,
+                                          children=3))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 6
+    # A changed card cap counts; an older one arriving late does not.
+    await apply(database, details, golden(OfferingChangedV1, card_cap=20, aggregate_version=9))
+    await apply(database, details, golden(OfferingChangedV1, card_cap=5, aggregate_version=8))
+    assert (await queries.offering(database, offering_id))["card_places_left"] == 16
+
+
+async def test_venue_contact_and_terms_reach_the_offering(database):
+    await migrate(database, SCHEMA)
+    await offering_in_view(database)
+    details = "omakaiku-offering-details"
+    offering_id = golden(OfferingPublishedV1).offering_id
+    await apply(database, details, golden(VenueRegisteredV1, aggregate_version=1))
+    await apply(database, details, golden(OfferingTermsPublishedV1))
+    row = await queries.offering(database, offering_id)
+    assert json.loads(row["venue_contact"]) == golden(VenueRegisteredV1).contact.model_dump(
+        exclude_none=True)
+    assert json.loads(row["limits"])["one_ticket_per_card"] == golden(
+        OfferingTermsPublishedV1).one_ticket_per_card
+    # A change without name or contact (an event from before they travelled) keeps them.
+    await apply(database, details, golden(VenueChangedV1, name=None, contact=None,
+                                          aggregate_version=3))
+    assert (await queries.offering(database, offering_id))["venue_display_name"] == golden(
+        VenueRegisteredV1).name
+    await apply(database, details, golden(VenueChangedV1, name="Uusi", aggregate_version=4))
+    assert (await queries.offering(database, offering_id))["venue_display_name"] == "Uusi"
+
+
+async def test_swimming_visits_and_library_fees_join_the_history_once(database):
+    await migrate(database, SCHEMA)
+    visit = golden(SwimmingVisitRegisteredV1)
+    for _ in range(2):
+        await apply(database, "omakaiku-history", visit)
+    await apply(database, "omakaiku-history", golden(LibraryFeeCoveredV1))
+    rows = await queries.history(database, [visit.card_number])
+    assert sorted(r["kind"] for r in rows) == ["library_fee", "swimming_visit"]
+    assert all(r["offering_id"] is None and r["status"] == "used" for r in rows)
+    # Not a ticket: nothing to cancel, nothing upcoming.
+    assert await queries.ticket(database, visit.event_id) is None

@@ -255,6 +255,9 @@ class TicketRegisteredV1(IntegrationEvent):
     children: int = Field(ge=0)
     channel: str
     registered_by: UUID
+    # Card places the ticket takes (the holder, the children, an assistant). Added
+    # without a new version: absent on older events, where it was 1 + children.
+    places: int | None = Field(default=None, ge=1)
 
 
 @contract

@@ -22,19 +22,27 @@ from kaiku_shared.contracts import (
     CardRenewedV1,
     CardReplacedV1,
     IntegrationEvent,
+    LibraryFeeCoveredV1,
     NetworkChangedV1,
     OfferingCancelledV1,
     OfferingChangedV1,
     OfferingPublishedV1,
+    OfferingTermsPublishedV1,
+    SwimmingVisitRegisteredV1,
     TicketCancellationRefusedV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 
 CARD_CONSUMER = "omakaiku-cards"
 HISTORY_CONSUMER = "omakaiku-history"
 OFFERING_CONSUMER = "omakaiku-offering"
 NETWORK_CONSUMER = "omakaiku-network"
+# Its own durable so that, new, it reads venues' stream from the start and fills
+# the details of offerings published before it existed.
+DETAILS_CONSUMER = "omakaiku-offering-details"
 
 # The worker's use case that moves an account to a replacement card.
 MoveCard = Callable[[str, str], Awaitable[Any]]
@@ -154,6 +162,114 @@ async def on_offering_changed_in_history(event: OfferingChangedV1,
         event.offering_id, event.title, event.starts_at)
 
 
+async def on_swimming_visit(event: SwimmingVisitRegisteredV1,
+                            conn: asyncpg.Connection) -> None:
+    await _record_use(conn, event, "swimming_visit", event.children, {
+        "visits": event.visits, "visits_used": event.visits_used,
+        "visits_per_year": event.visits_per_year, "year": event.year})
+
+
+async def on_library_fee(event: LibraryFeeCoveredV1, conn: asyncpg.Connection) -> None:
+    await _record_use(conn, event, "library_fee", 0, {
+        "fee_type": event.fee_type, "amount_cents": event.amount_cents,
+        "year_total_cents": event.year_total_cents, "cap_cents": event.cap_cents,
+        "year": event.year})
+
+
+async def _record_use(conn: asyncpg.Connection,
+                      event: SwimmingVisitRegisteredV1 | LibraryFeeCoveredV1,
+                      kind: str, children: int, detail: dict[str, Any]) -> None:
+    """A use of the card that is not a ticket, in the holder's history (the row
+    is keyed by the event, so a redelivery changes nothing)."""
+    await conn.execute(
+        """
+        INSERT INTO history_view (ticket_id, card_number, venue_id, venue_name, starts_at,
+            children, status, registered_at, version, kind, detail)
+        VALUES ($1, $2, $3, (SELECT name FROM venue_view WHERE venue_id = $3), $4, $5,
+                'used', $4, $6, $7, $8::jsonb)
+        ON CONFLICT (ticket_id) DO NOTHING
+        """,
+        event.event_id, event.card_number, event.venue_id, event.occurred_at, children,
+        event.aggregate_version, kind, json.dumps(detail))
+
+
+# --- venues: what a holder needs to get a card ticket -------------------------------
+
+
+async def on_venue_registered(event: VenueRegisteredV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO venue_view (venue_id, name, kind, municipality, contact, version) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb, $6) ON CONFLICT (venue_id) DO UPDATE SET "
+        "name = excluded.name, kind = excluded.kind, municipality = excluded.municipality, "
+        "contact = excluded.contact, version = excluded.version "
+        "WHERE venue_view.version < excluded.version",
+        event.venue_id, event.name, event.kind, event.municipality,
+        _contact(event.contact), event.aggregate_version)
+
+
+async def on_venue_changed(event: VenueChangedV1, conn: asyncpg.Connection) -> None:
+    """Absent name or contact means unchanged (events from before they travelled)."""
+    await conn.execute(
+        "UPDATE venue_view SET name = COALESCE($2, name), "
+        "contact = COALESCE($3::jsonb, contact), version = $4 "
+        "WHERE venue_id = $1 AND version < $4",
+        event.venue_id, event.name,
+        None if event.contact is None else _contact(event.contact), event.aggregate_version)
+
+
+def _contact(contact: Any) -> str:
+    return json.dumps({} if contact is None else contact.model_dump(exclude_none=True))
+
+
+async def on_offering_cap(event: OfferingPublishedV1 | OfferingChangedV1,
+                          conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO offering_terms (offering_id, card_cap, cap_version) VALUES ($1, $2, $3) "
+        "ON CONFLICT (offering_id) DO UPDATE SET card_cap = excluded.card_cap, "
+        "cap_version = excluded.cap_version "
+        "WHERE offering_terms.cap_version < excluded.cap_version",
+        event.offering_id, event.card_cap, event.aggregate_version)
+
+
+async def on_offering_terms(event: OfferingTermsPublishedV1, conn: asyncpg.Connection) -> None:
+    limits = {"one_ticket_per_card": event.one_ticket_per_card,
+              "max_open_reservations": event.max_open_reservations,
+              "weekends_excluded": event.weekends_excluded,
+              "excluded_productions": list(event.excluded_productions)}
+    await conn.execute(
+        "INSERT INTO offering_terms (offering_id, venue_kind, production, sales_opens_at, "
+        "card_tickets_excluded, limits) VALUES ($1, $2, $3, $4, $5, $6::jsonb) "
+        "ON CONFLICT (offering_id) DO UPDATE SET venue_kind = excluded.venue_kind, "
+        "production = excluded.production, sales_opens_at = excluded.sales_opens_at, "
+        "card_tickets_excluded = excluded.card_tickets_excluded, limits = excluded.limits",
+        event.offering_id, event.venue_kind, event.production, event.sales_opens_at,
+        event.card_tickets_excluded, json.dumps(limits))
+
+
+async def on_sales_opening_changed(event: OfferingChangedV1, conn: asyncpg.Connection) -> None:
+    await on_offering_cap(event, conn)
+    await conn.execute(
+        "UPDATE offering_terms SET sales_opens_at = $2 WHERE offering_id = $1 "
+        "AND cap_version = $3", event.offering_id, event.sales_opens_at,
+        event.aggregate_version)
+
+
+async def on_places_taken(event: TicketRegisteredV1, conn: asyncpg.Connection) -> None:
+    """The places the ticket takes; a cancellation that came first stays."""
+    await conn.execute(
+        "INSERT INTO offering_places (ticket_id, offering_id, places) VALUES ($1, $2, $3) "
+        "ON CONFLICT (ticket_id) DO UPDATE SET places = excluded.places",
+        event.ticket_id, event.offering_id,
+        event.places if event.places is not None else 1 + event.children)
+
+
+async def on_places_released(event: TicketCancelledV1, conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        "INSERT INTO offering_places (ticket_id, offering_id, places, cancelled) "
+        "VALUES ($1, $2, $3, true) ON CONFLICT (ticket_id) DO UPDATE SET cancelled = true",
+        event.ticket_id, event.offering_id, 1 + event.children)
+
+
 # --- venues: the published offering -------------------------------------------------
 
 
@@ -242,6 +358,8 @@ PROJECTIONS: dict[str, tuple[str, Projection]] = {
         TicketCancelledV1: on_ticket_cancelled,
         TicketCancellationRefusedV1: on_cancellation_refused,
         OfferingChangedV1: on_offering_changed_in_history,
+        SwimmingVisitRegisteredV1: on_swimming_visit,
+        LibraryFeeCoveredV1: on_library_fee,
     }),
     OFFERING_CONSUMER: ("venues", {
         OfferingPublishedV1: on_offering_published,
@@ -250,6 +368,15 @@ PROJECTIONS: dict[str, tuple[str, Projection]] = {
     }),
     NETWORK_CONSUMER: ("cards", {
         NetworkChangedV1: on_network_changed,
+    }),
+    DETAILS_CONSUMER: ("venues", {
+        VenueRegisteredV1: on_venue_registered,
+        VenueChangedV1: on_venue_changed,
+        OfferingPublishedV1: on_offering_cap,
+        OfferingTermsPublishedV1: on_offering_terms,
+        OfferingChangedV1: on_sales_opening_changed,
+        TicketRegisteredV1: on_places_taken,
+        TicketCancelledV1: on_places_released,
     }),
 }
 

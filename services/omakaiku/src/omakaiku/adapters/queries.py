@@ -22,18 +22,56 @@ async def card(pool: asyncpg.Pool, card_number: str) -> asyncpg.Record | None:
 
 async def history(pool: asyncpg.Pool, card_numbers: list[str], *,
                   upcoming_after: datetime | None = None) -> list[asyncpg.Record]:
-    query = "SELECT * FROM history_view WHERE card_number = ANY($1::text[])"
+    query = ("SELECT h.*, COALESCE(h.venue_name, v.name) AS venue_display_name "
+             "FROM history_view h LEFT JOIN venue_view v ON v.venue_id = h.venue_id "
+             "WHERE h.card_number = ANY($1::text[])")
     args: list[object] = [card_numbers]
     if upcoming_after is not None:
-        query += " AND status = 'registered' AND starts_at > $2"
+        query += " AND h.kind = 'ticket' AND h.status = 'registered' AND h.starts_at > $2"
         args.append(upcoming_after)
     async with pool.acquire() as conn:
-        return await conn.fetch(query + " ORDER BY starts_at DESC NULLS LAST", *args)
+        return await conn.fetch(query + " ORDER BY h.starts_at DESC NULLS LAST", *args)
 
 
 async def ticket(pool: asyncpg.Pool, ticket_id: object) -> asyncpg.Record | None:
     async with pool.acquire() as conn:
-        return await conn.fetchrow("SELECT * FROM history_view WHERE ticket_id = $1", ticket_id)
+        return await conn.fetchrow("SELECT * FROM history_view WHERE ticket_id = $1 AND kind = 'ticket'",
+                                   ticket_id)
+
+
+# An offering with what a holder needs to get a ticket: the venue's name and
+# contact as venues last published them, its terms, the card places left, and the
+# municipality's and region's names (by language) from the network.
+_OFFERING_DETAILS = """
+    SELECT o.*, COALESCE(v.name, o.venue_name) AS venue_display_name,
+           v.contact AS venue_contact, t.card_cap, t.sales_opens_at,
+           t.card_tickets_excluded, t.limits,
+           t.card_cap - COALESCE((SELECT sum(p.places) FROM offering_places p
+                                  WHERE p.offering_id = o.offering_id AND NOT p.cancelled), 0)
+               AS card_places_left,
+           m.name AS municipality_names, r.name AS region_names
+    FROM offering_view o
+    LEFT JOIN venue_view v ON v.venue_id = o.venue_id
+    LEFT JOIN offering_terms t ON t.offering_id = o.offering_id
+    LEFT JOIN network_municipalities m ON m.code = o.municipality
+    LEFT JOIN network_regions r ON r.code = o.region
+"""
+
+
+async def offering(pool: asyncpg.Pool, offering_id: UUID) -> asyncpg.Record | None:
+    async with pool.acquire() as conn:
+        return await conn.fetchrow(_OFFERING_DETAILS + " WHERE o.offering_id = $1",
+                                   offering_id)
+
+
+async def places(pool: asyncpg.Pool) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+    """The network's regions and its municipalities, with their names by language."""
+    async with pool.acquire() as conn:
+        regions = await conn.fetch("SELECT code, name, country FROM network_regions "
+                                   "ORDER BY code")
+        municipalities = await conn.fetch(
+            "SELECT code, name, region, status FROM network_municipalities ORDER BY code")
+    return list(regions), list(municipalities)
 
 
 async def offerings(pool: asyncpg.Pool, *, genre: str | None = None,
@@ -41,7 +79,7 @@ async def offerings(pool: asyncpg.Pool, *, genre: str | None = None,
                     region: str | None = None, date_from: date | None = None,
                     date_to: date | None = None, text: str | None = None,
                     now: datetime, limit: int = 100, offset: int = 0) -> list[asyncpg.Record]:
-    clauses = ["starts_at >= $1"]
+    clauses = ["o.starts_at >= $1"]
     args: list[object] = [now]
 
     def add(clause: str, value: object) -> None:
@@ -49,26 +87,26 @@ async def offerings(pool: asyncpg.Pool, *, genre: str | None = None,
         clauses.append(clause.replace("?", f"${len(args)}"))
 
     if genre:
-        add("? = ANY(genres)", genre)
+        add("? = ANY(o.genres)", genre)
     if subgenre:
-        add("? = ANY(subgenres)", subgenre)
+        add("? = ANY(o.subgenres)", subgenre)
     if municipality:
         # By its code or any of its names; one the network does not know, folded.
-        add("municipality = COALESCE((SELECT code FROM network_municipalities "
+        add("o.municipality = COALESCE((SELECT code FROM network_municipalities "
             "WHERE ? = ANY(folded_names) ORDER BY folded_names[1] = ? DESC, code LIMIT 1), ?)",
             fold(municipality))
     if region:
-        add("region = ?", region)
+        add("o.region = ?", region)
     if date_from:
-        add("(starts_at AT TIME ZONE 'Europe/Helsinki')::date >= ?", date_from)
+        add("(o.starts_at AT TIME ZONE 'Europe/Helsinki')::date >= ?", date_from)
     if date_to:
-        add("(starts_at AT TIME ZONE 'Europe/Helsinki')::date <= ?", date_to)
+        add("(o.starts_at AT TIME ZONE 'Europe/Helsinki')::date <= ?", date_to)
     if text:
         escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        add("(title ILIKE ? OR venue_name ILIKE ?)", f"%{escaped}%")
+        add("(o.title ILIKE ? OR o.venue_name ILIKE ? OR v.name ILIKE ?)", f"%{escaped}%")
     args.extend([limit, offset])
-    query = (f"SELECT * FROM offering_view WHERE {' AND '.join(clauses)} "
-             f"ORDER BY starts_at, title LIMIT ${len(args) - 1} OFFSET ${len(args)}")
+    query = (f"{_OFFERING_DETAILS} WHERE {' AND '.join(clauses)} "
+             f"ORDER BY o.starts_at, o.title LIMIT ${len(args) - 1} OFFSET ${len(args)}")
     async with pool.acquire() as conn:
         return await conn.fetch(query, *args)
 

@@ -210,4 +210,47 @@ RETENTION = Migration(3, "card end times, retention notices and the erasure audi
     "CREATE INDEX erasures_requested ON erasures (requested_at)",
 ))
 
-SCHEMA = Schema("omakaiku", (BASELINE, NETWORK, RETENTION))
+# What a holder needs to get a card ticket, from venues' events (no personal data:
+# places by ticket id, never by card): each venue's public contact, each
+# offering's terms and card cap, and the places each ticket takes. The history
+# also shows swimming visits and library fees (``kind``; ``detail`` says how many
+# visits or which fee), which have no offering.
+OFFERING_DETAILS = Migration(4, "offering details for holders; swimming and library uses", (
+    """
+    CREATE TABLE venue_view (
+        venue_id      uuid PRIMARY KEY,
+        name          text NOT NULL,
+        kind          text NOT NULL,
+        municipality  text NOT NULL,
+        contact       jsonb NOT NULL DEFAULT '{}',   -- phone, email, url, box_office
+        version       integer NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE offering_terms (
+        offering_id            uuid PRIMARY KEY,
+        card_cap               integer,
+        cap_version            integer NOT NULL DEFAULT 0,
+        venue_kind             text,
+        production             text,
+        sales_opens_at         timestamptz,
+        card_tickets_excluded  text,
+        limits                 jsonb                 -- as OfferingTermsPublished says
+    )
+    """,
+    """
+    CREATE TABLE offering_places (
+        ticket_id    uuid PRIMARY KEY,
+        offering_id  uuid NOT NULL,
+        places       integer NOT NULL,
+        cancelled    boolean NOT NULL DEFAULT false
+    )
+    """,
+    "CREATE INDEX offering_places_offering ON offering_places (offering_id) "
+    "WHERE NOT cancelled",
+    "ALTER TABLE history_view ADD COLUMN kind text NOT NULL DEFAULT 'ticket'",
+    "ALTER TABLE history_view ALTER COLUMN offering_id DROP NOT NULL",
+    "ALTER TABLE history_view ADD COLUMN detail jsonb",
+))
+
+SCHEMA = Schema("omakaiku", (BASELINE, NETWORK, RETENTION, OFFERING_DETAILS))

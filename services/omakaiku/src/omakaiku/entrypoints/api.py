@@ -4,6 +4,7 @@ holder's own views and actions; offering browsing; the mobile card."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from datetime import UTC, date, datetime
 from typing import Annotated, Any, Literal
@@ -27,6 +28,8 @@ from ..adapters.mobile_card import CardSigner, qr_svg
 from ..adapters.signin import CodeRejected, RateLimited, SignIn
 from ..adapters.signin_queue import CodeRequests
 from ..application.app import OmaKaikuApplication, PersonalData
+from ..domain import offering_terms
+from ..domain.offering_terms import preferred_language
 from ..config import OmaKaikuSettings
 from .erasure import HOLDER, ErasedBy, Eraser, by_distributor
 
@@ -87,17 +90,21 @@ class Profile(BaseModel):
 
 
 class HistoryEntry(BaseModel):
-    ticket_id: UUID
+    ticket_id: UUID = Field(description="The ticket, or the swimming visit or library fee")
+    kind: Literal["ticket", "swimming_visit", "library_fee"] = "ticket"
     card_number: str
-    offering_id: UUID
+    offering_id: UUID | None
     offering_title: str | None
     venue_id: UUID
     venue_name: str | None
-    starts_at: datetime | None
+    starts_at: datetime | None = Field(description="The event, or when the card was used")
     children: int
-    status: Literal["registered", "cancelled"]
+    status: Literal["registered", "cancelled", "used"]
     cancellation_requested: bool = False
     cancellation_refused: str | None = None
+    detail: dict[str, Any] | None = Field(
+        default=None, description="swimming_visit: visits, visits_used, visits_per_year; "
+        "library_fee: fee_type, amount_cents, year_total_cents, cap_cents")
 
 
 class CancellationAccepted(BaseModel):
@@ -181,6 +188,24 @@ class HolderToken(BaseModel):
     account_id: UUID
 
 
+class VenueContactPublic(BaseModel):
+    phone: str | None = None
+    email: str | None = None
+    url: str | None = None
+    box_office: str | None = None
+
+
+class VenuePublic(BaseModel):
+    name: str
+    municipality: str = Field(description="The municipality's name in the reader's language")
+    contact: VenueContactPublic
+
+
+class LimitInWords(BaseModel):
+    code: str = Field(description="Which limit, e.g. one_ticket_per_card")
+    text: str = Field(description="The limit in words, in the reader's language")
+
+
 class OfferingPublic(BaseModel):
     offering_id: UUID
     venue_id: UUID
@@ -190,9 +215,31 @@ class OfferingPublic(BaseModel):
     genres: list[str]
     genre_labels: list[str]
     subgenres: list[str]
+    subgenre_labels: list[str]
     starts_at: datetime
-    municipality: str
-    region: str | None
+    municipality: str = Field(description="The municipality's code")
+    municipality_name: str
+    region: str | None = Field(description="The region's code")
+    region_name: str | None
+    venue: VenuePublic
+    card_places_left: int | None = Field(
+        description="Card places left now (null until venues' terms have arrived)")
+    limits: list[LimitInWords]
+    how_to_get: list[str] = Field(description="How to get a card ticket, step by step")
+
+
+class PlaceName(BaseModel):
+    code: str
+    name: str
+
+
+class MunicipalityName(PlaceName):
+    region: str
+
+
+class Places(BaseModel):
+    regions: list[PlaceName]
+    municipalities: list[MunicipalityName]
 
 
 # --- dependencies -------------------------------------------------------------------
@@ -534,32 +581,107 @@ async def browse_offerings(
     if from_ and to and to < from_:
         raise unprocessable("date-range", "'to' is before 'from'.", "to")
     account = await run_use_case(app.get_account, principal.account_id)
-    language = lang or account.language
+    heard = request.headers.get("accept-language")
+    language = lang or (preferred_language(heard, account.language) if heard
+                        else account.language)
     rows = await queries.offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
         region=region, date_from=from_, date_to=to, text=q, now=datetime.now(UTC),
         limit=limit, offset=offset)
-    return [OfferingPublic(
-        offering_id=r["offering_id"], venue_id=r["venue_id"], venue_name=r["venue_name"],
-        title=r["title"], kind=r["kind"], genres=list(r["genres"]),
-        genre_labels=[taxonomy.label(g, language) if taxonomy.is_valid_genre(g) else g
-                      for g in r["genres"]],
-        subgenres=list(r["subgenres"]), starts_at=r["starts_at"],
-        municipality=r["municipality"], region=r["region"]) for r in rows]
+    now = datetime.now(UTC)
+    return [_offering(r, language, now) for r in rows]
+
+
+@router.get("/offerings/{offering_id}", response_model=OfferingPublic, tags=["offering"],
+            responses={404: {"model": ProblemDetail}})
+async def offering_details(request: Request, offering_id: UUID,
+                           lang: Literal["fi", "sv", "en"] | None = None) -> OfferingPublic:
+    """One published offering for anyone, no token: the venue's contact, the card
+    places left, each limit in words and how to get a card ticket, in the language
+    of ``lang`` or else ``Accept-Language`` (fi, sv, en; Finnish by default)."""
+    row = await queries.offering(request.app.state.pool, offering_id)
+    if row is None:
+        raise not_found("Offering", f"There is no published offering {offering_id}: it may "
+                        "have been cancelled, or it has not reached OmaKaiku yet.")
+    language = lang or preferred_language(request.headers.get("accept-language"))
+    return _offering(row, language, datetime.now(UTC))
+
+
+@router.get("/places", response_model=Places, tags=["offering"])
+async def place_names(request: Request,
+                      lang: Literal["fi", "sv", "en"] | None = None) -> Places:
+    """The network's regions and municipalities by name in the reader's language
+    (``lang``, else ``Accept-Language``), as cards last published them."""
+    language = lang or preferred_language(request.headers.get("accept-language"))
+    regions, municipalities = await queries.places(request.app.state.pool)
+    return Places(
+        regions=[PlaceName(code=r["code"], name=_name(r["name"], language, r["code"]))
+                 for r in regions],
+        municipalities=[MunicipalityName(code=m["code"], region=m["region"],
+                                         name=_name(m["name"], language, m["code"]))
+                        for m in municipalities])
 
 
 # --- helpers ---------------------------------------------------------------------------
 
 
+def _name(names: Any, language: str, fallback: str) -> str:
+    """A place's name in the language (then Finnish), from the network's jsonb."""
+    if isinstance(names, str):
+        names = json.loads(names)
+    names = names or {}
+    return names.get(language) or names.get("fi") or fallback.capitalize()
+
+
+def _labels(codes: list[str], genres: list[str], language: str) -> list[str]:
+    """Subgenre names: each under the first of the offering's genres it belongs to."""
+    labels = []
+    for code in codes:
+        genre = next((g for g in genres if taxonomy.is_valid_subgenre(g, code)), None)
+        labels.append(taxonomy.label(genre, language, code) if genre else code)
+    return labels
+
+
+def _offering(r: Any, language: str, now: datetime) -> OfferingPublic:
+    contact = r["venue_contact"]
+    contact = json.loads(contact) if isinstance(contact, str) else (contact or {})
+    limits = r["limits"]
+    limits = json.loads(limits) if isinstance(limits, str) else limits
+    left = None if r["card_cap"] is None else max(0, r["card_places_left"])
+    municipality = _name(r["municipality_names"], language, r["municipality"])
+    return OfferingPublic(
+        offering_id=r["offering_id"], venue_id=r["venue_id"],
+        venue_name=r["venue_display_name"], title=r["title"], kind=r["kind"],
+        genres=list(r["genres"]),
+        genre_labels=[taxonomy.label(g, language) if taxonomy.is_valid_genre(g) else g
+                      for g in r["genres"]],
+        subgenres=list(r["subgenres"]),
+        subgenre_labels=_labels(list(r["subgenres"]), list(r["genres"]), language),
+        starts_at=r["starts_at"], municipality=r["municipality"],
+        municipality_name=municipality, region=r["region"],
+        region_name=_name(r["region_names"], language, r["region"]) if r["region"] else None,
+        venue=VenuePublic(name=r["venue_display_name"], municipality=municipality,
+                          contact=VenueContactPublic(**contact)),
+        card_places_left=left,
+        limits=[LimitInWords(**said) for said in offering_terms.limits_in_words(
+            limits=limits, sales_opens_at=r["sales_opens_at"],
+            card_tickets_excluded=r["card_tickets_excluded"], language=language, now=now)],
+        how_to_get=offering_terms.how_to_get(
+            contact=contact, places_left=left,
+            card_tickets_excluded=r["card_tickets_excluded"], language=language))
+
+
 def _entry(row, account) -> HistoryEntry:
+    detail = row["detail"]
     return HistoryEntry(
-        ticket_id=row["ticket_id"], card_number=row["card_number"],
+        ticket_id=row["ticket_id"], kind=row["kind"], card_number=row["card_number"],
         offering_id=row["offering_id"], offering_title=row["offering_title"],
-        venue_id=row["venue_id"], venue_name=row["venue_name"], starts_at=row["starts_at"],
-        children=row["children"], status=row["status"],
+        venue_id=row["venue_id"], venue_name=row["venue_display_name"],
+        starts_at=row["starts_at"], children=row["children"], status=row["status"],
         cancellation_requested=str(row["ticket_id"]) in account.cancellation_requests,
         cancellation_refused=row["cancellation_refused"] if row["status"] == "registered"
         else None,
+        detail=json.loads(detail) if isinstance(detail, str) else detail,
     )
 
 

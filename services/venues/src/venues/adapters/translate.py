@@ -47,6 +47,8 @@ def _ticket_registered(event: Ticket.Registered, envelope: Envelope) -> Integrat
         venue_name=event.venue_name, municipality=event.municipality,
         starts_at=event.starts_at, card_number=event.card_number,
         children=event.children, channel=event.channel, registered_by=event.registered_by,
+        # as Offering.take_places counts them: the holder, the children, a companion
+        places=1 + event.children + (1 if getattr(event, "companion", None) else 0),
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from kaiku_shared import taxonomy
@@ -143,21 +143,55 @@ def _feedback_times() -> dict[str, str]:
     return {"now": now.isoformat(), "closed": (now - FEEDBACK_WINDOW).isoformat()}
 
 
+def _subgenres(lang: str) -> list[tuple[str, str, list[tuple[str, str]]]]:
+    """Each genre with its subgenres, by name in the reader's language."""
+    return [(g.code, g.names[lang], [(s.code, s.names[lang]) for s in g.subgenres])
+            for g in taxonomy.GENRES]
+
+
+def _date_or_none(value: str) -> str | None:
+    """A yyyy-mm-dd from the date field, or nothing (omakaiku says what is wrong)."""
+    return value.strip() or None
+
+
 @router.get("/oma/offerings", response_class=HTMLResponse)
 async def browse(request: Request, holder: Holder, lang: Language, genre: str = "",
-                 municipality: str = "", from_: str = "") -> Response:
-    answer = await call(request, "omakaiku", "GET", "/offerings",
-                        params={"genre": genre or None, "municipality": municipality,
-                                "lang": lang})
+                 subgenre: str = "", region: str = "", municipality: str = "",
+                 date_from: str = Query("", alias="from"), to: str = "") -> Response:
+    """Events to browse, filtered; places come from the network by name, never codes."""
+    chosen = {"genre": genre, "subgenre": subgenre, "region": region,
+              "municipality": municipality, "from": date_from, "to": to}
+    answer = await call(request, "omakaiku", "GET", "/offerings", params={
+        "genre": genre or None, "subgenre": subgenre or None, "region": region or None,
+        "municipality": municipality or None, "from": _date_or_none(date_from),
+        "to": _date_or_none(to), "lang": lang})
+    places = await call(request, "omakaiku", "GET", "/places", params={"lang": lang},
+                        anonymous=True)
     return page(request, "oma/offerings.html", answer=answer, genres=genres(lang),
-                genre=genre, municipality=municipality)
+                subgenres=_subgenres(lang), places=places.data if places.ok else {},
+                chosen=chosen, status=200 if answer.ok or answer.unavailable
+                else answer.status)
+
+
+@router.get("/oma/offerings/{offering_id}", response_class=HTMLResponse)
+async def offering_page(request: Request, offering_id: str, holder: Holder,
+                        lang: Language) -> Response:
+    """One event: the venue and its contact, card places left, every limit in words
+    and how to get a card ticket."""
+    answer = await call(request, "omakaiku", "GET", f"/offerings/{offering_id}",
+                        params={"lang": lang}, anonymous=True)
+    return page(request, "oma/offering.html", answer=answer,
+                status=200 if answer.ok or answer.unavailable else answer.status)
 
 
 async def subscriptions_page(request: Request, *, saved: Answer | None = None) -> Response:
     answer = await call(request, "omakaiku", "GET", "/me/subscriptions")
     chosen = set(answer.data.get("genres", [])) if answer.ok else set()
+    chosen_subgenres = set(answer.data.get("subgenres", [])) if answer.ok else set()
+    lang = language(request)
     return page(request, "oma/subscriptions.html", answer=answer, chosen=chosen,
-                genres=genres(language(request)), saved=saved,
+                chosen_subgenres=chosen_subgenres, genres=genres(lang),
+                subgenres=_subgenres(lang), saved=saved,
                 status=200 if saved is None or saved.ok else saved.status)
 
 
@@ -169,9 +203,16 @@ async def my_subscriptions(request: Request, holder: Holder) -> Response:
 @router.post("/oma/subscriptions", dependencies=CSRF)
 async def save_subscriptions(request: Request, holder: Holder) -> Response:
     form = await request.form()
-    chosen = [g for g in form.getlist("genres") if taxonomy.is_valid_genre(str(g))]
-    saved = await call(request, "omakaiku", "PUT", "/me/subscriptions",
-                       json={"genres": chosen})
+    chosen = [str(g) for g in form.getlist("genres") if taxonomy.is_valid_genre(str(g))]
+    # A subgenre ticked without its genre follows that genre too.
+    subgenres = [(g.code, s.code) for g in taxonomy.GENRES for s in g.subgenres
+                 if f"{g.code}:{s.code}" in form.getlist("subgenres")]
+    chosen += [g for g, _ in subgenres if g not in chosen]
+    current = await call(request, "omakaiku", "GET", "/me/subscriptions")
+    saved = await call(request, "omakaiku", "PUT", "/me/subscriptions", json={
+        "genres": chosen, "subgenres": sorted({s for _, s in subgenres}),
+        # the region choice is not on this form: keep it as it is
+        "only_my_region": bool(current.ok and current.data.get("only_my_region"))})
     return await subscriptions_page(request, saved=saved)
 
 
