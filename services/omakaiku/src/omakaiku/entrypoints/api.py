@@ -592,8 +592,7 @@ async def browse_offerings(
     return [_offering(r, language, now) for r in rows]
 
 
-@router.get("/offerings/{offering_id}", response_model=OfferingPublic, tags=["offering"],
-            responses={404: {"model": ProblemDetail}})
+@router.get("/offerings/{offering_id}", response_model=OfferingPublic, tags=["offering"])
 async def offering_details(request: Request, offering_id: UUID,
                            lang: Literal["fi", "sv", "en"] | None = None) -> OfferingPublic:
     """One published offering for anyone, no token: the venue's contact, the card
