@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from omakaiku.domain.offering_terms import how_to_get, limits_in_words, preferred_language
+from kaiku_shared.problems import negotiate
+from omakaiku.domain.offering_terms import how_to_get, limits_in_words
 
 NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 LIMITS = {"one_ticket_per_card": True, "max_open_reservations": 2,
@@ -18,7 +19,7 @@ LIMITS = {"one_ticket_per_card": True, "max_open_reservations": 2,
     ("en;q=0.2,sv;q=0.7", "sv"), ("de", "fi"), ("sv;q=0", "fi"), ("sv;q=abc,en", "en"),
 ])
 def test_the_reader_s_language_from_accept_language(header, expected):
-    assert preferred_language(header) == expected
+    assert negotiate(header, "fi") == expected
 
 
 @pytest.mark.parametrize("language", ["fi", "sv", "en"])

@@ -7,15 +7,11 @@ import re
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import create_app  # noqa: E402
 from web.client import Answer  # noqa: E402
-from web.config import WebSettings  # noqa: E402
 from web.i18n import catalogue  # noqa: E402
 from web.session import SESSION_COOKIE  # noqa: E402
 
@@ -49,17 +45,12 @@ class FakeOmaKaiku:
 
 
 @pytest.fixture
-def client():
-    web = WebSettings(cards_url="http://127.0.0.1:9", venues_url="http://127.0.0.1:9",
-                      omakaiku_url="http://127.0.0.1:9",
-                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2,
-                      session_secret="unit-test-session-secret-" + "x" * 32)
-    app = create_app(KaikuSettings(), web)
-    with TestClient(app) as client:
-        session = {"token": "holder-token", "role": "holder"}
-        client.cookies.set(SESSION_COOKIE, app.state.sessions.serializer.dumps(session))
-        client.cookies.set("kaiku_lang", "sv")
-        yield client
+def client(client):
+    """The offline web app (conftest), signed in as a holder reading Swedish."""
+    session = {"token": "holder-token", "role": "holder"}
+    client.cookies.set(SESSION_COOKIE, client.app.state.sessions.serializer.dumps(session))
+    client.cookies.set("kaiku_lang", "sv")
+    return client
 
 
 def test_the_list_asks_with_every_filter_and_shows_places_by_name(client):

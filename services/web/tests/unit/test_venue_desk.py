@@ -8,15 +8,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import create_app  # noqa: E402
 from web.client import Answer  # noqa: E402
-from web.config import WebSettings  # noqa: E402
 from web.i18n import catalogue  # noqa: E402
 from web.session import SESSION_COOKIE  # noqa: E402
 
@@ -55,20 +51,15 @@ class FakeServices:
 
 
 @pytest.fixture
-def desk():
-    web = WebSettings(cards_url="http://127.0.0.1:9", venues_url="http://127.0.0.1:9",
-                      omakaiku_url="http://127.0.0.1:9",
-                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2,
-                      session_secret="unit-test-session-secret-" + "x" * 32)
-    app = create_app(KaikuSettings(), web)
-    with TestClient(app) as client:
-        fake = FakeServices()
-        app.state.services = fake
-        session = {"token": "t", "role": "venue", "org": ORG, "venue_id": VENUE}
-        client.cookies.set(SESSION_COOKIE, app.state.sessions.serializer.dumps(session))
-        fake.on("venues", "GET", f"/venues/{VENUE}", 200, VENUE_ROW)
-        fake.on("cards", "GET", "/network", 200, NETWORK)
-        yield client, fake
+def desk(client):
+    """The offline web app (conftest) with fake services, signed in as the venue."""
+    fake = FakeServices()
+    client.app.state.services = fake
+    session = {"token": "t", "role": "venue", "org": ORG, "venue_id": VENUE}
+    client.cookies.set(SESSION_COOKIE, client.app.state.sessions.serializer.dumps(session))
+    fake.on("venues", "GET", f"/venues/{VENUE}", 200, VENUE_ROW)
+    fake.on("cards", "GET", "/network", 200, NETWORK)
+    return client, fake
 
 
 def csrf_of(page: str) -> str:

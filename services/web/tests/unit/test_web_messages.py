@@ -9,15 +9,11 @@ import uuid
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from kaiku_shared.settings import KaikuSettings
 
 pytest.importorskip("web", reason="kaiku-web is not installed (pip install -e services/web)")
 
-from web.app import create_app  # noqa: E402
 from web.client import Answer  # noqa: E402
-from web.config import WebSettings  # noqa: E402
 from web.routes.use_desks import euros, euros_to_cents  # noqa: E402
 from web.session import SESSION_COOKIE  # noqa: E402
 
@@ -45,16 +41,6 @@ class Services:
 
     async def close(self) -> None:
         pass
-
-
-@pytest.fixture
-def client():
-    web = WebSettings(cards_url="http://127.0.0.1:9", venues_url="http://127.0.0.1:9",
-                      omakaiku_url="http://127.0.0.1:9",
-                      notifications_url="http://127.0.0.1:9", api_timeout_seconds=2,
-                      session_secret="unit-test-session-secret-" + "x" * 32)
-    with TestClient(create_app(KaikuSettings(), web)) as client:
-        yield client
 
 
 def sign_in(client, services: Services, **session: Any) -> None:

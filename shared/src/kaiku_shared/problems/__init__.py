@@ -30,18 +30,19 @@ _MAX_RANGES = 32
 _QUALITY = re.compile(r"^q=(0(\.[0-9]{0,3})?|1(\.0{0,3})?)$")
 
 
-def negotiate(accept_language: str | None) -> str:
+def negotiate(accept_language: str | None, default: str = DEFAULT_LANGUAGE) -> str:
     """The language to answer in, by RFC 9110 ``Accept-Language``: the supported
     language (fi, sv, en) with the highest quality, a region subtag ignored
-    (sv-FI is sv); on a tie the one listed first; English when none is acceptable."""
+    (sv-FI is sv); on a tie the one listed first; ``default`` (English) when none
+    is acceptable."""
     if not accept_language:
-        return DEFAULT_LANGUAGE
-    best, best_quality = DEFAULT_LANGUAGE, 0.0
+        return default
+    best, best_quality = default, 0.0
     for item in accept_language.split(",", _MAX_RANGES)[:_MAX_RANGES]:
         tag, quality = _range(item)
         if tag is None:
             continue
-        language = DEFAULT_LANGUAGE if tag == "*" else tag.split("-", 1)[0]
+        language = default if tag == "*" else tag.split("-", 1)[0]
         if language in LANGUAGES and quality > best_quality:
             best, best_quality = language, quality
     return best

@@ -75,23 +75,6 @@ _HOW = {
 }
 
 
-def preferred_language(accept_language: str | None, default: str = "fi") -> str:
-    """The first of fi/sv/en in an ``Accept-Language`` header, by its q-values."""
-    ranked: list[tuple[float, int, str]] = []
-    for position, part in enumerate((accept_language or "").split(",")):
-        tag, _, params = part.strip().partition(";")
-        quality = 1.0
-        if params.strip().startswith("q="):
-            try:
-                quality = float(params.strip()[2:])
-            except ValueError:
-                continue
-        primary = tag.strip().lower().split("-")[0]
-        if primary in LANGUAGES and quality > 0:
-            ranked.append((-quality, position, primary))
-    return min(ranked)[2] if ranked else default
-
-
 def _when(moment: datetime, language: str) -> str:
     local = moment.astimezone(HELSINKI)
     return local.strftime("%d.%m.%Y %H:%M") if language != "en" else \

@@ -18,6 +18,7 @@ from kaiku_shared.kernel import card_numbers
 from kaiku_shared.auth import Principal
 from kaiku_shared.client_address import client_address
 from kaiku_shared.contracts import FEEDBACK_WINDOW
+from kaiku_shared.problems import negotiate
 from kaiku_shared.http import MAX_OFFSET, PROBLEM, Problem, ProblemDetail, conflict, \
     not_found, require_role, unprocessable
 from kaiku_shared.usecases import derived_id, run_use_case, wait_for
@@ -29,7 +30,6 @@ from ..adapters.signin import CodeRejected, RateLimited, SignIn
 from ..adapters.signin_queue import CodeRequests
 from ..application.app import OmaKaikuApplication, PersonalData
 from ..domain import offering_terms
-from ..domain.offering_terms import preferred_language
 from ..config import OmaKaikuSettings
 from .erasure import HOLDER, ErasedBy, Eraser, by_distributor
 
@@ -582,7 +582,7 @@ async def browse_offerings(
         raise unprocessable("date-range", "'to' is before 'from'.", "to")
     account = await run_use_case(app.get_account, principal.account_id)
     heard = request.headers.get("accept-language")
-    language = lang or (preferred_language(heard, account.language) if heard
+    language = lang or (negotiate(heard, account.language) if heard
                         else account.language)
     rows = await queries.offerings(
         request.app.state.pool, genre=genre, subgenre=subgenre, municipality=municipality,
@@ -602,7 +602,7 @@ async def offering_details(request: Request, offering_id: UUID,
     if row is None:
         raise not_found("Offering", f"There is no published offering {offering_id}: it may "
                         "have been cancelled, or it has not reached OmaKaiku yet.")
-    language = lang or preferred_language(request.headers.get("accept-language"))
+    language = lang or negotiate(request.headers.get("accept-language"), "fi")
     return _offering(row, language, datetime.now(UTC))
 
 
@@ -611,7 +611,7 @@ async def place_names(request: Request,
                       lang: Literal["fi", "sv", "en"] | None = None) -> Places:
     """The network's regions and municipalities by name in the reader's language
     (``lang``, else ``Accept-Language``), as cards last published them."""
-    language = lang or preferred_language(request.headers.get("accept-language"))
+    language = lang or negotiate(request.headers.get("accept-language"), "fi")
     regions, municipalities = await queries.places(request.app.state.pool)
     return Places(
         regions=[PlaceName(code=r["code"], name=_name(r["name"], language, r["code"]))

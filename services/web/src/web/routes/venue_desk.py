@@ -272,16 +272,21 @@ async def edit_page(request: Request, offering: dict[str, Any], form: dict[str, 
                 form=form, error=error, error_key=error_key, done_key=done_key, **hint)
 
 
-async def offering_to_edit(request: Request, offering_id: str) -> dict[str, Any] | Response:
-    try:
-        offering_id = str(uuid.UUID(offering_id))
-    except ValueError:
+async def venues_record(request: Request, collection: str,
+                        record_id: str) -> dict[str, Any] | Response:
+    """One offering or ticket from venues, or the page that says why not."""
+    record_id = as_uuid(record_id)
+    if record_id is None:
         return not_found(request)
-    answer = await call(request, "venues", "GET", f"/offerings/{offering_id}")
+    answer = await call(request, "venues", "GET", f"/{collection}/{record_id}")
     if not answer.ok:
         return page(request, "message.html", status=answer.status,
                     heading_key="error.refused", error=answer)
     return answer.data
+
+
+async def offering_to_edit(request: Request, offering_id: str) -> dict[str, Any] | Response:
+    return await venues_record(request, "offerings", offering_id)
 
 
 @router.get("/staff/offerings/{offering_id}/edit", response_class=HTMLResponse)
@@ -486,13 +491,7 @@ async def desk_tickets(request: Request, offering_id: str, staff: Staff,
 
 
 async def ticket_to_cancel(request: Request, ticket_id: str) -> dict[str, Any] | Response:
-    if as_uuid(ticket_id) is None:
-        return not_found(request)
-    answer = await call(request, "venues", "GET", f"/tickets/{ticket_id}")
-    if not answer.ok:
-        return page(request, "message.html", status=answer.status,
-                    heading_key="error.refused", error=answer)
-    return answer.data
+    return await venues_record(request, "tickets", ticket_id)
 
 
 @router.get("/staff/desk/tickets/{ticket_id}/cancel", response_class=HTMLResponse)
