@@ -440,7 +440,9 @@ async def test_canaries_never_leave_omakaiku_and_erasure_makes_them_unrecoverabl
             repeated = await client.delete("/me")
         assert erased.status_code == 202, erased.text
         assert after.status_code == 404
-        assert repeated.status_code == 202
+        # Erasing again is harmless: 202 while the token still passes, 401 once
+        # the erasure's revocation has reached the api (within about 2 s).
+        assert repeated.status_code in (202, 401), repeated.text
 
         from omakaiku.adapters.vault import KeyErased
 
