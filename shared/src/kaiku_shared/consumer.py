@@ -43,7 +43,7 @@ from pydantic import ValidationError
 
 from .contracts import IntegrationEvent, contract_for
 from .contracts.base import UnknownContract
-from .db import DATABASE_UNAVAILABLE
+from .db import is_database_unavailable
 from .kernel.errors import NotYetKnown
 from .metrics import CONSUMED, CONSUMER_PAUSED, DEAD_LETTERS
 from .settings import KaikuSettings
@@ -244,18 +244,15 @@ def backoff_delay(settings: KaikuSettings, delivered: int) -> float:
 # Failures of the consumer's own infrastructure, not of the message: its database
 # unavailable (the same cases an api answers 503 for), or a serialization
 # conflict or deadlock. They pass; the message is good.
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    *DATABASE_UNAVAILABLE,
-    asyncpg.exceptions.TransactionRollbackError,
-)
+def is_transient(error: BaseException) -> bool:
+    return (is_database_unavailable(error)
+            or isinstance(error, asyncpg.exceptions.TransactionRollbackError))
+
+
 # The consumers of this process now holding a message through an outage (what a
 # worker's /readyz reports).
 PAUSED: set[str] = set()
 HOLD_ACK_EVERY = 10.0  # seconds between in-progress acks while holding (ack_wait is 30)
-
-
-def is_transient(error: BaseException) -> bool:
-    return isinstance(error, TRANSIENT_ERRORS)
 
 
 def outage_delay(settings: KaikuSettings, attempt: int) -> float:

@@ -37,6 +37,27 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     event_store.ConnectionUnavailableError,
 )
 
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` is an outage of the database, not a fault of the work.
+
+    psycopg reports a statement that failed inside a pipeline (eventsourcing
+    saves in one) as ``PipelineAborted`` — an ``OperationalError`` by class,
+    though the connection is fine and the cause is the statement. Which of the
+    two errors surfaces depends on timing, so it is told apart here, along the
+    chain of causes eventsourcing wraps it in.
+    """
+    if not isinstance(error, DATABASE_UNAVAILABLE):
+        return False
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, psycopg.errors.PipelineAborted):
+            return False
+        cause = cause.__cause__
+    return True
+
+
 INFRASTRUCTURE_SQL = """
 CREATE TABLE IF NOT EXISTS processed_events (
     consumer    text        NOT NULL,
@@ -223,7 +244,7 @@ class OutageWatch:
     def failed(self, error: BaseException) -> float:
         """Record a failed round; the seconds to wait before the next one."""
         self.failures += 1
-        if not isinstance(error, DATABASE_UNAVAILABLE):
+        if not is_database_unavailable(error):
             log.error("%s failed; retrying", self.loop_name, exc_info=error,
                       extra={"loop": self.loop_name, "failures": self.failures})
         elif self.failures == 1:

@@ -30,7 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .auth import KeysUnavailable, Principal, Role, TokenError
-from .db import DATABASE_UNAVAILABLE
+from .db import DATABASE_UNAVAILABLE, is_database_unavailable
 from .eventstore import command_meta
 from .kernel.errors import NotFound, RuleViolation
 from .metrics import HTTP_REQUESTS
@@ -232,6 +232,8 @@ async def _contention(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    if not is_database_unavailable(exc):
+        return await _unexpected(request, exc)
     log.warning("database unavailable", extra={"path": request.url.path,
                                                 "error": type(exc).__name__})
     return Problem(

@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo
 
 import asyncpg
 
-from kaiku_shared.db import DATABASE_UNAVAILABLE, OutageWatch
+from kaiku_shared.db import OutageWatch, is_database_unavailable
 from kaiku_shared.metrics import FANOUT_PENDING
 
 log = logging.getLogger("notifications.handover")
@@ -148,7 +148,7 @@ async def issue_due(pool: asyncpg.Pool, application: Any, limit: int = 50) -> in
                 try:
                     await _issue(conn, application, row)
                 except Exception as error:  # noqa: BLE001 - recorded, retried with backoff
-                    if isinstance(error, DATABASE_UNAVAILABLE):
+                    if is_database_unavailable(error):
                         raise  # the database, not the batch: no attempt is spent
                     attempts = row["attempts"] + 1
                     failed = attempts >= MAX_ATTEMPTS
