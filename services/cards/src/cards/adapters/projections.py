@@ -62,6 +62,7 @@ OWN_DURABLES = {SwimmingVisitRegisteredV1: DESK_USES_CONSUMER,
 # Every statistics change NOTIFYs this channel in the applying transaction
 # (delivered on commit only): the worker's public-statistics refresher listens.
 STATISTICS_CHANGED = "cards_statistics_changed"
+NOTIFY_CHANGED = f"NOTIFY {STATISTICS_CHANGED}"
 
 Projection = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
@@ -229,7 +230,7 @@ async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None
     """Apply one fact's row changes to the tables (the live side of the fold), and
     tell the public statistics' refresher once the transaction commits."""
     if changes:
-        await conn.execute(f"NOTIFY {STATISTICS_CHANGED}")
+        await conn.execute(NOTIFY_CHANGED)
     for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is keep)):
         sql = _STATEMENTS[table]
         if keeps:
