@@ -231,6 +231,8 @@ def _check_line(cells: dict[str, int | None], truth: dict[str, int], where: str)
 async def _settled_month(system) -> dict[str, Any]:
     async def settled() -> dict[str, Any] | None:
         response = await _public(system, f"/public/stats/months/{LAST}")
+        if response.status_code == 404:  # the document has not counted it yet
+            return None
         assert response.status_code == 200, response.text
         body = response.json()
         own = {r["municipality"]: r for r in body["by_municipality"]
