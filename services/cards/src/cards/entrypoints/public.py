@@ -170,26 +170,23 @@ async def public_statistics_schema() -> Response:
                     headers={**OPEN_DATA_HEADERS, "Cache-Control": "public, max-age=3600"})
 
 
-def available_months(document: PublicStatsV1) -> str:
-    if not document.by_month:
-        return "No month has figures yet."
-    return (f"Months with figures: {document.by_month[0].month} to "
-            f"{document.months_through}.")
-
-
 def chosen_month(text: str, document: PublicStatsV1) -> date:
     """The completed month asked for; 422 for what is not a month, 404 for a month
     outside the published ones (the problem says which exist)."""
+    first = document.by_month[0].month if document.by_month else None
+    last = document.months_through or ""
     match = _MONTH.fullmatch(text)
+    if first is None:
+        raise Problem(404, "Month not found", f"There are no published figures for {text}: "
+                      "no month has figures yet.", kind="public-month-not-found")
     if match is None:
         raise Problem(422, "Invalid request", f"'{text}' is not a month: use YYYY-MM, e.g. "
-                      f"2026-03. {available_months(document)}", kind="public-month",
-                      errors=[{"field": "month", "message": "YYYY-MM"}])
-    first = document.by_month[0].month if document.by_month else None
-    if first is None or not first <= text <= (document.months_through or ""):
-        raise Problem(404, "Month not found", f"There are no published figures for "
-                      f"{text}: a month is published once it is over. "
-                      f"{available_months(document)}", kind="public-month-not-found")
+                      f"2026-03. Months with figures: {first} to {last}.",
+                      kind="public-month", errors=[{"field": "month", "message": "YYYY-MM"}])
+    if not first <= text <= last:
+        raise Problem(404, "Month not found", f"There are no published figures for {text}: "
+                      f"a month is published once it is over. Months with figures: {first} "
+                      f"to {last}.", kind="public-month-not-found")
     return date(int(match[1]), int(match[2]), 1)
 
 
