@@ -77,24 +77,29 @@ async def _wait(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> Non
 async def follow(name: str, conninfo: str, channel: str, work: Callable[[], Awaitable[None]],
                  stop: asyncio.Event, *, every: float, settle: float = 0.0) -> None:
     """Run ``work`` on start, on each notification on ``channel`` (after ``settle``
-    seconds more, so a burst is one round), and every ``every`` seconds, until
-    ``stop``. A database outage is waited out (``OutageWatch``), never fatal."""
+    seconds more, or as long as the last round took if longer, so a burst is one
+    round), and every ``every`` seconds, until ``stop``. A database outage is waited out (``OutageWatch``), never fatal."""
     wake = asyncio.Event()
     listening = Listening(conninfo, channel, wake)
     watch = OutageWatch(name)
+    loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             listened = await listening.ensure()
             wake.clear()
+            started = loop.time()
             try:
                 await work()
                 watch.succeeded()
                 pause = every if listened else min(every, 5.0)
             except Exception as error:  # noqa: BLE001 - OutageWatch logs it; tried again
                 pause = watch.failed(error)
+            took = loop.time() - started
             await _wait(wake, stop, pause)
             if wake.is_set() and settle and not stop.is_set():
-                await _wait(asyncio.Event(), stop, settle)
+                # At least as long as the last round took: under a steady stream of
+                # facts the recomputation keeps at most half a core busy.
+                await _wait(asyncio.Event(), stop, max(settle, took))
     finally:
         await listening.close()
 

@@ -76,6 +76,7 @@ class PublicStatsCache:
     region_names: Any  # async () -> {code: name}
     current: Served | None = None
     months: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    computing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one month at a time
 
     async def reload(self) -> None:
         stored = await public_stats.load(self.pool)
@@ -191,20 +192,26 @@ def chosen_month(text: str, document: PublicStatsV1) -> date:
 
 
 async def month_bodies(request: Request, month: str) -> tuple[Served, bytes, bytes]:
+    """(the document whose ETag it carries, the month's JSON, its CSV): computed
+    once (one request computes, others asking meanwhile wait for it), then kept
+    until the document changes."""
     cache = _cache(request)
     served = await cache.served()
     first_day = chosen_month(month, served.document)
     if month not in cache.months:
-        async with cache.pool.acquire() as conn:
-            document = await public_stats.build_month(
-                conn, await cache.region_names(), cache.threshold, first_day,
-                public_stats.today())
-        if cache.current is served:  # not replaced meanwhile
-            cache.months[month] = (document.model_dump_json().encode(),
-                                   public_stats.csv_text(document).encode())
-        return served, document.model_dump_json().encode(), \
-            public_stats.csv_text(document).encode()
-    return served, *cache.months[month]
+        async with cache.computing:
+            if month not in cache.months or cache.current is not served:
+                async with cache.pool.acquire() as conn:
+                    document = await public_stats.build_month(
+                        conn, await cache.region_names(), cache.threshold, first_day,
+                        public_stats.today())
+                bodies = (document.model_dump_json().encode(),
+                          public_stats.csv_text(document).encode())
+                if cache.current is not served:  # replaced meanwhile: not kept
+                    return served, *bodies
+                cache.months[month] = bodies
+    # The months kept are always the current document's.
+    return cache.current or served, *cache.months[month]
 
 
 @router.get("/public/stats/months/{month}.csv", response_class=Response,
