@@ -2,7 +2,7 @@
 projection handler reaches the stored document within seconds (NOTIFY on commit,
 nothing before); a round with no changed figure writes nothing (the ETag and
 updated_at stay); and the LISTEN connection, when Postgres ends it, is opened
-again and the figures keep moving."""
+again and the figures keep moving; the rebuild's swap refreshes the document."""
 
 from __future__ import annotations
 
@@ -151,3 +151,28 @@ async def test_nothing_is_told_before_the_commit(namespace, pool) -> None:
 
 async def _heard(heard: list[str]) -> bool:
     return bool(heard)
+
+
+async def test_the_rebuilds_swap_refreshes_the_document(namespace, pool) -> None:
+    """``rebuild-stats --replace``: once the rebuilt tables are in, the stored
+    document is theirs (the worker is stopped during a swap, so no one else would)."""
+    from cards.adapters import rebuild as rebuilding
+
+    async with pool.acquire() as conn:
+        await public_stats.refresh(conn, NAMES, 1, public_stats.today())
+        before = await public_stats.load(conn)
+        assert json.loads(before.document)["cards_issued"] == 0
+        await rebuilding.create_statistics_schema(conn, rebuilding.SHADOW)
+        await conn.execute(
+            "INSERT INTO card_view (card_number, issuer, birth_year, valid_from, community, "
+            "valid_until, children, municipality, region, version) VALUES ('R-1', "
+            "'3f6c2a1e-8d4b-4c7a-9e21-5b0d7f3a9c14', 1970, '2024-01-02', false, "
+            "'2099-01-01', 1, 'kajaani', 'kainuu', 1)")
+        await conn.execute("SET search_path TO public")
+    await rebuilding.replace_live(namespace.settings, region_names=NAMES, threshold=1)
+    after = await public_stats.load(pool)
+    document = json.loads(after.document)
+    assert (document["cards_issued"], document["active_cards"]) == (1, 1)
+    assert after.etag != before.etag
+    assert {r["region"]: r["cards_issued"] for r in document["by_region"]} == {
+        "etela-karjala": 0, "kainuu": 1}
