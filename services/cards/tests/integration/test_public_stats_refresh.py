@@ -174,5 +174,7 @@ async def test_the_rebuilds_swap_refreshes_the_document(namespace, pool) -> None
     document = json.loads(after.document)
     assert (document["cards_issued"], document["active_cards"]) == (1, 1)
     assert after.etag != before.etag
-    assert {r["region"]: r["cards_issued"] for r in document["by_region"]} == {
+    # issued in 2024: in January 2024's figures, not in last month's breakdowns
+    assert {r["month"]: r["cards_issued"] for r in document["by_month"]} == {"2024-01": 1}
+    assert {r["region"]: r["active_cards"] for r in document["by_region"]} == {
         "etela-karjala": 0, "kainuu": 1}

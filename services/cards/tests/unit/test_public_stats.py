@@ -112,6 +112,8 @@ def test_the_csv_is_long_with_hidden_cells_empty() -> None:
     assert cell[("month", "2026-02", "uses")]["value"] == ""  # hidden
     assert cell[("month", "2026-02", "library_fees")]["month"] == "2026-02"
     assert cell[("region", "kainuu", "active_cards")]["name"] == "Kainuu"
+    assert cell[("region", "kainuu", "active_cards")]["month"] == "2026-02"
+    assert cell[("national", "", "uses")]["month"] == ""  # live, all time
     assert cell[("municipality", "kajaani", "child_tickets")]["value"] == ""
     assert cell[("genre", "music", "uses")]["value"] == "10"
     assert cell[("venue_kind", "swimming_hall", "swimming_visits")]["value"] == "2"
