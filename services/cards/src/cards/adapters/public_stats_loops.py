@@ -1,19 +1,21 @@
 """The loops that keep the public statistics document current.
 
-- ``Refresher`` (the cards worker): the projections NOTIFY ``STATISTICS_CHANGED``
-  in the transaction that applies a fact (delivered on commit only). The refresher
-  LISTENs, waits a moment for more (a burst of facts is one recomputation),
-  recomputes, and writes the row only when a figure changed (``public_stats.store``:
-  the ETag and ``updated_at`` follow the figures), which NOTIFYs ``DOCUMENT_CHANGED``.
-  It also recomputes every few minutes (days and months turn: ``active_cards``,
-  ``months_through``) and once on start.
-- ``Follower`` (the api): holds the stored document in memory, ready to send;
-  reloads it on ``DOCUMENT_CHANGED``, and every half minute in case a
-  notification was lost.
+- the refresher (the cards worker, ``bootstrap.refresh_public_stats``): the
+  projections NOTIFY ``STATISTICS_CHANGED`` in the transaction that applies a fact
+  (delivered on commit only). The refresher LISTENs, waits a moment for more (a
+  burst of facts is one recomputation), recomputes, and writes the row only when
+  a figure changed (``public_stats.store``: the ETag and ``updated_at`` follow
+  the figures), which NOTIFYs ``DOCUMENT_CHANGED``. It also recomputes every few
+  minutes (days and months turn: ``active_cards``, ``months_through``) and once
+  on start.
+- the follower (the api, ``entrypoints/public.follow_document``): holds the
+  stored document in memory, ready to send; reloads it on ``DOCUMENT_CHANGED``,
+  and every half minute in case a notification was lost.
 
-Both LISTEN on a connection of their own that is opened again whenever it is
-lost (a Postgres restart): a lost connection wakes the loop, which reconnects and
-recomputes or reloads, so nothing missed meanwhile stays missed.
+Both are ``follow`` with their own work, LISTENing on a connection of their own
+that is opened again whenever it is lost (a Postgres restart): a lost connection
+wakes the loop, which reconnects and recomputes or reloads, so nothing missed
+meanwhile stays missed.
 """
 
 from __future__ import annotations

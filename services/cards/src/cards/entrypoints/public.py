@@ -1,7 +1,8 @@
 """The public statistics, open data (no token): ``/public/stats`` and its relatives.
 
-The document is computed by the worker (``adapters/public_stats_loops.Refresher``)
-and held here in memory, ready to send (``PublicStatsCache``): a request reads no
+The document is computed by the worker (``bootstrap.refresh_public_stats`` with
+``adapters/public_stats_loops.follow``) and held here in memory, ready to send
+(``PublicStatsCache``, kept current by ``follow_document``): a request reads no
 database. Per-month documents are computed on demand and kept until the main
 document's figures change. See docs/open-data.md.
 """
