@@ -316,7 +316,9 @@ async def test_the_csv_says_what_the_json_says(system):
 @pytest.mark.parametrize(("month", "status"), [
     ("2026-13", 422), ("kesäkuu", 422), ("1999-01", 404),
     ((TODAY.replace(day=1)).strftime("%Y-%m"), 404)])
-async def test_a_bad_month_is_a_problem_naming_the_months_there_are(system, month, status):
+async def test_a_bad_month_is_a_problem_naming_the_months_there_are(system, small_region,
+                                                                   month, status):
+    await _settled_month(system)  # last month is published
     response = await _public(system, f"/public/stats/months/{month}")
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
