@@ -180,3 +180,27 @@ def test_a_venues_latest_name_whatever_the_order(order) -> None:
     row = folded.as_dicts(VENUE)[VENUE_ID]
     assert (row["kind"], row["name"], row["municipality"], row["version"]) == (
         "swimming_hall", "Kokkolan uimahalli", "kokkola", 4)
+
+
+async def test_no_document_and_no_database_is_a_503_with_retry_after() -> None:
+    """A real pool whose server is not there (nothing listens on the port)."""
+    import asyncpg
+
+    from cards.entrypoints.public import PublicStatsCache
+    from kaiku_dev.testing import free_port
+
+    pool = await asyncpg.create_pool(f"postgresql://nobody@127.0.0.1:{free_port()}/none",
+                                     min_size=0, max_size=1, timeout=2)
+
+    async def no_names() -> dict[str, str]:
+        raise AssertionError("not asked: nothing could be read")
+
+    cache = PublicStatsCache(pool, 5, no_names)
+    try:
+        with pytest.raises(Problem) as refused:
+            await cache.served()
+    finally:
+        await pool.close()
+    assert refused.value.status == 503
+    assert refused.value.kind == "database-unavailable"
+    assert refused.value.headers["Retry-After"] == "5"
