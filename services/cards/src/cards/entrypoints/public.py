@@ -102,7 +102,7 @@ class PublicStatsCache:
             raise Problem(503, "Service unavailable", "The public statistics are not "
                           "available just now (the database cannot be reached). Try again "
                           "in a moment.", kind="database-unavailable",
-                          headers={"Retry-After": "5"})
+                          headers={"Retry-After": "5", **OPEN_DATA_HEADERS})
         return self.current
 
 
@@ -180,15 +180,17 @@ def chosen_month(text: str, document: PublicStatsV1) -> date:
     match = _MONTH.fullmatch(text)
     if first is None:
         raise Problem(404, "Month not found", f"There are no published figures for {text}: "
-                      "no month has figures yet.", kind="public-month-not-found")
+                      "no month has figures yet.", kind="public-month-not-found",
+                      headers=OPEN_DATA_HEADERS)
     if match is None:
         raise Problem(422, "Invalid request", f"'{text}' is not a month: use YYYY-MM, e.g. "
                       f"2026-03. Months with figures: {first} to {last}.",
-                      kind="public-month", errors=[{"field": "month", "message": "YYYY-MM"}])
+                      kind="public-month", errors=[{"field": "month", "message": "YYYY-MM"}],
+                      headers=OPEN_DATA_HEADERS)
     if not first <= text <= last:
         raise Problem(404, "Month not found", f"There are no published figures for {text}: "
                       f"a month is published once it is over. Months with figures: {first} "
-                      f"to {last}.", kind="public-month-not-found")
+                      f"to {last}.", kind="public-month-not-found", headers=OPEN_DATA_HEADERS)
     return date(int(match[1]), int(match[2]), 1)
 
 
