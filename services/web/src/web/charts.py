@@ -4,7 +4,7 @@ Each chart is an ``<svg role="img">`` named by its ``<title>`` and ``<desc>``;
 the page puts the same figures in a ``<table>`` beside it, so nothing is shown
 by the picture alone. The ``viewBox`` lets a chart shrink to a phone's width
 (CSS gives it ``width: 100%``), and the sizes below are chosen so that its text
-stays readable there (13 units ≈ 11–12 px at 390 px wide). One colour per
+stays readable there (13 units ≈ 13 px at 390 px wide). One colour per
 chart, so no meaning rests on colour. A hidden (suppressed) value is drawn as no
 bar with a dash at its foot, and a tooltip says why.
 
@@ -24,7 +24,7 @@ INK = "#1a1a1a"
 AXIS = "#767676"
 GRID = "#d6d6d6"
 FONT = 13
-WIDTH = 400
+WIDTH = 360  # ≈ the width of a phone's page: 1 unit ≈ 1 px there
 SUPPRESSED_MARK = "\u2013"  # an en dash, as in the tables
 
 
@@ -103,17 +103,21 @@ def column_chart(chart_id: str, bars: Sequence[Bar], text: ChartText,
                      f'y2="{_n(y)}" stroke="{GRID if tick else AXIS}" stroke-width="1"/>')
         parts.append(f'<text x="{_n(left - 6)}" y="{_n(y + 4.5)}" text-anchor="end">'
                      f'{escape(tick_text(tick))}</text>')
+    # Values above the bars only if every one fits: a few labelled bars would
+    # look more important than the rest.
+    labelled = all(_text_width(b.value_text, 11) <= band for b in bars if b.value is not None)
     for index, bar in enumerate(bars):
         middle = left + band * (index + 0.5)
         parts.append(f'<g class="bar-group">{_tooltip(bar, text)}')
         if bar.value is None:
             parts.append(f'<text class="suppressed" x="{_n(middle)}" y="{_n(plot_bottom - 5)}" '
-                         f'text-anchor="middle" font-weight="700">{SUPPRESSED_MARK}</text>')
+                         f'text-anchor="middle" font-size="18" font-weight="700">'
+                         f'{SUPPRESSED_MARK}</text>')
         else:
             bar_height = plot_height * bar.value / top
             parts.append(f'<rect x="{_n(middle - width / 2)}" y="{_n(plot_bottom - bar_height)}" '
                          f'width="{_n(width)}" height="{_n(bar_height)}" fill="{BAR}"/>')
-            if bar.value_text and _text_width(bar.value_text, 11) <= band:
+            if labelled and bar.value_text:
                 parts.append(f'<text x="{_n(middle)}" y="{_n(plot_bottom - bar_height - 5)}" '
                              f'text-anchor="middle" font-size="11">'
                              f'{escape(bar.value_text)}</text>')
@@ -132,8 +136,8 @@ def bar_chart(chart_id: str, bars: Sequence[Bar], text: ChartText) -> Markup:
     and its value after it: long names need no margin, so it fits a phone."""
     if not bars:
         return Markup("")
-    row, label_height, thickness = 42.0, 15.0, 16.0
-    room = max(_text_width(b.value_text or SUPPRESSED_MARK) for b in bars) + 8
+    row, label_height, thickness = 44.0, 16.0, 18.0
+    room = max(_text_width(b.value_text or SUPPRESSED_MARK, 14) for b in bars) + 8
     longest = max(WIDTH - room, 40.0)
     maximum = max((b.value or 0) for b in bars) or 1
     height = row * len(bars) + 4
@@ -141,18 +145,19 @@ def bar_chart(chart_id: str, bars: Sequence[Bar], text: ChartText) -> Markup:
     for index, bar in enumerate(bars):
         y = index * row + 2
         parts.append(f'<g class="bar-group">{_tooltip(bar, text)}')
-        parts.append(f'<text x="0" y="{_n(y + label_height - 3)}">{escape(bar.label)}</text>')
+        parts.append(f'<text x="0" y="{_n(y + label_height - 3)}" font-size="14">'
+                     f'{escape(bar.label)}</text>')
         bar_top = y + label_height + 2
-        baseline = bar_top + thickness - 3.5
+        baseline = bar_top + thickness - 4
         if bar.value is None:
-            parts.append(f'<text class="suppressed" x="2" y="{_n(baseline)}" '
-                         f'font-weight="700">{SUPPRESSED_MARK}</text>')
+            parts.append(f'<text class="suppressed" x="4" y="{_n(baseline)}" '
+                         f'font-size="18" font-weight="700">{SUPPRESSED_MARK}</text>')
         else:
             length = longest * bar.value / maximum
             parts.append(f'<rect x="0" y="{_n(bar_top)}" width="{_n(length)}" '
                          f'height="{_n(thickness)}" fill="{BAR}"/>')
-            parts.append(f'<text x="{_n(length + 6)}" y="{_n(baseline)}" font-weight="600">'
-                         f'{escape(bar.value_text)}</text>')
+            parts.append(f'<text x="{_n(length + 6)}" y="{_n(baseline)}" font-size="14" '
+                         f'font-weight="600">{escape(bar.value_text)}</text>')
         parts.append("</g>")
     parts.append(f'<line x1="0.5" x2="0.5" y1="0" y2="{_n(height)}" stroke="{AXIS}"/>')
     parts.append("</svg>")
