@@ -38,7 +38,7 @@ class Places:
 
 def statistics_view(stats: PublicStatsV1, lang: str, places: Places) -> dict[str, Any]:
     t = translator(lang)
-    months = sorted(stats.by_month, key=lambda m: m.month)[-CHART_MONTHS:]
+    months = chart_months(stats)
     regions = sorted(stats.by_region, key=lambda r: region_name(r, places).lower())
     return {
         "num": lambda value: number(value, lang),
@@ -64,6 +64,25 @@ def statistics_view(stats: PublicStatsV1, lang: str, places: Places) -> dict[str
         "suppressed_note": t("public.suppressed_note",
                              threshold=number(stats.suppression_threshold, lang)),
     }
+
+
+def chart_months(stats: PublicStatsV1) -> list[MonthFigures]:
+    """The last twelve whole months through ``months_through``, none before the
+    first month with figures; a month the document leaves out had none (zeros),
+    so the chart's months are always consecutive."""
+    present = {m.month: m for m in stats.by_month}
+    if not stats.months_through or not present:
+        return []
+    year, month = (int(part) for part in stats.months_through.split("-"))
+    window = []
+    for _ in range(CHART_MONTHS):
+        window.append(f"{year:04d}-{month:02d}")
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    first = min(present)
+    return [present.get(key) or MonthFigures(month=key, uses=0, child_tickets=0,
+                                             swimming_visits=0, library_fees=0,
+                                             cards_issued=0)
+            for key in reversed(window) if key >= first]
 
 
 def region_name(region: RegionFigures, places: Places) -> str:

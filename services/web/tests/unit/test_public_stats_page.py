@@ -152,6 +152,23 @@ def test_charts_are_svg_images_with_their_figures_in_tables(client):
     assert "<rect" in html and html.count("<script") == 2  # htmx and app.js only
 
 
+def test_the_months_are_the_last_twelve_consecutive_ones(client):
+    from web.public_view import chart_months
+
+    # A month with no use at all is not in the document: the chart shows it as 0.
+    gap = document(by_month=tuple(m for m in document().by_month if m.month != "2026-05"))
+    months = chart_months(gap)
+    assert [m.month for m in months] == [f"2026-{m:02d}" for m in range(1, 12)]
+    assert months[4].uses == 0 and months[4].suppressed == ()
+    # Two years of months: the last twelve, through months_through.
+    long = document(by_month=tuple(
+        MonthFigures(month=f"{2025 + (m - 1) // 12}-{(m - 1) % 12 + 1:02d}", uses=m)
+        for m in range(1, 24)))
+    assert [m.month for m in chart_months(long)][0] == "2025-12"
+    assert [m.month for m in chart_months(long)][-1] == "2026-11"
+    assert chart_months(document(months_through=None)) == []
+
+
 def test_hidden_cells_are_marked_and_explained(client):
     html = open_page(client, "fi", FakeServices(document()))
     t = catalogue("fi")
