@@ -112,7 +112,8 @@ VENUES_OFFERINGS_AND_PUBLIC_STATS = (
         venue_id      uuid PRIMARY KEY,
         kind          text,
         name          text,
-        municipality  text
+        municipality  text,
+        version       integer NOT NULL DEFAULT 0  -- the venue's, of the name's fact
     )
     """,
     """

@@ -106,7 +106,7 @@ DESK_USE = Table(
 )
 # Each venue's kind and name, each offering's genres (uses by venue kind and genre).
 VENUE = Table("venue_view", ("venue_id",), ("uuid",),
-              ("venue_id", "kind", "name", "municipality"))
+              ("venue_id", "kind", "name", "municipality", "version"), {"version": 0})
 OFFERING = Table("offering_view", ("offering_id",), ("uuid",),
                  ("offering_id", "venue_id", "genres"), {"genres": []})
 TABLES = (CARD, USAGE, WELLBEING, ORGANISATION, DESK_USE, VENUE, OFFERING)
@@ -327,31 +327,35 @@ def library_fee_covered(event: LibraryFeeCoveredV1) -> list[Upsert]:
 
 
 # --- venue_view, offering_view: what the venues publish of themselves -------------------
-# A venue's kind and municipality never change; only its name does. VenueChanged
-# carries no version of the venue's to order by, so a registration arriving after
-# a name change keeps the changed name (a name set by a change is never older
-# than the registration's).
+# A venue's kind and municipality never change; only its name does. Rows carry the
+# venue's aggregate version of the last name set, so a registration or an older
+# change arriving after a newer change never puts an older name back.
 
 
 def _registered_under(current: Row, values: Row) -> Row:
+    newer = current["version"] < values["version"]
     return {**current, "kind": values["kind"], "municipality": values["municipality"],
-            "name": _coalesce(current["name"], values["name"])}
+            "name": values["name"] if newer else current["name"],
+            "version": max(current["version"], values["version"])}
 
 
 def _renamed(current: Row, values: Row) -> Row | None:
-    return {**current, "name": values["name"]} if values["name"] else None
+    if current["version"] < values["version"]:
+        return {**current, "name": values["name"], "version": values["version"]}
+    return None
 
 
 def venue_registered(event: VenueRegisteredV1) -> list[Upsert]:
     return [Upsert(VENUE, {"venue_id": event.venue_id, "kind": event.kind,
-                           "name": event.name, "municipality": event.municipality},
-                   _registered_under)]
+                           "name": event.name, "municipality": event.municipality,
+                           "version": event.aggregate_version}, _registered_under)]
 
 
 def venue_changed(event: VenueChangedV1) -> list[Upsert]:
     if "name" not in event.changed or not event.name:
         return []
-    return [Upsert(VENUE, {"venue_id": event.venue_id, "name": event.name}, _renamed)]
+    return [Upsert(VENUE, {"venue_id": event.venue_id, "name": event.name,
+                           "version": event.aggregate_version}, _renamed)]
 
 
 def offering_published(event: OfferingPublishedV1) -> list[Upsert]:
