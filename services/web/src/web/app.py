@@ -24,7 +24,7 @@ from kaiku_shared.auth import TokenVerifier
 from kaiku_shared.production import refuse_unsafe_start, secret_problem
 from kaiku_shared.settings import KaikuSettings, load_settings
 
-from .client import Services
+from .client import DocumentCache, Services
 from .config import DEFAULT_PORT, WebSettings
 from .pages import CsrfRefused, SignInNeeded, format_day, format_when, page
 from .routes import ROUTERS
@@ -66,6 +66,7 @@ def create_app(settings: KaikuSettings | None = None,
     # Public keys only: the web checks what a pasted or returned token is, and
     # the services refuse a revoked one (the web then asks to sign in again).
     app.state.verifier = TokenVerifier.from_settings(settings)
+    app.state.documents = DocumentCache()
     app.state.sessions = Sessions(secret, web.session_seconds, web.secure_cookies)
     app.state.templates = templates()
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -15,6 +16,8 @@ from .config import WebSettings
 class Answer:
     status: int
     data: Any = None
+    # The response's headers that a page may pass on (ETag, Content-Type, …).
+    headers: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -46,6 +49,11 @@ class Answer:
         return str(self.data or "")
 
 
+# What a page may pass on of a service's answer (the open-data downloads do).
+PASSED_ON = ("etag", "content-type", "content-disposition", "cache-control",
+             "last-modified")
+
+
 class Services:
     def __init__(self, settings: WebSettings) -> None:
         self.settings = settings
@@ -56,8 +64,9 @@ class Services:
 
     async def call(self, service: str, method: str, path: str, *, token: str | None = None,
                    json: Any = None, params: dict[str, Any] | None = None,
-                   idempotency_key: str | None = None, client: str | None = None) -> Answer:
-        headers = {"Accept": "application/json"}
+                   idempotency_key: str | None = None, client: str | None = None,
+                   headers: dict[str, str] | None = None) -> Answer:
+        headers = {"Accept": "application/json", **(headers or {})}
         if token:
             headers["Authorization"] = f"Bearer {token}"
         if client:
@@ -79,4 +88,36 @@ class Services:
             data = response.json()
         except ValueError:
             data = response.text
-        return Answer(response.status_code, data)
+        return Answer(response.status_code, data, {
+            name: response.headers[name] for name in PASSED_ON if name in response.headers})
+
+
+class DocumentCache:
+    """Public documents kept with their ETag (cards' open statistics): the next
+    read asks again with If-None-Match, and a 304 reuses the kept copy, so the
+    figures are always current and an unchanged document costs no body. The
+    oldest is forgotten past ``limit`` (one per path: the whole and each month)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self.kept: OrderedDict[str, Answer] = OrderedDict()
+
+    def validator(self, key: str) -> dict[str, str]:
+        kept = self.kept.get(key)
+        return {"If-None-Match": kept.headers["etag"]} if kept else {}
+
+    def settle(self, key: str, answer: Answer) -> Answer:
+        """The answer to show: the kept copy on 304, else the new one (kept if it
+        has an ETag)."""
+        kept = self.kept.get(key)
+        if answer.status == 304 and kept is not None:
+            self.kept.move_to_end(key)
+            return kept
+        if answer.ok and answer.headers.get("etag"):
+            self.kept[key] = answer
+            self.kept.move_to_end(key)
+            while len(self.kept) > self.limit:
+                self.kept.popitem(last=False)
+        elif answer.status != 304:
+            self.kept.pop(key, None)
+        return answer

@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response
 from kaiku_shared import taxonomy
 from kaiku_shared.client_address import client_address
 
-from .client import Answer, Services
+from .client import Answer, DocumentCache, Services
 from .config import WebSettings
 from .i18n import DEFAULT_LANGUAGE, LANGUAGE_NAMES, LANGUAGES, translator
 from .session import LANG_COOKIE, Sessions
@@ -152,16 +152,29 @@ def format_day(value: Any) -> str:
 
 async def call(request: Request, service: str, method: str, path: str, *,
                json: Any = None, params: dict[str, Any] | None = None,
-               idempotency_key: str | None = None, anonymous: bool = False) -> Answer:
+               idempotency_key: str | None = None, anonymous: bool = False,
+               headers: dict[str, str] | None = None) -> Answer:
     """Call a service as the signed-in person; a refused token means sign in again."""
     session = session_of(request)
+    extra = {"headers": headers} if headers else {}
     answer = await services_of(request).call(
         service, method, path, token=None if anonymous else session.get("token"),
         json=json, params=params, idempotency_key=idempotency_key,
-        client=browser_address(request))
+        client=browser_address(request), **extra)
     if answer.status == 401 and not anonymous:
         raise SignInNeeded("holder" if session.get("role") == "holder" else "staff")
     return answer
+
+
+async def public_document(request: Request, service: str, path: str,
+                          accept: str = "application/json") -> Answer:
+    """A service's public document (no token), revalidated against the copy the
+    web keeps (web.client.DocumentCache): cheap when nothing has changed."""
+    documents: DocumentCache = request.app.state.documents
+    key = f"{service} {path} {accept}"
+    answer = await call(request, service, "GET", path, anonymous=True,
+                        headers={"Accept": accept, **documents.validator(key)})
+    return documents.settle(key, answer)
 
 
 def browser_address(request: Request) -> str:

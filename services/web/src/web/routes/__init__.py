@@ -11,6 +11,7 @@ from . import (
     messages,
     oma,
     oma_data,
+    public_stats,
     site,
     staff_signin,
     use_desks,
@@ -19,4 +20,5 @@ from . import (
 
 ROUTERS = [site.router, staff_signin.router, distributor.router, venue_desk.router,
            kaikukeskus.router, oma.router, oma_data.router, admin_network.router,
-           admin_rounds.router, admin_users.router, messages.router, use_desks.router]
+           admin_rounds.router, admin_users.router, messages.router, use_desks.router,
+           public_stats.router]

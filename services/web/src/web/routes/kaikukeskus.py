@@ -9,7 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
+from .. import charts
 from ..client import Answer
+from ..formatting import number
+from ..i18n import translator
 from ..pages import CSRF, Language, Staff, call, form_of, not_found, page
 
 router = APIRouter()
@@ -102,13 +105,29 @@ async def statistics(request: Request, staff: Staff, lang: Language,
     national = await call(request, "cards", "GET", "/stats/national", params=months)
     regions = await call(request, "cards", "GET", "/stats/regions", params=months)
     rows = regions.data if regions.ok and isinstance(regions.data, list) else []
-    rows = sorted(rows, key=lambda r: str((r.get("names") or {}).get(lang)
-                                          or r.get("name") or r.get("region") or "").lower())
-    top = max([r.get("uses", 0) or 0 for r in rows] + [r.get("cards_issued", 0) or 0
-                                                          for r in rows] + [1])
+    rows = sorted(rows, key=lambda r: staff_region_name(r, lang).lower())
     status = national.status if national.status == 422 else 200
     return page(request, "staff/stats.html", status=status, national=national,
-                regions=regions, rows=rows, top=top, months=months)
+                regions=regions, rows=rows, months=months,
+                num=lambda value: number(value, lang),
+                region_chart=staff_region_chart(rows, lang))
+
+
+def staff_region_name(row: dict[str, Any], lang: str) -> str:
+    return str((row.get("names") or {}).get(lang) or row.get("name") or row.get("region") or "")
+
+
+def staff_region_chart(rows: list[dict[str, Any]], lang: str) -> Any:
+    """The public page's region chart, drawn from the staff figures (the table
+    beside it has the same numbers)."""
+    t = translator(lang)
+    ordered = sorted(rows, key=lambda r: (-(r.get("uses") or 0),
+                                          staff_region_name(r, lang).lower()))
+    bars = [charts.Bar(label=staff_region_name(r, lang), value=int(r.get("uses") or 0),
+                       value_text=number(int(r.get("uses") or 0), lang)) for r in ordered]
+    return charts.bar_chart("staff-region-chart", bars, charts.ChartText(
+        title=t("stats.region_chart_title"), description=t("stats.region_chart_desc"),
+        suppressed=""))
 
 
 @router.get("/staff/stats/regions/{region}/report", response_class=HTMLResponse)
