@@ -40,6 +40,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 import psutil
@@ -142,7 +143,7 @@ class CpuWindow:
 
     def __init__(self, server_pid: int | None) -> None:
         self.server = psutil.Process(server_pid) if server_pid else None
-        self.marks: list[tuple[float, float, float, object]] = []
+        self.marks: list[tuple[float, float, float, Any]] = []
 
     def mark(self) -> None:
         own = resource.getrusage(resource.RUSAGE_SELF)
@@ -156,8 +157,8 @@ class CpuWindow:
     def report(self, requests: int) -> dict:
         (t0, own0, server0, machine0), (t1, own1, server1, machine1) = self.marks[:2]
         seconds = t1 - t0
-        busy = (sum(machine1) - machine1.idle) - (sum(machine0) - machine0.idle)  # type: ignore[attr-defined]
-        every = sum(machine1) - sum(machine0)  # type: ignore[arg-type]
+        busy = (sum(machine1) - machine1.idle) - (sum(machine0) - machine0.idle)
+        every = sum(machine1) - sum(machine0)
         per_request = 1e6 / max(requests, 1)
         return {"generator_cpu": (own1 - own0) / seconds,
                 "generator_us_per_request": (own1 - own0) * per_request,
