@@ -175,6 +175,12 @@ RULES: dict[tuple[str, str, str], str] = {
     ("venues", "GET", "/asyncapi.json"): PUBLIC,
     ("omakaiku", "GET", "/asyncapi.json"): PUBLIC,
     ("notifications", "GET", "/asyncapi.json"): PUBLIC,
+    # The public statistics: open data, no token (docs/open-data.md).
+    ("cards", "GET", "/public/stats"): PUBLIC,
+    ("cards", "GET", "/public/stats.csv"): PUBLIC,
+    ("cards", "GET", "/public/stats/schema.json"): PUBLIC,
+    ("cards", "GET", "/public/stats/months/{month}"): PUBLIC,
+    ("cards", "GET", "/public/stats/months/{month}.csv"): PUBLIC,
 }
 
 # Routes that end the token they are called with: each probe gets a fresh one.
@@ -399,7 +405,7 @@ def fill(service: str, method: str, path: str, t: Targets) -> str:
                        user_id=t.user_id, year=t.year, code=t.region if "regions" in path
                        else t.municipality, region=t.region, dimension=t.dimension,
                        source_id=t.message_id, item_id=t.message_id,
-                       message_id=t.message_id)
+                       message_id=t.message_id, month="2026-01")
 
 
 async def routes_of(system, service: str) -> list[tuple[str, str]]:

@@ -51,8 +51,14 @@ class Runtime:
     pool: asyncpg.Pool
     nc: Any = None
     extras: dict[str, Any] = field(default_factory=dict)
+    # Closed first, newest first: what the api's setup started on this runtime
+    # (a background loop), stopped before its pool goes.
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def close(self) -> None:
+        while self.closers:
+            with contextlib.suppress(Exception):
+                await self.closers.pop()()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()

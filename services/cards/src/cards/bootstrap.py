@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
+
 from fastapi import FastAPI
 
 from kaiku_shared.auth import TokenSigner
+from kaiku_shared.db import create_pool, migrate
 from kaiku_shared.eventstore import application_env, construct_application
 from kaiku_shared.production import signing_keys_problem
 from kaiku_shared.service import Runtime
 from kaiku_shared.service_main import ServiceParts, service_main
 
-from .adapters import projections
+from .adapters import projections, public_stats
 from .adapters.login_throttle import LoginThrottle, ThrottlePolicy
 from .adapters.reference import load_network
 from .adapters.schema import LOGIN_THROTTLE, SCHEMA
 from .adapters.translate import translate
 from .application.app import CardsApplication
 from .config import SERVICE, CardsSettings, KaikuSettings, load_cards_settings
+from .adapters.public_stats_loops import follow
 from .entrypoints.api import router
+from .entrypoints.public import PublicStatsCache, follow_document
+from .entrypoints.public import router as public_router
 
 
 def build_application(settings: KaikuSettings) -> CardsApplication:
@@ -40,6 +47,61 @@ async def api_setup(app: FastAPI, runtime: Runtime) -> None:
     # The editable network is seeded from the reference data on first start, and
     # published whole once (also by a store seeded before it was published).
     await asyncio.to_thread(app.state.application.ensure_network)
+    await follow_public_stats(app, runtime)
+
+
+def region_names_of(application: CardsApplication):
+    async def names() -> dict[str, str]:
+        return public_stats.region_names(await asyncio.to_thread(lambda: application.network))
+    return names
+
+
+async def follow_public_stats(app: FastAPI, runtime: Runtime) -> None:
+    """The public document in memory, loaded now and kept current in the background."""
+    cache = PublicStatsCache(runtime.pool, app.state.cards_settings.suppress_below,
+                             region_names_of(app.state.application))
+    app.state.public_stats = cache
+    stop = asyncio.Event()
+    task = asyncio.create_task(follow_document(
+        cache, runtime.settings.service_database_url(SERVICE), stop))
+
+    async def close() -> None:
+        stop.set()
+        await task
+
+    runtime.closers.append(close)
+
+
+async def refresh_public_stats(settings: KaikuSettings, application: CardsApplication,
+                               stop: asyncio.Event) -> None:
+    """The worker's refresher (adapters/public_stats_loops.py): recompute the public
+    document after statistics change, every few minutes, and on start."""
+    pool = await create_pool(settings, SERVICE, size=2)
+    try:
+        await migrate(pool, SCHEMA)
+        threshold = load_cards_settings().suppress_below
+        names = region_names_of(application)
+
+        async def work() -> None:
+            async with pool.acquire() as conn:
+                await public_stats.refresh(conn, await names(), threshold,
+                                           public_stats.today())
+
+        await follow("public statistics", settings.service_database_url(SERVICE),
+                     projections.STATISTICS_CHANGED, work, stop,
+                     every=REFRESH_EVERY_SECONDS, settle=SETTLE_SECONDS)
+    finally:
+        await pool.close()
+
+
+# A burst of facts is one recomputation; days and months turn without a fact.
+SETTLE_SECONDS = 0.4
+REFRESH_EVERY_SECONDS = 180.0
+
+
+def worker_loops(settings: KaikuSettings, application: Any, stop: asyncio.Event
+                 ) -> list[Awaitable[None]]:
+    return [refresh_public_stats(settings, application, stop)]
 
 
 def production_problems(settings: KaikuSettings) -> list[str]:
@@ -56,8 +118,9 @@ PARTS = ServiceParts(
     translate=translate,
     consumers=projections.consumers,
     schema=(SCHEMA, LOGIN_THROTTLE),
-    routers=[router],
+    routers=[router, public_router],
     api_setup=api_setup,
+    worker_loops=worker_loops,
     signer=TokenSigner.for_staff,
     production_problems=production_problems,
 )

@@ -26,7 +26,15 @@ from hypothesis import strategies as st
 
 from cards.adapters import rebuild as rebuilding
 from cards.adapters import projections, queries
-from cards.adapters.statistics_fold import CARD_FOLDS, DESK_FOLDS, FOLDS, TABLES, USAGE_FOLDS
+from cards.adapters import public_stats
+from cards.adapters.statistics_fold import (
+    CARD_FOLDS,
+    DESK_FOLDS,
+    FOLDS,
+    TABLES,
+    USAGE_FOLDS,
+    VENUE_FOLDS,
+)
 from kaiku_shared.contracts import (
     CardChangedV1,
     CardClosedV1,
@@ -36,11 +44,14 @@ from kaiku_shared.contracts import (
     CardUsesImportedV1,
     IntegrationEvent,
     LibraryFeeCoveredV1,
+    OfferingPublishedV1,
     OrganisationRegisteredV1,
     OrganisationStatusChangedV1,
     SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 from kaiku_shared.contracts.events import ImportedUse
 from kaiku_shared.db import ensure_database
@@ -118,8 +129,25 @@ def card_fact(draw) -> IntegrationEvent:
 
 @st.composite
 def ticket_fact(draw) -> IntegrationEvent:
-    """A fact from the venues stream: a ticket's, a swimming visit or a library fee."""
-    kind = draw(st.sampled_from([*USAGE_FOLDS, *DESK_FOLDS]))
+    """A fact from the venues stream: a ticket's, a swimming visit or a library fee,
+    a venue's registration or change, an offering's publication."""
+    kind = draw(st.sampled_from([*USAGE_FOLDS, *DESK_FOLDS, *VENUE_FOLDS]))
+    if kind is VenueRegisteredV1:
+        return draw(fact(kind, venue_id=st.sampled_from(ORGS), organisation_id=st.uuids(),
+                         name=st.sampled_from(["Teatteri", "Uimahalli"]),
+                         kind=st.sampled_from(["performing_arts", "swimming_hall"]),
+                         municipality=st.sampled_from([p[0] for p in PLACES])))
+    if kind is VenueChangedV1:
+        return draw(fact(kind, venue_id=st.sampled_from(ORGS), organisation_id=st.uuids(),
+                         changed=st.sampled_from([("name",), ("contact",)]),
+                         name=st.none() | st.sampled_from(["Uusi nimi", "Sali"])))
+    if kind is OfferingPublishedV1:
+        return draw(fact(kind, offering_id=st.sampled_from(ORGS),
+                         venue_id=st.sampled_from(ORGS), venue_name=st.just("Teatteri"),
+                         title=st.just("Hamlet"), kind=st.just("performance"),
+                         genres=st.sampled_from([(), ("theatre",), ("music", "theatre")]),
+                         starts_at=moments, municipality=st.just("imatra"),
+                         capacity=st.just(100), card_cap=st.just(10)))
     if kind is SwimmingVisitRegisteredV1:
         return draw(fact(kind, card_number=cards, venue_id=st.sampled_from(ORGS),
                          year=st.just(2026), children=children, visits=st.integers(1, 5),
@@ -335,8 +363,9 @@ def test_rebuild_from_the_event_store_equals_live(namespace, database, recorded_
         indexes = ("SELECT indexname, replace(indexdef, schemaname || '.', '') "
                    "FROM pg_indexes WHERE schemaname = $1 ORDER BY 1")
         rebuilt_indexes = [tuple(r) for r in await conn.fetch(indexes, rebuilding.SHADOW)]
-        # five primary keys, usage_view_card, card_view_issuer, desk_use_view_card, processed
-        assert len(rebuilt_indexes) == 9
+        # eight primary keys (public_stats' too), usage_view_card, card_view_issuer,
+        # desk_use_view_card, processed
+        assert len(rebuilt_indexes) == 12
         assert rebuilt_indexes == [tuple(r) for r in await conn.fetch(indexes, LIVE)]
         today = date.today()
         period = queries.Period(None, None, today)
@@ -424,6 +453,27 @@ def _desk_history() -> list[IntegrationEvent]:
         offering_title="Hamlet", venue_id=ORGS[1], venue_name="Teatteri",
         municipality="imatra", starts_at=datetime(2026, 3, 20, 17, tzinfo=UTC),
         card_number="2000001", children=1, channel="box_office", registered_by=ORGS[1]))
+    # The venues themselves (a swimming hall with no tickets, renamed; a library
+    # that also sells a ticket) and the ticket's offering with its genres.
+    venue = {"occurred_at": datetime(2026, 2, 1, tzinfo=UTC), "organisation_id": ORGS[1]}
+    facts += [
+        VenueRegisteredV1.build(**venue, event_id=uuid5(NAMESPACE_URL, "/test/desk/v0"),
+                                aggregate_id=ORGS[0], aggregate_version=1, venue_id=ORGS[0],
+                                name="Uimahalli", kind="swimming_hall", municipality="imatra"),
+        VenueChangedV1.build(**venue, event_id=uuid5(NAMESPACE_URL, "/test/desk/v0b"),
+                             aggregate_id=ORGS[0], aggregate_version=2, venue_id=ORGS[0],
+                             changed=("name",), name="Imatran uimahalli"),
+        VenueRegisteredV1.build(**venue, event_id=uuid5(NAMESPACE_URL, "/test/desk/v1"),
+                                aggregate_id=ORGS[1], aggregate_version=1, venue_id=ORGS[1],
+                                name="Kirjasto", kind="library", municipality="imatra"),
+        OfferingPublishedV1.build(
+            **{k: v for k, v in venue.items() if k != "organisation_id"},
+            event_id=uuid5(NAMESPACE_URL, "/test/desk/o0"), aggregate_id=ORGS[0],
+            aggregate_version=1, offering_id=ORGS[0], venue_id=ORGS[1], venue_name="Kirjasto",
+            title="Satutunti", kind="performance", genres=("literature", "music"),
+            starts_at=datetime(2026, 3, 20, 17, tzinfo=UTC), municipality="imatra",
+            capacity=30, card_cap=5),
+    ]
     return facts
 
 
@@ -472,7 +522,7 @@ def test_rebuild_reads_swimming_visits_and_library_fees_from_the_venues_stream(
         assert rebuilt_applied == [tuple(r) for r in await conn.fetch(applied.format(LIVE))]
         assert {c for c, _ in rebuilt_applied} == {
             projections.STATISTICS_CONSUMER, projections.USAGE_CONSUMER,
-            projections.DESK_USES_CONSUMER}
+            projections.DESK_USES_CONSUMER, projections.VENUE_PROFILES_CONSUMER}
         period = queries.Period(date(2026, 3, 1), date(2026, 4, 30), date(2026, 5, 1))
         await conn.execute(f"SET search_path TO {LIVE}")
         live_figures = await rebuilding.snapshot(conn, period, 5)
@@ -496,6 +546,35 @@ def test_rebuild_reads_swimming_visits_and_library_fees_from_the_venues_stream(
         months = {row["month"]: row["swimming_visits"] for row in await queries.breakdown(
             conn, period, "month", region=None, threshold=1)}
         assert months == {"2026-03": 4, "2026-04": 4}
+        # a swimming hall with no tickets is named from venue_view, as renamed
+        assert venues[str(ORGS[0])]["name"] == "Imatran uimahalli"
+        # by venue kind: desk uses by their venue's kind, the ticket by its venue's
+        kinds = live_figures["venue_kind"]
+        assert {kind: (row["uses"], row["swimming_visits"], row["library_fees"])
+                for kind, row in kinds.items()} == {"swimming_hall": (0, 4, 2),
+                                                    "library": (1, 4, 2)}
+        assert live_figures["genre"] == {"literature": {"uses": 1, "child_tickets": 1}}
+        await _public_documents_equal(conn)
         await conn.execute("SET search_path TO public")
 
     loop.run_until_complete(check())
+
+
+async def _public_documents_equal(conn: asyncpg.Connection) -> None:
+    """The public document built from the live tables and from the rebuilt ones."""
+    names = {"etela-karjala": "Etelä-Karjala", "kainuu": "Kainuu"}
+    today = date(2026, 5, 1)
+    documents = []
+    for schema in (LIVE, rebuilding.SHADOW):
+        await conn.execute(f"SET search_path TO {schema}")
+        documents.append(await public_stats.build(conn, names, 1, today,
+                                                  datetime(2026, 5, 1, tzinfo=UTC)))
+    assert documents[0] == documents[1]
+    live = documents[0]
+    assert (live.swimming_visits, live.library_fees) == (8, 4)
+    # the history's imported uses have no venue: 'other'
+    assert {row.venue_kind: (row.uses, row.swimming_visits, row.library_fees)
+            for row in live.by_venue_kind} == {"swimming_hall": (0, 4, 2),
+                                               "library": (1, 4, 2),
+                                               "other": (live.uses - 1, 0, 0)}
+    assert [(row.genre, row.uses) for row in live.by_genre] == [("literature", 1)]

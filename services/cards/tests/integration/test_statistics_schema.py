@@ -95,7 +95,8 @@ async def kept_rows(pool: asyncpg.Pool) -> tuple:
 async def fresh_layout(fresh: Namespace) -> dict[str, list[tuple]]:
     pool = await open_pool(fresh)
     try:
-        assert await migrate(pool, SCHEMA) == {"kaiku-infrastructure": [1], COMPONENT: [1, 2]}
+        assert await migrate(pool, SCHEMA) == {"kaiku-infrastructure": [1],
+                                               COMPONENT: [1, 2, 3]}
         return await layout(pool)
     finally:
         await pool.close()
@@ -105,7 +106,7 @@ async def fresh_layout(fresh: Namespace) -> dict[str, list[tuple]]:
                          ids=["first-release", "before-migrations"])
 async def test_an_earlier_database_adopts_the_baseline_in_place(pool, fresh, release) -> None:
     await run_old(pool, release)
-    assert (await migrate(pool, SCHEMA))[COMPONENT] == [1, 2]
+    assert (await migrate(pool, SCHEMA))[COMPONENT] == [1, 2, 3]
     assert await kept_rows(pool) == (1970, None, None, 1)
     assert await layout(pool) == await fresh_layout(fresh)
     assert await migrate(pool, SCHEMA) == {}  # every later start
@@ -115,7 +116,8 @@ async def test_an_earlier_database_adopts_the_baseline_in_place(pool, fresh, rel
         indexes = {r["indexname"] for r in await conn.fetch(
             "SELECT indexname FROM pg_indexes WHERE tablename = 'card_view'")}
     assert [tuple(n) for n in names] == [
-        (1, "baseline"), (2, "caseload index; swimming visits and library fees")]
+        (1, "baseline"), (2, "caseload index; swimming visits and library fees"),
+        (3, "venue kinds, offering genres; the public statistics document")]
     assert "card_view_issuer" in indexes  # the caseload's: a distributor's cards in order
 
 
@@ -127,7 +129,8 @@ async def test_the_handlers_apply_the_golden_fixtures_to_an_adopted_database(poo
     names = ("organisation_registered", "organisation_status_changed", "card_issued",
              "card_renewed", "card_changed", "card_closed", "card_replaced",
              "card_uses_imported", "ticket_registered", "ticket_cancelled",
-             "swimming_visit_registered", "library_fee_covered")
+             "swimming_visit_registered", "library_fee_covered", "venue_registered",
+             "offering_published")
     async with pool.acquire() as conn:
         for name in names:
             body = (FIXTURES / f"{name}.v1.json").read_bytes()
@@ -144,6 +147,8 @@ async def test_the_handlers_apply_the_golden_fixtures_to_an_adopted_database(poo
         organisation = await conn.fetchval("SELECT status FROM organisation_view")
         desk = await conn.fetch("SELECT kind, children, amount_cents FROM desk_use_view "
                                 "ORDER BY kind")
+        venue = await conn.fetchrow("SELECT kind, name FROM venue_view")
+        genres = await conn.fetchval("SELECT genres FROM offering_view")
     assert (card["status"], card["municipality"], card["children"]) == (
         "closed", "lappeenranta", 3)
     assert replacement == "KXA-12345"
@@ -152,3 +157,5 @@ async def test_the_handlers_apply_the_golden_fixtures_to_an_adopted_database(poo
     assert (answers, organisation) == (2, "approved")
     assert [d["kind"] for d in desk] == ["library_fee", "swimming_visit"]
     assert desk[0]["amount_cents"] > 0 and desk[1]["amount_cents"] == 0
+    assert tuple(venue) == ("performing_arts", "Imatran Kaupunginteatteri")
+    assert genres == ["theatre"]

@@ -23,9 +23,11 @@ from cards.adapters.statistics_fold import (
     CARD,
     DESK_USE,
     FOLDS,
+    OFFERING,
     ORGANISATION,
     TABLES,
     USAGE,
+    VENUE,
     WELLBEING,
 )
 from kaiku_shared.consumer import MessageProcessor
@@ -44,6 +46,7 @@ class TablesInMemory:
         self.statements = {getattr(sql, kind): (table, kind)
                            for table, sql in projections._STATEMENTS.items()
                            for kind in ("select", "insert", "update", "keep")}
+        self.notified = 0  # NOTIFYs sent (the public statistics' refresher listens)
 
     def _sent(self, sql: str, kind: str) -> Any:
         table, sent = self.statements[sql]
@@ -66,6 +69,9 @@ class TablesInMemory:
         return self._insert(self._sent(sql, "insert"), values) or None
 
     async def execute(self, sql: str, *values: Any) -> None:
+        if sql == projections.NOTIFY_CHANGED:
+            self.notified += 1
+            return
         table = self._sent(sql, "update")
         row = dict(zip(table.columns, values, strict=True))
         key = tuple(row[k] for k in table.key)
@@ -105,6 +111,7 @@ def test_one_handler_for_each_fact_the_rebuild_folds() -> None:
                              "organisation_status_changed"],
         "cards-usage": ["ticket_cancelled", "ticket_registered"],
         "cards-desk-uses": ["library_fee_covered", "swimming_visit_registered"],
+        "cards-venue-profiles": ["offering_published", "venue_changed", "venue_registered"],
     }
     assert all(handler.__module__ == projections.__name__
                for handler in projections.PROJECTIONS.values())
@@ -179,3 +186,30 @@ async def test_swimming_visits_and_library_fees_are_rows_of_their_own() -> None:
     assert [(r["kind"], r["children"] >= 0, r["amount_cents"] > 0) for r in rows] == [
         ("library_fee", True, True), ("swimming_visit", True, False)]
     assert not conn.rows[USAGE]
+
+
+VENUE_ID = UUID("0d9a7c3b-1e52-4b8f-a6d4-73c2e91f5a08")
+OFFERING_ID = UUID("5c2e8f71-9b04-4d3a-b7e6-1a8f0c4d2e95")
+
+
+@pytest.mark.parametrize("order", [("venue_registered", "venue_changed"),
+                                   ("venue_changed", "venue_registered")])
+async def test_a_venues_kind_and_name_whichever_comes_first(order) -> None:
+    conn = TablesInMemory()
+    await apply(conn, *order)
+    venue = conn.row(VENUE, VENUE_ID)
+    assert (venue["kind"], venue["name"], venue["municipality"]) == (
+        "performing_arts", "Imatran Kaupunginteatteri", "imatra")
+
+
+async def test_an_offerings_genres_are_kept_once() -> None:
+    conn = TablesInMemory()
+    await apply(conn, "offering_published", "offering_published")
+    assert conn.row(OFFERING, OFFERING_ID)["genres"] == ["theatre"]
+    assert conn.row(OFFERING, OFFERING_ID)["venue_id"] == VENUE_ID
+
+
+async def test_every_applied_fact_tells_the_public_statistics() -> None:
+    conn = TablesInMemory()
+    await apply(conn, "card_issued", "ticket_registered", "swimming_visit_registered")
+    assert conn.notified == 3

@@ -33,10 +33,13 @@ from kaiku_shared.contracts import (
     IntegrationEvent,
     LibraryFeeCoveredV1,
     OrganisationRegisteredV1,
+    OfferingPublishedV1,
     OrganisationStatusChangedV1,
     SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 
 from . import statistics_fold as fold
@@ -45,13 +48,21 @@ from .statistics_fold import TABLES, Table, Upsert, keep
 STATISTICS_CONSUMER = "cards-statistics"
 USAGE_CONSUMER = "cards-usage"
 DESK_USES_CONSUMER = "cards-desk-uses"
+VENUE_PROFILES_CONSUMER = "cards-venue-profiles"
 # The durable that reads each producer's stream.
 DURABLES = {"cards": STATISTICS_CONSUMER, "venues": USAGE_CONSUMER}
 # Contracts added after their producer's durable existed get a durable of their
 # own: a filtered durable that already exists has passed their earlier messages
 # and would never see them, while a new one starts at the stream's first message.
 OWN_DURABLES = {SwimmingVisitRegisteredV1: DESK_USES_CONSUMER,
-                LibraryFeeCoveredV1: DESK_USES_CONSUMER}
+                LibraryFeeCoveredV1: DESK_USES_CONSUMER,
+                VenueRegisteredV1: VENUE_PROFILES_CONSUMER,
+                VenueChangedV1: VENUE_PROFILES_CONSUMER,
+                OfferingPublishedV1: VENUE_PROFILES_CONSUMER}
+# Every statistics change NOTIFYs this channel in the applying transaction
+# (delivered on commit only): the worker's public-statistics refresher listens.
+STATISTICS_CHANGED = "cards_statistics_changed"
+NOTIFY_CHANGED = f"NOTIFY {STATISTICS_CHANGED}"
 
 Projection = Callable[[Any, asyncpg.Connection], Awaitable[None]]
 
@@ -111,6 +122,18 @@ async def on_library_fee_covered(event: LibraryFeeCoveredV1, conn: asyncpg.Conne
     await apply_upserts(conn, fold.library_fee_covered(event))
 
 
+async def on_venue_registered(event: VenueRegisteredV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.venue_registered(event))
+
+
+async def on_venue_changed(event: VenueChangedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.venue_changed(event))
+
+
+async def on_offering_published(event: OfferingPublishedV1, conn: asyncpg.Connection) -> None:
+    await apply_upserts(conn, fold.offering_published(event))
+
+
 # --- which contract is applied how -----------------------------------------------------
 
 PROJECTIONS: dict[type[IntegrationEvent], Projection] = {
@@ -126,6 +149,9 @@ PROJECTIONS: dict[type[IntegrationEvent], Projection] = {
     TicketCancelledV1: on_ticket_cancelled,
     SwimmingVisitRegisteredV1: on_swimming_visit_registered,
     LibraryFeeCoveredV1: on_library_fee_covered,
+    VenueRegisteredV1: on_venue_registered,
+    VenueChangedV1: on_venue_changed,
+    OfferingPublishedV1: on_offering_published,
 }
 
 
@@ -142,11 +168,12 @@ def handlers_of(durable: str) -> dict[type[IntegrationEvent], Projection]:
 CARD_HANDLERS = handlers_of(STATISTICS_CONSUMER)
 USAGE_HANDLERS = handlers_of(USAGE_CONSUMER)
 DESK_USE_HANDLERS = handlers_of(DESK_USES_CONSUMER)
+VENUE_PROFILE_HANDLERS = handlers_of(VENUE_PROFILES_CONSUMER)
 # Every durable with the stream it reads.
 SOURCES = {STATISTICS_CONSUMER: "cards", USAGE_CONSUMER: "venues",
-           DESK_USES_CONSUMER: "venues"}
+           DESK_USES_CONSUMER: "venues", VENUE_PROFILES_CONSUMER: "venues"}
 # What the rebuild reads from the venues stream.
-VENUE_SOURCED_HANDLERS = {**USAGE_HANDLERS, **DESK_USE_HANDLERS}
+VENUE_SOURCED_HANDLERS = {**USAGE_HANDLERS, **DESK_USE_HANDLERS, **VENUE_PROFILE_HANDLERS}
 
 
 def consumers(application: Any = None) -> list[Consumer]:
@@ -200,7 +227,10 @@ _STATEMENTS = {table: _Statements.of(table) for table in TABLES}
 
 
 async def apply_upserts(conn: asyncpg.Connection, changes: list[Upsert]) -> None:
-    """Apply one fact's row changes to the tables (the live side of the fold)."""
+    """Apply one fact's row changes to the tables (the live side of the fold), and
+    tell the public statistics' refresher once the transaction commits."""
+    if changes:
+        await conn.execute(NOTIFY_CHANGED)
     for (table, keeps), group in groupby(changes, lambda c: (c.table, c.on_conflict is keep)):
         sql = _STATEMENTS[table]
         if keeps:

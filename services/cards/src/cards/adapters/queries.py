@@ -58,15 +58,20 @@ class Period:
         return min(self.end, self.today) if self.end else self.today
 
 
+# A municipality within the region its cards were issued under ("region/municipality"):
+# the public breakdown's lines, each adding up to its region's total.
+_REGION_MUNICIPALITY = "c.region || '/' || c.municipality"
 _CARD_GROUP = {
     "region": "c.region",
     "municipality": "c.municipality",
+    "region_municipality": _REGION_MUNICIPALITY,
     "distributor": "c.issuer::text",
     "month": "to_char(c.valid_from, 'YYYY-MM')",
 }
 _USE_GROUP = {
     "region": "c.region",
     "municipality": "c.municipality",
+    "region_municipality": _REGION_MUNICIPALITY,
     "distributor": "c.issuer::text",
     "venue": "coalesce(u.venue_id::text, 'imported')",
     "month": f"to_char(u.starts_at AT TIME ZONE '{HELSINKI}', 'YYYY-MM')",
@@ -194,6 +199,54 @@ async def figures(conn: asyncpg.Connection, period: Period, *, by: str | None = 
     return results
 
 
+async def venue_kind_figures(conn: asyncpg.Connection, period: Period
+                             ) -> dict[str, dict[str, int]]:
+    """Uses by the kind of venue: tickets by their venue's kind, swimming visits and
+    library fees by the desk's venue (a swimming hall, a library). Imported uses
+    and venues not (yet) known count under 'other'."""
+    results: dict[str, dict[str, int]] = {}
+    where, args = _use_filter(period, None)
+    for record in await conn.fetch(
+        f"""
+        SELECT coalesce(v.kind, 'other') AS key, count(*) AS uses,
+               coalesce(sum(u.children), 0) AS child_tickets
+        FROM usage_view u LEFT JOIN venue_view v ON v.venue_id = u.venue_id
+        WHERE u.status = 'registered'{where} GROUP BY 1
+        """, *args):
+        results[record["key"]] = {**zero_figures(), "uses": record["uses"],
+                                  "child_tickets": int(record["child_tickets"])}
+    where, args = _use_filter(period, None, "d.used_at")
+    for record in await conn.fetch(
+        f"""
+        SELECT coalesce(v.kind, CASE d.kind WHEN 'swimming_visit' THEN 'swimming_hall'
+                                            ELSE 'library' END) AS key,
+               count(*) FILTER (WHERE d.kind = 'swimming_visit') AS swimming_visits,
+               count(*) FILTER (WHERE d.kind = 'library_fee') AS library_fees
+        FROM desk_use_view d LEFT JOIN venue_view v ON v.venue_id = d.venue_id
+        WHERE true{where} GROUP BY 1
+        """, *args):
+        row = results.setdefault(record["key"], zero_figures())
+        row["swimming_visits"] = record["swimming_visits"]
+        row["library_fees"] = record["library_fees"]
+    return results
+
+
+async def genre_figures(conn: asyncpg.Connection, period: Period
+                        ) -> dict[str, dict[str, int]]:
+    """Tickets by their offering's first genre (offerings without one left out)."""
+    where, args = _use_filter(period, None)
+    return {record["key"]: {"uses": record["uses"],
+                            "child_tickets": int(record["child_tickets"])}
+            for record in await conn.fetch(
+                f"""
+                SELECT o.genres[1] AS key, count(*) AS uses,
+                       coalesce(sum(u.children), 0) AS child_tickets
+                FROM usage_view u JOIN offering_view o ON o.offering_id = u.offering_id
+                WHERE u.status = 'registered' AND cardinality(o.genres) > 0{where}
+                GROUP BY 1
+                """, *args)}
+
+
 async def national(pool: Db, period: Period) -> dict[str, int]:
     async with _connection(pool) as conn:
         return (await figures(conn, period))[None]
@@ -216,6 +269,10 @@ async def breakdown(pool: Db, period: Period, by: str, *, region: str | None,
                     "SELECT DISTINCT ON (venue_id) venue_id::text AS id, venue_name AS name "
                     "FROM usage_view WHERE venue_id IS NOT NULL AND venue_name IS NOT NULL"):
                     names[record["id"]] = record["name"]
+                # Swimming halls and libraries with no tickets: the venue's own name.
+                for record in await conn.fetch(
+                    "SELECT venue_id::text AS id, name FROM venue_view WHERE name IS NOT NULL"):
+                    names.setdefault(record["id"], record["name"])
     rows = []
     for key, values in sorted(grouped.items(), key=lambda item: str(item[0])):
         if key is None:

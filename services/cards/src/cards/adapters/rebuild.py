@@ -27,7 +27,7 @@ import contextlib
 import gc
 import json
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -41,7 +41,7 @@ from kaiku_shared.eventstore import MetaMapper, events_table
 from kaiku_shared.relay import contract_of_row
 from kaiku_shared.settings import KaikuSettings
 
-from . import projections, queries
+from . import projections, public_stats, queries
 from . import schema as statistics_schema
 from .statistics_fold import FOLDS, TABLES, Table, Upsert
 from .translate import translate
@@ -432,8 +432,11 @@ async def _fold_venues(shadow: ShadowWriter, folded: Accumulator, settings: Kaik
     return total
 
 
-async def replace_live(settings: KaikuSettings) -> None:
-    """Swap the rebuilt tables in. Stop the cards worker first."""
+async def replace_live(settings: KaikuSettings, *,
+                       region_names: Mapping[str, str] | None = None,
+                       threshold: int | None = None) -> None:
+    """Swap the rebuilt tables in (stop the cards worker first); then, given the
+    network's regions and the threshold, refresh the public document from them."""
     conn = await asyncpg.connect(settings.service_database_url("cards"))
     try:
         async with conn.transaction():
@@ -446,6 +449,8 @@ async def replace_live(settings: KaikuSettings) -> None:
             await conn.execute("INSERT INTO public.processed_events "
                                f"SELECT * FROM {SHADOW}.processed_events")
             await conn.execute(f"DROP SCHEMA {SHADOW} CASCADE")
+        if region_names is not None and threshold is not None:
+            await public_stats.refresh(conn, region_names, threshold, public_stats.today())
     finally:
         await conn.close()
 
@@ -461,6 +466,9 @@ async def snapshot(conn: asyncpg.Connection, period: queries.Period, threshold: 
                                                     threshold=threshold)
     result["wellbeing"] = await queries.wellbeing(conn, period, region=None,
                                                   threshold=threshold)
+    # The public statistics' own groupings (the rest of its figures are the above).
+    result["venue_kind"] = await queries.venue_kind_figures(conn, period)
+    result["genre"] = await queries.genre_figures(conn, period)
     return result
 
 

@@ -102,9 +102,42 @@ CASELOAD_AND_DESK_USES = (
     "CREATE INDEX desk_use_view_card ON desk_use_view (card_number)",
 )
 
+# Version 3: the public statistics (issue 22). Each venue's kind and each
+# offering's genres, kept from the venues' own facts (uses by venue kind and by
+# genre), and the public document as last computed (``public_stats``: one row,
+# the worker's refresher keeps it; ``adapters/public_stats.py``).
+VENUES_OFFERINGS_AND_PUBLIC_STATS = (
+    """
+    CREATE TABLE venue_view (
+        venue_id      uuid PRIMARY KEY,
+        kind          text,
+        name          text,
+        municipality  text,
+        version       integer NOT NULL DEFAULT 0  -- the venue's, of the name's fact
+    )
+    """,
+    """
+    CREATE TABLE offering_view (
+        offering_id   uuid PRIMARY KEY,
+        venue_id      uuid,
+        genres        text[] NOT NULL DEFAULT '{}'
+    )
+    """,
+    """
+    CREATE TABLE public_stats (
+        id            smallint PRIMARY KEY DEFAULT 1 CHECK (id = 1),
+        document      text NOT NULL,          -- PublicStatsV1 as JSON
+        etag          text NOT NULL,          -- a digest of the figures
+        updated_at    timestamptz NOT NULL    -- when a figure last changed
+    )
+    """,
+)
+
 SCHEMA = Schema(COMPONENT, (
     *baseline(COMPONENT, BASELINE).migrations,
     Migration(2, "caseload index; swimming visits and library fees", CASELOAD_AND_DESK_USES),
+    Migration(3, "venue kinds, offering genres; the public statistics document",
+              VENUES_OFFERINGS_AND_PUBLIC_STATS),
 ))
 
 _LOGIN_THROTTLE = (
@@ -127,7 +160,7 @@ _LOGIN_THROTTLE = (
 LOGIN_THROTTLE = baseline("cards-login-throttle", _LOGIN_THROTTLE)
 
 READ_MODEL_TABLES = ("card_view", "usage_view", "wellbeing_view", "organisation_view",
-                     "desk_use_view")
+                     "desk_use_view", "venue_view", "offering_view")
 
 
 def statements() -> tuple[str, ...]:

@@ -35,10 +35,13 @@ from kaiku_shared.contracts import (
     IntegrationEvent,
     LibraryFeeCoveredV1,
     OrganisationRegisteredV1,
+    OfferingPublishedV1,
     OrganisationStatusChangedV1,
     SwimmingVisitRegisteredV1,
     TicketCancelledV1,
     TicketRegisteredV1,
+    VenueChangedV1,
+    VenueRegisteredV1,
 )
 
 Row = dict[str, Any]
@@ -101,7 +104,12 @@ DESK_USE = Table(
     "desk_use_view", ("event_id",), ("uuid",),
     ("event_id", "kind", "card_number", "venue_id", "used_at", "children", "amount_cents"),
 )
-TABLES = (CARD, USAGE, WELLBEING, ORGANISATION, DESK_USE)
+# Each venue's kind and name, each offering's genres (uses by venue kind and genre).
+VENUE = Table("venue_view", ("venue_id",), ("uuid",),
+              ("venue_id", "kind", "name", "municipality", "version"), {"version": 0})
+OFFERING = Table("offering_view", ("offering_id",), ("uuid",),
+                 ("offering_id", "venue_id", "genres"), {"genres": []})
+TABLES = (CARD, USAGE, WELLBEING, ORGANISATION, DESK_USE, VENUE, OFFERING)
 
 Merge = Callable[[Row, Row], "Row | None"]
 
@@ -318,6 +326,44 @@ def library_fee_covered(event: LibraryFeeCoveredV1) -> list[Upsert]:
     }, keep)]
 
 
+# --- venue_view, offering_view: what the venues publish of themselves -------------------
+# A venue's kind and municipality never change; only its name does. Rows carry the
+# venue's aggregate version of the last name set, so a registration or an older
+# change arriving after a newer change never puts an older name back.
+
+
+def _registered_under(current: Row, values: Row) -> Row:
+    newer = current["version"] < values["version"]
+    return {**current, "kind": values["kind"], "municipality": values["municipality"],
+            "name": values["name"] if newer else current["name"],
+            "version": max(current["version"], values["version"])}
+
+
+def _renamed(current: Row, values: Row) -> Row | None:
+    if current["version"] < values["version"]:
+        return {**current, "name": values["name"], "version": values["version"]}
+    return None
+
+
+def venue_registered(event: VenueRegisteredV1) -> list[Upsert]:
+    return [Upsert(VENUE, {"venue_id": event.venue_id, "kind": event.kind,
+                           "name": event.name, "municipality": event.municipality,
+                           "version": event.aggregate_version}, _registered_under)]
+
+
+def venue_changed(event: VenueChangedV1) -> list[Upsert]:
+    if "name" not in event.changed or not event.name:
+        return []
+    return [Upsert(VENUE, {"venue_id": event.venue_id, "name": event.name,
+                           "version": event.aggregate_version}, _renamed)]
+
+
+def offering_published(event: OfferingPublishedV1) -> list[Upsert]:
+    """The genres as published (OfferingChanged carries none: they never change)."""
+    return [Upsert(OFFERING, {"offering_id": event.offering_id, "venue_id": event.venue_id,
+                              "genres": list(event.genres)}, keep)]
+
+
 CARD_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
     CardIssuedV1: card_issued,
     CardRenewedV1: card_renewed,
@@ -336,7 +382,12 @@ DESK_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
     SwimmingVisitRegisteredV1: swimming_visit_registered,
     LibraryFeeCoveredV1: library_fee_covered,
 }
-FOLDS = {**CARD_FOLDS, **USAGE_FOLDS, **DESK_FOLDS}
+VENUE_FOLDS: dict[type[IntegrationEvent], Callable[[Any], list[Upsert]]] = {
+    VenueRegisteredV1: venue_registered,
+    VenueChangedV1: venue_changed,
+    OfferingPublishedV1: offering_published,
+}
+FOLDS = {**CARD_FOLDS, **USAGE_FOLDS, **DESK_FOLDS, **VENUE_FOLDS}
 
 
-__all__ = ["CARD_FOLDS", "DESK_FOLDS", "FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "keep"]
+__all__ = ["CARD_FOLDS", "DESK_FOLDS", "FOLDS", "VENUE_FOLDS", "TABLES", "USAGE_FOLDS", "Row", "Table", "Upsert", "keep"]

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..adapters import rebuild as rebuilding
-from ..adapters import queries
+from ..adapters import public_stats, queries
 from ..application.app import KAIKUKESKUS_ID, CardsApplication, NotFound, RuleViolation
 from ..application.seed_history import Plan, seed_history
 from ..config import KaikuSettings, load_cards_settings, load_settings
@@ -108,7 +108,9 @@ def cmd_rebuild_stats(args: argparse.Namespace, build_application: ApplicationBu
                   "seconds": round(elapsed, 2), "identical_to_live": same,
                   "national": rebuilt["national"]}
         if args.replace:
-            await rebuilding.replace_live(settings)
+            # The public statistics document is refreshed from the swapped-in tables.
+            names = public_stats.region_names(await asyncio.to_thread(lambda: app.network))
+            await rebuilding.replace_live(settings, region_names=names, threshold=threshold)
             result["replaced"] = True
         print(json.dumps(result, default=str))
         if not same and not args.replace:
