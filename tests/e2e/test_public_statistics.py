@@ -5,7 +5,8 @@
 - an anonymous client gets 200 with a strong ETag, then 304 with If-None-Match,
   and a new ETag after a use;
 - small cells are hidden, with complements, so that no hidden cell can be worked
-  out from the line's total: checked against the read models' true figures;
+  out from the line's total: checked against the read models' true figures; the
+  document's breakdowns are last month's, the same as that month's own document;
 - the per-month URL is stable, the CSV says what the JSON says, a bad month is a
   problem+json that names the months there are.
 
@@ -192,7 +193,7 @@ async def _move_to_last_month(conn, numbers):
     return put_back
 
 
-async def _true_uses_by_municipality(conn, month: str | None) -> dict[str, dict[str, int]]:
+async def _true_uses_by_municipality(conn, month: str) -> dict[str, dict[str, int]]:
     """Registered tickets per region and municipality of the card, from the read
     models (the truth the public cells are checked against)."""
     rows = await conn.fetch(
@@ -200,11 +201,9 @@ async def _true_uses_by_municipality(conn, month: str | None) -> dict[str, dict[
         SELECT c.region, c.municipality, count(*) AS uses FROM usage_view u
         JOIN card_view c ON c.card_number = u.card_number
         WHERE u.status = 'registered'
-          AND to_char(u.starts_at AT TIME ZONE 'Europe/Helsinki', 'YYYY-MM') <= $1
-          AND ($2::text IS NULL OR
-               to_char(u.starts_at AT TIME ZONE 'Europe/Helsinki', 'YYYY-MM') = $2)
+          AND to_char(u.starts_at AT TIME ZONE 'Europe/Helsinki', 'YYYY-MM') = $1
         GROUP BY 1, 2
-        """, LAST, month)
+        """, month)
     truth: dict[str, dict[str, int]] = {}
     for row in rows:
         truth.setdefault(row["region"], {})[row["municipality"]] = row["uses"]
@@ -261,13 +260,19 @@ async def test_small_cells_are_hidden_and_cannot_be_recovered(system, small_regi
             assert all(v is None for k, v in cells.items() if truth.get(code, {}).get(k))
     _check_line({code: row["uses"] for code, row in region.items()},
                 {code: sum(v.values()) for code, v in truth.items()}, f"{LAST} regions")
-    # The whole document's municipalities (all completed months) follow the same rule.
-    whole = await _document(system)
-    all_time = await _true_uses_by_municipality(conn, None)
-    for code, row in {r["region"]: r for r in whole["by_region"]}.items():
-        if row["uses"] is not None:
-            _check_line({r["municipality"]: r["uses"] for r in whole["by_municipality"]
-                         if r["region"] == code}, all_time.get(code, {}), f"all {code}")
+    # The whole document's breakdowns are last month's, cell for cell: no
+    # sub-national figure is published over more than one month.
+    fields = ("by_region", "by_municipality", "by_venue_kind", "by_genre")
+
+    async def same_as_the_month() -> dict[str, Any] | None:
+        whole = await _document(system)
+        return whole if all(whole[f] == month[f] for f in fields) else None
+
+    whole = await eventually(same_as_the_month, timeout=10, interval=0.3,
+                             message="the document's breakdowns to be last month's")
+    assert whole["months_through"] == LAST
+    national = {row["month"]: row for row in whole["by_month"]}[LAST]
+    assert national["uses"] == month["uses"] and national["suppressed"] == []
 
 
 async def test_the_month_url_is_stable_and_its_csv_matches(system, small_region):
@@ -311,12 +316,14 @@ async def test_the_csv_says_what_the_json_says(system):
 @pytest.mark.parametrize(("month", "status"), [
     ("2026-13", 422), ("kesäkuu", 422), ("1999-01", 404),
     ((TODAY.replace(day=1)).strftime("%Y-%m"), 404)])
-async def test_a_bad_month_is_a_problem_naming_the_months_there_are(system, month, status):
+async def test_a_bad_month_is_a_problem_naming_the_months_there_are(system, small_region,
+                                                                   month, status):
+    await _settled_month(system)  # last month is published
     response = await _public(system, f"/public/stats/months/{month}")
     assert response.status_code == status, response.text
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "Months with figures" in response.json()["detail"]
-    assert response.headers.get("access-control-allow-origin") in (None, "*")
+    assert response.headers["access-control-allow-origin"] == "*"  # readable by any page
 
 
 async def test_the_schema_is_published(system):

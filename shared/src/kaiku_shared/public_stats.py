@@ -7,12 +7,16 @@ renders ``/tilastot`` from it; its JSON Schema is published as open data
 What it shows, and why it cannot point at a person:
 - The national headline (``cards_issued`` … ``library_fees``) is live: every use
   moves it within seconds. National totals are always shown.
-- Every breakdown (months, regions, municipalities, venue kinds, genres) covers
-  whole calendar months only, through ``months_through`` (the last completed
-  month): asking twice a day apart gives the same cells, so nothing can be
-  learned by differencing. A breakdown cell below ``suppression_threshold`` is
-  hidden, with complementary cells so that it cannot be recovered from the
-  line's total (``null`` in the figure, the figure's name in ``suppressed``).
+- Every breakdown covers whole calendar months only, through ``months_through``
+  (the last completed month): asking twice a day apart gives the same cells.
+  ``by_month`` holds the national figures of each completed month (national
+  totals: shown). The breakdowns by region, municipality, venue kind and genre
+  are those of the month ``months_through`` (the same as its own
+  ``PublicMonthStatsV1``): no figure below the national level is a running total
+  over months, which read a month apart would give that month's cell. A
+  breakdown cell below ``suppression_threshold`` is hidden, with complementary
+  cells so that it cannot be recovered from the line's total (``null`` in the
+  figure, the figure's name in ``suppressed``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import FastAPI
@@ -50,14 +50,17 @@ async def api_setup(app: FastAPI, runtime: Runtime) -> None:
     await follow_public_stats(app, runtime)
 
 
-def region_names_of(application: CardsApplication):
+def region_names_of(application: CardsApplication
+                    ) -> Callable[[], Awaitable[dict[str, str]]]:
+    """The network's region names as they stand when asked (Kaikukeskus may edit them)."""
     async def names() -> dict[str, str]:
         return public_stats.region_names(await asyncio.to_thread(lambda: application.network))
     return names
 
 
 async def follow_public_stats(app: FastAPI, runtime: Runtime) -> None:
-    """The public document in memory, loaded now and kept current in the background."""
+    """The public document in memory: loaded at once and kept current by a
+    background loop, stopped before the runtime's pool closes."""
     cache = PublicStatsCache(runtime.pool, app.state.cards_settings.suppress_below,
                              region_names_of(app.state.application))
     app.state.public_stats = cache

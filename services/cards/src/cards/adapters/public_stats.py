@@ -1,11 +1,17 @@
 """The public statistics document (``kaiku_shared.public_stats``), built from the
 statistics read models with the staff statistics' own queries and suppression.
 
-- The national headline is live and all-time (``queries.figures`` with no period).
-- Every breakdown covers whole completed months only, through ``months_through``.
+- The national headline is live and all-time (``queries.figures`` with no period);
+  ``by_month`` gives the national figures of every completed month (national
+  totals, always shown: each is also that month's own document's national figure).
+- The breakdowns (regions, municipalities, venue kinds, genres) are of one whole
+  completed month: the document's are those of ``months_through``, and each
+  earlier month has its own document. A figure below the national level is never
+  published over more than one month (a running total of a municipality, read a
+  month apart, would give that month's cell, however small).
 - Each line of cells that adds up to a published total has its small cells hidden
   with complements (``queries._suppress_columns``, i.e. ``disclosure.hidden_cells``):
-  months, regions, venue kinds and genres add up to the national figures; each
+  regions, venue kinds and genres add up to the month's national figures; each
   region's municipalities add up to the region's. A region's cell that is hidden
   hides that figure for all its municipalities too, so shown municipalities never
   rebuild a hidden region (and, from the national total, the small one beside it).
@@ -112,8 +118,8 @@ def _csv_cells(dimension: str, key: str, name: str, month: str, row: Mapping[str
 
 def csv_text(document: PublicStatsV1 | PublicMonthStatsV1) -> str:
     """The document's figures in long format, one figure a line; a hidden cell's
-    value is empty. ``month`` is the month a figure covers; empty: every month
-    through ``months_through`` (the headline: all time, live)."""
+    value is empty. ``month`` is the month a figure covers; empty for the live,
+    all-time headline."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_HEADER)
@@ -122,7 +128,7 @@ def csv_text(document: PublicStatsV1 | PublicMonthStatsV1) -> str:
         period = document.month
         writer.writerows(_csv_cells("national", "", "", period, whole, CARD_AND_USE_FIELDS))
     else:
-        period = ""
+        period = document.months_through or ""  # the breakdowns' month
         writer.writerows(_csv_cells("national", "", "", "", whole, HEADLINE))
         for row in whole["by_month"]:
             writer.writerows(_csv_cells("month", row["month"], "", row["month"], row,
@@ -194,13 +200,19 @@ async def breakdowns(conn: asyncpg.Connection, period: queries.Period,
 
 async def build(conn: asyncpg.Connection, region_names: Mapping[str, str], threshold: int,
                 today: date, updated_at: datetime) -> PublicStatsV1:
-    """The whole document as the read models stand now."""
+    """The whole document as the read models stand now. Its breakdowns are those
+    of the last completed month (the same as that month's own document): no
+    figure below the national level is ever published over more than one month,
+    so neither comparing documents a month apart nor adding up the months'
+    documents gives a cell that one of them hides."""
     live = (await queries.figures(conn, queries.Period(None, None, today)))[None]
     through = last_completed_day(today)
-    period = queries.Period(None, through, today)
-    months = await queries.figures(conn, period, by="month")
-    by_month = line(months, CARD_AND_USE_FIELDS, "month", threshold)
-    parts = await breakdowns(conn, period, region_names, threshold)
+    months = await queries.figures(conn, queries.Period(None, through, today), by="month")
+    # National monthly totals: each is also its month's document's national figure.
+    by_month = [{"month": key, **{f: int(months[key][f]) for f in CARD_AND_USE_FIELDS},
+                 "suppressed": []} for key in sorted(k for k in months if k is not None)]
+    last_month = queries.Period(through.replace(day=1), through, today)
+    parts = await breakdowns(conn, last_month, region_names, threshold)
     return PublicStatsV1(
         updated_at=updated_at, **{field: live[field] for field in HEADLINE},
         months_through=month_text(through), suppression_threshold=threshold,

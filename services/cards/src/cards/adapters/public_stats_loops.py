@@ -1,19 +1,21 @@
 """The loops that keep the public statistics document current.
 
-- ``Refresher`` (the cards worker): the projections NOTIFY ``STATISTICS_CHANGED``
-  in the transaction that applies a fact (delivered on commit only). The refresher
-  LISTENs, waits a moment for more (a burst of facts is one recomputation),
-  recomputes, and writes the row only when a figure changed (``public_stats.store``:
-  the ETag and ``updated_at`` follow the figures), which NOTIFYs ``DOCUMENT_CHANGED``.
-  It also recomputes every few minutes (days and months turn: ``active_cards``,
-  ``months_through``) and once on start.
-- ``Follower`` (the api): holds the stored document in memory, ready to send;
-  reloads it on ``DOCUMENT_CHANGED``, and every half minute in case a
-  notification was lost.
+- the refresher (the cards worker, ``bootstrap.refresh_public_stats``): the
+  projections NOTIFY ``STATISTICS_CHANGED`` in the transaction that applies a fact
+  (delivered on commit only). The refresher LISTENs, waits a moment for more (a
+  burst of facts is one recomputation), recomputes, and writes the row only when
+  a figure changed (``public_stats.store``: the ETag and ``updated_at`` follow
+  the figures), which NOTIFYs ``DOCUMENT_CHANGED``. It also recomputes every few
+  minutes (days and months turn: ``active_cards``, ``months_through``) and once
+  on start.
+- the follower (the api, ``entrypoints/public.follow_document``): holds the
+  stored document in memory, ready to send; reloads it on ``DOCUMENT_CHANGED``,
+  and every half minute in case a notification was lost.
 
-Both LISTEN on a connection of their own that is opened again whenever it is
-lost (a Postgres restart): a lost connection wakes the loop, which reconnects and
-recomputes or reloads, so nothing missed meanwhile stays missed.
+Both are ``follow`` with their own work, LISTENing on a connection of their own
+that is opened again whenever it is lost (a Postgres restart): a lost connection
+wakes the loop, which reconnects and recomputes or reloads, so nothing missed
+meanwhile stays missed.
 """
 
 from __future__ import annotations
@@ -77,24 +79,29 @@ async def _wait(wake: asyncio.Event, stop: asyncio.Event, seconds: float) -> Non
 async def follow(name: str, conninfo: str, channel: str, work: Callable[[], Awaitable[None]],
                  stop: asyncio.Event, *, every: float, settle: float = 0.0) -> None:
     """Run ``work`` on start, on each notification on ``channel`` (after ``settle``
-    seconds more, so a burst is one round), and every ``every`` seconds, until
-    ``stop``. A database outage is waited out (``OutageWatch``), never fatal."""
+    seconds more, or as long as the last round took if longer, so a burst is one
+    round), and every ``every`` seconds, until ``stop``. A database outage is waited out (``OutageWatch``), never fatal."""
     wake = asyncio.Event()
     listening = Listening(conninfo, channel, wake)
     watch = OutageWatch(name)
+    loop = asyncio.get_running_loop()
     try:
         while not stop.is_set():
             listened = await listening.ensure()
             wake.clear()
+            started = loop.time()
             try:
                 await work()
                 watch.succeeded()
                 pause = every if listened else min(every, 5.0)
             except Exception as error:  # noqa: BLE001 - OutageWatch logs it; tried again
                 pause = watch.failed(error)
+            took = loop.time() - started
             await _wait(wake, stop, pause)
             if wake.is_set() and settle and not stop.is_set():
-                await _wait(asyncio.Event(), stop, settle)
+                # At least as long as the last round took: under a steady stream of
+                # facts the recomputation keeps at most half a core busy.
+                await _wait(asyncio.Event(), stop, max(settle, took))
     finally:
         await listening.close()
 

@@ -1,7 +1,8 @@
 """The public statistics, open data (no token): ``/public/stats`` and its relatives.
 
-The document is computed by the worker (``adapters/public_stats_loops.Refresher``)
-and held here in memory, ready to send (``PublicStatsCache``): a request reads no
+The document is computed by the worker (``bootstrap.refresh_public_stats`` with
+``adapters/public_stats_loops.follow``) and held here in memory, ready to send
+(``PublicStatsCache``, kept current by ``follow_document``): a request reads no
 database. Per-month documents are computed on demand and kept until the main
 document's figures change. See docs/open-data.md.
 """
@@ -76,6 +77,7 @@ class PublicStatsCache:
     region_names: Any  # async () -> {code: name}
     current: Served | None = None
     months: dict[str, tuple[bytes, bytes]] = field(default_factory=dict)
+    computing: asyncio.Lock = field(default_factory=asyncio.Lock)  # one month at a time
 
     async def reload(self) -> None:
         stored = await public_stats.load(self.pool)
@@ -100,7 +102,7 @@ class PublicStatsCache:
             raise Problem(503, "Service unavailable", "The public statistics are not "
                           "available just now (the database cannot be reached). Try again "
                           "in a moment.", kind="database-unavailable",
-                          headers={"Retry-After": "5"})
+                          headers={"Retry-After": "5", **OPEN_DATA_HEADERS})
         return self.current
 
 
@@ -178,33 +180,41 @@ def chosen_month(text: str, document: PublicStatsV1) -> date:
     match = _MONTH.fullmatch(text)
     if first is None:
         raise Problem(404, "Month not found", f"There are no published figures for {text}: "
-                      "no month has figures yet.", kind="public-month-not-found")
+                      "no month has figures yet.", kind="public-month-not-found",
+                      headers=OPEN_DATA_HEADERS)
     if match is None:
         raise Problem(422, "Invalid request", f"'{text}' is not a month: use YYYY-MM, e.g. "
                       f"2026-03. Months with figures: {first} to {last}.",
-                      kind="public-month", errors=[{"field": "month", "message": "YYYY-MM"}])
+                      kind="public-month", errors=[{"field": "month", "message": "YYYY-MM"}],
+                      headers=OPEN_DATA_HEADERS)
     if not first <= text <= last:
         raise Problem(404, "Month not found", f"There are no published figures for {text}: "
                       f"a month is published once it is over. Months with figures: {first} "
-                      f"to {last}.", kind="public-month-not-found")
+                      f"to {last}.", kind="public-month-not-found", headers=OPEN_DATA_HEADERS)
     return date(int(match[1]), int(match[2]), 1)
 
 
 async def month_bodies(request: Request, month: str) -> tuple[Served, bytes, bytes]:
+    """(the document whose ETag it carries, the month's JSON, its CSV): computed
+    once (one request computes, others asking meanwhile wait for it), then kept
+    until the document changes."""
     cache = _cache(request)
     served = await cache.served()
     first_day = chosen_month(month, served.document)
     if month not in cache.months:
-        async with cache.pool.acquire() as conn:
-            document = await public_stats.build_month(
-                conn, await cache.region_names(), cache.threshold, first_day,
-                public_stats.today())
-        if cache.current is served:  # not replaced meanwhile
-            cache.months[month] = (document.model_dump_json().encode(),
-                                   public_stats.csv_text(document).encode())
-        return served, document.model_dump_json().encode(), \
-            public_stats.csv_text(document).encode()
-    return served, *cache.months[month]
+        async with cache.computing:
+            if month not in cache.months or cache.current is not served:
+                async with cache.pool.acquire() as conn:
+                    document = await public_stats.build_month(
+                        conn, await cache.region_names(), cache.threshold, first_day,
+                        public_stats.today())
+                bodies = (document.model_dump_json().encode(),
+                          public_stats.csv_text(document).encode())
+                if cache.current is not served:  # replaced meanwhile: not kept
+                    return served, *bodies
+                cache.months[month] = bodies
+    # The months kept are always the current document's.
+    return cache.current or served, *cache.months[month]
 
 
 @router.get("/public/stats/months/{month}.csv", response_class=Response,
