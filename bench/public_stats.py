@@ -287,7 +287,7 @@ def report(args: argparse.Namespace, targets: list[Target], results: dict[str, d
     bench.add(f"{cards}: document versions seen in a run", "ETags",
               [r["distinct_etags"] for r in results[cards]["max"]],
               note="rebuilt while served (the trickle)")
-    bench.add("whole machine busy during the runs", "%",
+    bench.add("whole machine busy during the max-load runs", "%",
               [r["machine_busy"] * 100 for t in targets for r in results[t.label]["max"]],
               note="both cores: the system, the generator and whatever else runs")
     return bench
