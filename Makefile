@@ -61,8 +61,10 @@ bench: install
 	$(BIN)/python bench/notifications_fanout.py
 	$(BIN)/python bench/cards_seed_history.py
 	$(BIN)/python bench/cards_seed_history.py --scale 10 --no-breakdown
+	$(BIN)/python bench/public_stats.py
 
 # Where the CPU goes where a target is missed: py-spy profiles → bench/profiles/*.md
 profile: install
 	$(BIN)/python bench/pyspy_profile.py registration
 	$(BIN)/python bench/pyspy_profile.py rebuild
+	$(BIN)/python bench/pyspy_profile.py public-stats

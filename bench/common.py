@@ -85,19 +85,41 @@ class Benchmark:
 
 
 def write_markdown(results: dict) -> None:
-    lines = ["# Benchmark results", "",
-             "Written by `make bench`; medians of several runs with min–max, each next to "
-             "a baseline measured on the same servers in the same run.", ""]
+    """results.md: every benchmark in ``results``; a section of results.md that
+    results.json lacks (it is not committed: a fresh checkout has none) is kept
+    as it was, in its place, so that running one benchmark keeps the others'."""
+    sections = _sections(RESULTS_MD.read_text()) if RESULTS_MD.exists() else {}
     for name, bench in results.items():
-        lines += [f"## {name}", "", bench["description"], "",
-                  "| figure | median | min–max | unit | vs baseline | note |",
-                  "|---|---:|---|---|---|---|"]
+        lines = [f"## {name}", "", bench["description"], "",
+                 "| figure | median | min–max | unit | vs baseline | note |",
+                 "|---|---:|---|---|---|---|"]
         for f in bench["figures"]:
             ratio = f"{f['ratio']:.2f}× {f['baseline']}" if f.get("ratio") is not None else ""
             lines.append(f"| {f['name']} | {f['median']:,.1f} | {f['min']:,.1f}–{f['max']:,.1f} "
                          f"| {f['unit']} | {ratio} | {f['note']} |")
-        lines.append("")
+        sections[name] = lines + [""]
+    lines = ["# Benchmark results", "",
+             "Written by `make bench`; medians of several runs with min–max, each next to "
+             "a baseline measured on the same servers in the same run.", ""]
+    for section in sections.values():
+        lines += section
     RESULTS_MD.write_text("\n".join(lines))
+
+
+def _sections(text: str) -> dict[str, list[str]]:
+    """results.md's ``## name`` sections, in order, each with its lines."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        if current is not None:
+            current.append(line)
+    for lines in sections.values():  # each ends in one blank line, as written
+        while lines and not lines[-1].strip():
+            lines.pop()
+        lines.append("")
+    return sections
 
 
 def repeat(times: int, measure: Callable[[], float]) -> list[float]:

@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/pyspy_profile.py registration   # every busy process under max load
     .venv/bin/python bench/pyspy_profile.py rebuild        # the statistics rebuild at 1×
+    .venv/bin/python bench/pyspy_profile.py public-stats   # GET /public/stats and its baseline
 
 Sampled with py-spy (from outside the process, at 100 Hz, without pausing it),
 counting only samples where a Python thread holds the GIL, so the figures are
@@ -12,8 +13,8 @@ time, and the total time of this system's own functions. The raw stacks go to
 ``bench/profiles/raw/`` (not committed); py-spy's own flame graph can be drawn
 from them.
 
-The same processes and load as ``registration.py`` and ``cards_seed_history.py``
-(this imports them); the numbers each profile prints are from this run only.
+The same processes and load as ``registration.py``, ``cards_seed_history.py`` and
+``public_stats.py`` (this imports them); the numbers each profile prints are from this run only.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 import cards_seed_history as history  # noqa: E402
+import public_stats  # noqa: E402
 import registration  # noqa: E402
 from common import bench_servers, console  # noqa: E402
 
@@ -232,14 +234,68 @@ def rebuild_main(scale: float) -> str:
             asyncio.run(history.drop(settings))
 
 
+# --- the public statistics document: the cards api and the static file at max load -----
+
+async def profile_public_stats(ns: Namespace, supervisor: Supervisor, urls: dict,
+                               scale: float) -> str:
+    seeded = public_stats.seed_history(ns, scale)
+    body = await public_stats.wait_for_document(urls["cards"], seeded["cards"],
+                                                seeded["uses"], timeout=600)
+    load = argparse.Namespace(clients=public_stats.CLIENTS, warmup=1.0,
+                              duration=10.0)
+    text = header(f"GET {public_stats.PATH} and the static file at max load", load_average()) + (
+        f"`public_stats.py`'s targets at max load ({load.clients} kept-alive clients, "
+        f"{load.duration:g} s after {load.warmup:g} s of warm-up), one after the other, "
+        f"each server process sampled over its own run; the history at {scale:g}× "
+        f"({seeded['cards']:,} cards, {seeded['uses']:,} uses), a {len(body):,}-byte "
+        "document. Sampling slows the server a little (py-spy itself takes CPU on the "
+        "same two cores).\n\n")
+    cards_port, cards_pid = int(urls["cards"].rsplit(":", 1)[1]), \
+        supervisor.processes["cards-api"].pid
+    with public_stats.static_baseline(body) as (port, pid, file_path):
+        targets = [
+            public_stats.Target(f"cards api: GET {public_stats.PATH}", cards_port,
+                                public_stats.PATH, cards_pid),
+            public_stats.Target(f"cards api: GET {public_stats.PATH}, If-None-Match → 304",
+                                cards_port, public_stats.PATH, cards_pid, True),
+            public_stats.Target("static baseline: the file (StaticFiles)", port, file_path,
+                                pid),
+            public_stats.Target("static baseline: the same bytes from memory", port,
+                                "/memory", pid)]
+        for n, target in enumerate(targets):
+            out = RAW / f"public-stats-{n}.txt"
+            recorder = record(["--pid", str(target.pid)], out)
+            await asyncio.sleep(1.0)  # py-spy attaches
+            started = time.perf_counter()
+            result = await public_stats.generate(target, load, None)
+            seconds = time.perf_counter() - started
+            stop(recorder)
+            text += summarise(
+                f"{target.label}: {result['rate']:,.0f} req/s, "
+                f"{result['server_us_per_request']:,.0f} µs of the server's CPU a request",
+                parse(out), seconds) + "\n"
+    return text
+
+
+def public_stats_main(scale: float) -> str:
+    with registration.running_system("prof") as (ns, supervisor, urls):
+        return run_loop(profile_public_stats(ns, supervisor, urls, scale))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("what", choices=("registration", "rebuild"))
-    parser.add_argument("--scale", type=float, default=1.0, help="rebuild: multiple of the seed")
+    parser.add_argument("what", choices=("registration", "rebuild", "public-stats"))
+    parser.add_argument("--scale", type=float, default=None,
+                        help="multiple of the seed (rebuild: 1, public-stats: 0.1)")
     args = parser.parse_args()
     if not PY_SPY:
         sys.exit("py-spy is not installed: .venv/bin/pip install -r requirements-dev.txt")
-    text = registration_main() if args.what == "registration" else rebuild_main(args.scale)
+    if args.what == "registration":
+        text = registration_main()
+    elif args.what == "rebuild":
+        text = rebuild_main(args.scale or 1.0)
+    else:
+        text = public_stats_main(args.scale or 0.1)
     out = OUT / f"{args.what}.md"
     out.write_text(text)
     console.print(text)

@@ -112,7 +112,10 @@ async def post(client: httpx.AsyncClient, url: str, token: str, body: dict) -> d
     return response.json()
 
 
-async def setup(ns: Namespace, urls: dict[str, str]) -> tuple[str, list[str], list[str]]:
+async def setup(ns: Namespace, urls: dict[str, str], card_count: int = CARDS,
+                offering_count: int = OFFERINGS) -> tuple[str, list[str], list[str]]:
+    """A distributor, a venue with its offerings and cards issued in Oulu:
+    (the venue's token, the card numbers, the offering ids)."""
     centre = ns.token("kaikukeskus")
     async with httpx.AsyncClient(timeout=30) as client:
         dist = await post(client, f"{urls['cards']}/organisations", centre,
@@ -126,7 +129,7 @@ async def setup(ns: Namespace, urls: dict[str, str]) -> tuple[str, list[str], li
             "limits": {"one_ticket_per_card": True}})
         starts = datetime.now(UTC) + timedelta(days=30)
         offerings = []
-        for n in range(OFFERINGS):
+        for n in range(offering_count):
             offerings.append((await post(
                 client, f"{urls['venues']}/venues/{venue['venue_id']}/offerings", venue_token,
                 {"title": f"Esitys {n}", "genres": ["music"], "capacity": 100_000,
@@ -143,8 +146,8 @@ async def setup(ns: Namespace, urls: dict[str, str]) -> tuple[str, list[str], li
                 return card["card_number"]
 
         started = time.perf_counter()
-        cards = await asyncio.gather(*(issue(i) for i in range(CARDS)))
-        console.print(f"issued {CARDS} cards in {time.perf_counter() - started:.1f} s")
+        cards = await asyncio.gather(*(issue(i) for i in range(card_count)))
+        console.print(f"issued {card_count} cards in {time.perf_counter() - started:.1f} s")
     return venue_token, cards, offerings
 
 
