@@ -165,7 +165,8 @@ def schema_document() -> dict[str, Any]:
 SCHEMA_BODY = json.dumps(schema_document(), ensure_ascii=False).encode()
 
 
-@router.get("/public/stats/schema.json")
+@router.get("/public/stats/schema.json", response_class=Response,
+            responses={200: {"content": {"application/schema+json": {}}}})
 async def public_statistics_schema() -> Response:
     """The JSON Schema of the public documents."""
     return Response(SCHEMA_BODY, media_type="application/schema+json",
