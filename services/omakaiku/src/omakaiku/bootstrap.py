@@ -282,9 +282,6 @@ def vapid_problem(omakaiku: OmaKaikuSettings) -> str | None:
         VapidKey(omakaiku.vapid_private_key, omakaiku.vapid_subject)
     except VapidKeyError as error:
         return str(error)
-    if omakaiku.vapid_subject.endswith(".invalid"):
-        return ("KAIKU_OMAKAIKU_VAPID_SUBJECT must be a real mailto: or https: contact "
-                "for push services")
     return None
 
 
