@@ -57,17 +57,19 @@ class PushService:
 
     port: int = 0
     received: list[Received] = field(default_factory=list)
-    scripted: dict[str, list[tuple[int, dict[str, str]]]] = field(default_factory=dict)
+    # path → answers to give in turn: (status, headers) or (status, headers, delay_s)
+    scripted: dict[str, list[tuple]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def answer(self, path: str) -> tuple[int, dict[str, str]]:
+    def answer(self, path: str) -> tuple[int, dict[str, str], float]:
         with self.lock:
             queue = self.scripted.get(path)
-            return queue.pop(0) if queue else (201, {})
+            status, headers, *delay = queue.pop(0) if queue else (201, {})
+        return status, headers, (delay[0] if delay else 0.0)
 
     def to(self, path: str) -> list[Received]:
         with self.lock:
@@ -80,7 +82,8 @@ def start_push_service() -> tuple[PushService, ThreadingHTTPServer]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802 - the http.server name
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-            status, headers = service.answer(self.path)
+            status, headers, delay = service.answer(self.path)
+            time.sleep(delay)  # a slow push service
             with service.lock:
                 service.received.append(Received(
                     self.path, {k.lower(): v for k, v in self.headers.items()}, body, status,
@@ -373,3 +376,34 @@ async def _export_and_erase(world, account_id: str, token: str, browser: Browser
         await conn.close()
     assert left == [0, 0, 0]
     assert browser.path not in await database_dump(system, "omakaiku")
+
+
+async def test_a_slow_push_service_holds_up_no_one_else(world, push_service):
+    """One device's push service takes 8 s to answer; the holder's other device,
+    and another holder's, get theirs at once."""
+    system = world.system
+    slow, fast, elsewhere = new_browser(), new_browser(), new_browser()
+    push_service.scripted[slow.path] = [(201, {}, 8.0)]
+    accounts = []
+    for browsers in ((slow, fast), (elsewhere,)):
+        card = await world.issue_card()
+        account_id = await world.activate_account(card["card_number"])
+        accounts.append(account_id)
+        async with system.client("omakaiku", world.holder_token(account_id)) as client:
+            for browser in browsers:
+                added = await client.post("/me/push-subscriptions",
+                                          json=browser.subscription(push_service.origin))
+                assert added.status_code == 201, added.text
+            chosen = await client.put("/me/subscriptions", json={"genres": [GENRE]})
+            assert chosen.status_code == 200, chosen.text
+    for account_id in accounts:
+        await subscribed_in_notifications(system, account_id)
+    offering = await publish(world, uuid.uuid4().hex[:6])
+    await pushes(push_service, fast, 1)
+    await pushes(push_service, elsewhere, 1)
+    assert push_service.to(slow.path) == [], "the slow one is still being answered"
+    (late,) = await pushes(push_service, slow, 1)
+    assert slow.open(late)["url"] == f"/oma/offerings/{offering}"
+    for account_id in accounts:  # leave no subscriber of this genre behind
+        async with system.client("omakaiku", world.holder_token(account_id)) as client:
+            await client.put("/me/subscriptions", json={"genres": []})
