@@ -228,25 +228,46 @@ async def test_validation_and_device_list(world, push_service):
         public = await client.get("/push/public-key")
     assert anonymous.status_code == 401
     assert public.status_code == 200 and len(unb64url(public.json()["public_key"])) == 65
-    # Ten devices at most; then a clear refusal.
     async with system.client("omakaiku", token) as client:
-        for _ in range(9):
+        removed = await client.delete(f"/me/push-subscriptions/{subscription_id}")
+        left = (await client.get("/me/push-subscriptions")).json()["items"]
+    assert removed.status_code == 204 and left == []
+
+
+async def test_ten_devices_at_most(world, push_service):
+    account_id = await world.activate_account((await world.issue_card())["card_number"])
+    async with world.system.client("omakaiku", world.holder_token(account_id)) as client:
+        ids = []
+        for _ in range(10):
             added = await client.post("/me/push-subscriptions",
                                       json=new_browser().subscription(push_service.origin))
             assert added.status_code == 201, added.text
+            ids.append(added.json()["subscription_id"])
         eleventh = await client.post("/me/push-subscriptions",
                                      json=new_browser().subscription(push_service.origin))
-        removed = await client.delete(f"/me/push-subscriptions/{subscription_id}")
+        removed = await client.delete(f"/me/push-subscriptions/{ids[0]}")
         after = (await client.get("/me/push-subscriptions")).json()["items"]
+        for subscription_id in ids[1:]:  # push to no one later
+            await client.delete(f"/me/push-subscriptions/{subscription_id}")
     assert eleventh.status_code == 409 and "remove one" in eleventh.json()["detail"]
+    assert eleventh.json()["type"].endswith("/push-devices-limit")
     assert removed.status_code == 204
-    assert subscription_id not in {i["subscription_id"] for i in after} and len(after) == 9
-    async with system.client("omakaiku", token) as client:  # push to no one later
-        for item in after:
-            await client.delete(f"/me/push-subscriptions/{item['subscription_id']}")
+    assert [i["subscription_id"] for i in after] == ids[1:]
 
 
-async def test_pushes_reach_each_device_once(world, push_service):
+@dataclass
+class Holder:
+    """A holder (language sv) with two subscribed browsers."""
+
+    card_number: str
+    account_id: str
+    token: str
+    first: Browser
+    second: Browser
+    public_key: str
+
+
+async def holder_with_two_devices(world, push_service: PushService) -> Holder:
     system = world.system
     card = await world.issue_card()
     account_id = await world.activate_account(card["card_number"], language="sv")
@@ -264,34 +285,54 @@ async def test_pushes_reach_each_device_once(world, push_service):
         preferences = await client.get("/me/push-preferences")
     assert preferences.json() == {"new_offerings": True, "messages": True, "muted": False}
     await subscribed_in_notifications(system, account_id)
+    return Holder(card["card_number"], account_id, token, first, second, public_key)
+
+
+async def message_to(world, card_number: str, body: str) -> str:
+    async with world.system.client("notifications", world.distributor_token) as client:
+        sent = await client.post("/messages", json={
+            "to": {"card_number": card_number}, "subject": "Hei", "body": body})
+    assert sent.status_code == 201, sent.text
+    return sent.json()["message_id"]
+
+
+async def test_pushes_reach_each_device_once(world, push_service):
+    holder = await holder_with_two_devices(world, push_service)
     tag = uuid.uuid4().hex[:6]
     elsewhere = await publish(world, f"{tag}-muu", genre="music", subgenre="classical")
     matching = await publish(world, tag)
-
-    for browser in (first, second):
+    for browser in (holder.first, holder.second):
         (push,) = await pushes(push_service, browser, 1)
         assert browser.open(push) == {"kind": "new_offering",
                                       "title": f"Nytt utbud: Festari {tag}",
                                       "url": f"/oma/offerings/{matching}"}
         assert push.headers["content-encoding"] == "aes128gcm"
         assert push.headers["ttl"] == "86400" and push.headers["urgency"] == "normal"
-        check_vapid(push, public_key, push_service.origin)
+        check_vapid(push, holder.public_key, push_service.origin)
 
     # A message to the holder: one push per device, the most urgent kind.
-    sent = None
-    async with system.client("notifications", world.distributor_token) as client:
-        sent = await client.post("/messages", json={
-            "to": {"card_number": card["card_number"]}, "subject": "Hei", "body": "Tervetuloa"})
-    assert sent.status_code == 201, sent.text
-    message_id = sent.json()["message_id"]
-    for browser in (first, second):
+    message_id = await message_to(world, holder.card_number, "Tervetuloa")
+    for browser in (holder.first, holder.second):
         got = await pushes(push_service, browser, 2)
         assert about(browser, got, message_id) == [{
             "kind": "message", "title": "Nytt meddelande i OmaKaiku",
             "url": f"/oma/messages/{message_id}"}]
         assert got[1].headers["urgency"] == "high"
 
-    # The second device is busy (429, Retry-After: 1) once; the first is gone (410).
+    later = await _busy_and_gone(world, holder, push_service, tag)
+    silent, quiet, last = await _preferences_apply(world, holder, push_service, tag)
+    got = push_service.to(holder.second.path)
+    urls = [holder.second.open(r)["url"] for r in got if r.answered == 201]
+    assert urls == [f"/oma/offerings/{matching}", f"/oma/messages/{message_id}",
+                    f"/oma/offerings/{later}", f"/oma/offerings/{last}"], urls
+    assert not any(elsewhere in u or silent in u or quiet in u for u in urls)
+    await _export_and_erase(world, holder.account_id, holder.token, holder.second,
+                            push_service)
+
+
+async def _busy_and_gone(world, holder: Holder, push_service: PushService, tag: str) -> str:
+    """The second device is busy (429, Retry-After: 1) once; the first is gone (410)."""
+    first, second = holder.first, holder.second
     push_service.scripted[second.path] = [(429, {"Retry-After": "1"})]
     push_service.scripted[first.path] = [(410, {})]
     later = await publish(world, f"{tag}-2")
@@ -303,37 +344,34 @@ async def test_pushes_reach_each_device_once(world, push_service):
         f"/oma/offerings/{later}"] * 2
 
     async def first_dropped():
-        async with system.client("omakaiku", token) as client:
+        async with world.system.client("omakaiku", holder.token) as client:
             items = (await client.get("/me/push-subscriptions")).json()["items"]
         return [i["label"] for i in items] == ["Läppäri"]
 
     await eventually(first_dropped, timeout=30, message="the 410 device to be dropped")
     assert len(push_service.to(first.path)) == 3  # offering, message, the 410
+    return later
 
-    # Muted: nothing. Then new offerings only (messages off): the offering, no message.
-    async with system.client("omakaiku", token) as client:
+
+async def _preferences_apply(world, holder: Holder, push_service: PushService,
+                             tag: str) -> tuple[str, str, str]:
+    """Muted: nothing. Then new offerings only (messages off): the offering, no
+    message. The ids of the muted offering, the unpushed message, the last offering."""
+    system = world.system
+    async with system.client("omakaiku", holder.token) as client:
         muted = await client.put("/me/push-preferences", json={
             "new_offerings": True, "messages": True, "muted": True})
         assert muted.json()["muted"] is True
     silent = await publish(world, f"{tag}-hiljaa")
-    await _notified(system, account_id, silent)
-    async with system.client("omakaiku", token) as client:
+    await _notified(system, holder.account_id, silent)
+    async with system.client("omakaiku", holder.token) as client:
         await client.put("/me/push-preferences", json={
             "new_offerings": True, "messages": False, "muted": False})
-    async with system.client("notifications", world.distributor_token) as client:
-        quiet = (await client.post("/messages", json={
-            "to": {"card_number": card["card_number"]}, "subject": "Hei", "body": "2"})).json()
+    quiet = await message_to(world, holder.card_number, "2")
     last = await publish(world, f"{tag}-3")
-    await pushes(push_service, second, 5)
+    await pushes(push_service, holder.second, 5)
     await asyncio.sleep(2)  # time for anything that should not have come
-    got = push_service.to(second.path)
-    urls = [second.open(r)["url"] for r in got if r.answered == 201]
-    assert urls == [f"/oma/offerings/{matching}", f"/oma/messages/{message_id}",
-                    f"/oma/offerings/{later}", f"/oma/offerings/{last}"], urls
-    assert not any(elsewhere in u or silent in u or quiet["message_id"] in u
-                   for u in urls)
-
-    await _export_and_erase(world, account_id, token, second, push_service)
+    return silent, quiet, last
 
 
 async def _notified(system, account_id: str, offering_id: str) -> None:
