@@ -45,6 +45,10 @@ TITLES: dict[str, dict[str, str]] = {
 }
 URLS = {"new_offering": "/oma/offerings/{reference}", "message": "/oma/messages/{reference}"}
 JWT_LIFETIME_SECONDS = 12 * 3600  # RFC 8292: at most 24 h
+# Sent and failed rows are kept this long (a redelivered notification finds its
+# row and is not pushed again), then removed, once an hour.
+KEEP_DONE_DAYS = 30
+CLEAN_EVERY_SECONDS = 3600.0
 
 
 class VapidKeyError(ValueError):
@@ -126,8 +130,12 @@ class PushSender:
     async def run(self, stop: asyncio.Event) -> None:
         running: set[asyncio.Future[Any]] = set()
         stopping = asyncio.ensure_future(stop.wait())
+        cleaned = 0.0
         try:
             while not stop.is_set():
+                if time.monotonic() - cleaned > CLEAN_EVERY_SECONDS:
+                    cleaned = time.monotonic()
+                    await self.clean()
                 running = {task for task in running if not task.done()}
                 free = self.concurrency - len(running)
                 try:
@@ -143,6 +151,15 @@ class PushSender:
             if running:
                 await asyncio.wait(running, timeout=self.timeout + 5)
             await self.client.aclose()
+
+    async def clean(self) -> None:
+        try:
+            async with self.pool.acquire() as conn:
+                await conn.execute(
+                    "DELETE FROM push_outbox WHERE status <> 'pending' "
+                    "AND created_at < now() - make_interval(days => $1)", KEEP_DONE_DAYS)
+        except (OSError, asyncpg.PostgresError) as error:
+            log.warning("push outbox not cleaned", extra={"error": str(error)[:200]})
 
     async def claim(self, limit: int) -> list[asyncpg.Record]:
         """Due rows, each held for a while so that a second worker skips them; a
