@@ -44,7 +44,8 @@ class SubscriptionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     endpoint: str = Field(min_length=1, max_length=2048)
-    expirationTime: int | None = None  # noqa: N815 - the browser's name for it
+    # The browser's name; milliseconds since 1970 (a DOMHighResTimeStamp) or null.
+    expirationTime: float | None = Field(default=None, ge=0, le=1e15)  # noqa: N815
     keys: SubscriptionKeys
     label: str | None = Field(default=None, max_length=80)
 
