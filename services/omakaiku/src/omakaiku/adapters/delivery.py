@@ -154,7 +154,9 @@ def delivery_consumer(deliverer: Deliverer) -> Consumer:
 
     @consumer.on(MessageSentV1)
     async def on_message_sent(event: MessageSentV1, conn: asyncpg.Connection) -> None:
-        """A message to a holder is pushed (not e-mailed): only ids travel."""
+        """A message to a holder is pushed: only ids travel. A message addressed
+        by card number reaches the holder's accounts through the batch (kind
+        ``message``) instead; both name the message id, so a device gets one push."""
         if event.recipient_kind == "holder" and event.recipient_account_id is not None:
             await enqueue_pushes(conn, [event.recipient_account_id], "message",
                                  str(event.message_id), {})
