@@ -78,7 +78,8 @@ class OmaKaikuSettings(BaseSettings):
     vapid_subject: str = Field(default="mailto:omakaiku@kaikukortti.invalid",
                                pattern=r"^(mailto:\S+@\S+|https://\S+)$")
     push_max_devices: int = Field(default=10, ge=1, le=100)
-    push_concurrency: int = Field(default=16, ge=1, le=256)   # pushes in flight at once
+    # Pushes in flight at once; at most 3/4 of them to any one push service.
+    push_concurrency: int = Field(default=32, ge=1, le=256)
     push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
     push_max_attempts: int = Field(default=8, ge=1, le=50)

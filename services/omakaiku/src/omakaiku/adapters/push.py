@@ -43,6 +43,11 @@ def endpoint_lookup(lookup_key: bytes, endpoint: str) -> bytes:
     return hmac.new(lookup_key, b"push-endpoint\0" + endpoint.encode(), hashlib.sha256).digest()
 
 
+def origin_key(lookup_key: bytes, origin: str) -> bytes:
+    """Which push service, without naming it (16 bytes are plenty to tell apart)."""
+    return hmac.new(lookup_key, b"push-origin\0" + origin.encode(), hashlib.sha256).digest()[:16]
+
+
 class PushDevices:
     """The holder's devices and preferences in omakaiku's database."""
 
@@ -81,7 +86,8 @@ class PushDevices:
             subscription_id = uuid4()
             await conn.execute(
                 "INSERT INTO push_subscriptions (subscription_id, account_id, endpoint_lookup, "
-                "sealed) VALUES ($1, $2, $3, $4)", subscription_id, account_id, lookup, sealed)
+                "origin_key, sealed) VALUES ($1, $2, $3, $4, $5)", subscription_id, account_id,
+                lookup, origin_key(self.lookup_key, subscription.origin), sealed)
         return subscription_id, True
 
     async def devices(self, account_id: UUID) -> list[Device]:
@@ -136,8 +142,9 @@ async def enqueue_pushes(conn: asyncpg.Connection, account_ids: list[UUID], kind
         return 0
     result = await conn.execute(
         f"""
-        INSERT INTO push_outbox (subscription_id, account_id, kind, reference, params)
-        SELECT s.subscription_id, s.account_id, $2, $3, $4::jsonb
+        INSERT INTO push_outbox (subscription_id, account_id, origin_key, kind, reference,
+                                 params)
+        SELECT s.subscription_id, s.account_id, s.origin_key, $2, $3, $4::jsonb
           FROM push_subscriptions s
           LEFT JOIN push_preferences p ON p.account_id = s.account_id
          WHERE s.account_id = ANY($1::uuid[])

@@ -255,7 +255,9 @@ OFFERING_DETAILS = Migration(4, "offering details for holders; swimming and libr
 
 # Web Push (issue 23). A device's endpoint, keys, label and origin are sealed
 # under the holder's key (``sealed``), so erasure shreds them; it is found again
-# by ``endpoint_lookup``, an HMAC of the endpoint under the lookup key. The
+# by ``endpoint_lookup``, an HMAC of the endpoint under the lookup key;
+# ``origin_key`` (an HMAC of its origin) lets the sender cap the pushes in flight
+# to one push service, so a slow one cannot take every slot. The
 # outbox holds one row per (device, notification): the pending pushes survive a
 # restart, and a redelivered notification finds its row and is not pushed twice.
 # ``params`` are the notification's public words (an offering's title), never
@@ -266,6 +268,7 @@ PUSH = Migration(5, "web push devices, preferences and the push outbox", (
         subscription_id  uuid PRIMARY KEY,
         account_id       uuid NOT NULL,
         endpoint_lookup  bytea NOT NULL,
+        origin_key       bytea NOT NULL,       -- keyed hash of the push service's origin
         sealed           text NOT NULL,
         created_at       timestamptz NOT NULL DEFAULT now(),
         UNIQUE (account_id, endpoint_lookup)
@@ -287,6 +290,7 @@ PUSH = Migration(5, "web push devices, preferences and the push outbox", (
         subscription_id  uuid NOT NULL
                          REFERENCES push_subscriptions ON DELETE CASCADE,
         account_id       uuid NOT NULL,
+        origin_key       bytea NOT NULL,           -- as the device's: pushes per service
         kind             text NOT NULL,            -- new_offering | message
         reference        text NOT NULL,            -- the offering or message id
         params           jsonb NOT NULL DEFAULT '{}',

@@ -4,8 +4,9 @@
 and pywebpush sends with requests (blocking), so it would need a thread per push.
 
 ``PushSender`` takes due rows from the outbox, at most ``concurrency`` in
-flight, each its own task with its own timeout: a slow push service holds only
-its own pushes. 2xx: sent. 404/410: the device is gone, it is deleted. 429/5xx,
+flight, each its own task with its own timeout, and at most three quarters of
+them to any one push service (by the outbox's ``origin_key``): a slow push
+service holds only its own pushes and never every slot. 2xx: sent. 404/410: the device is gone, it is deleted. 429/5xx,
 a timeout or no connection: tried again later (doubling backoff, never sooner
 than ``Retry-After``) up to ``max_attempts``. Anything else: failed.
 """
@@ -17,6 +18,7 @@ import base64
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -125,6 +127,8 @@ class PushSender:
         self.language_of = language_of
         self.concurrency, self.timeout, self.ttl = concurrency, timeout, ttl
         self.max_attempts, self.poll_seconds = max_attempts, poll_seconds
+        self.per_origin = max(1, concurrency * 3 // 4)
+        self.in_flight: Counter[bytes] = Counter()
         self.client = httpx.AsyncClient(timeout=timeout, follow_redirects=False)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -139,11 +143,11 @@ class PushSender:
                 running = {task for task in running if not task.done()}
                 free = self.concurrency - len(running)
                 try:
-                    rows = await self.claim(free) if free > 0 else []
+                    rows = await self.start(free) if free > 0 else []
                 except (OSError, asyncpg.PostgresError) as error:
                     log.warning("push outbox unavailable", extra={"error": str(error)[:200]})
                     rows = []
-                running |= {asyncio.ensure_future(self.push(row)) for row in rows}
+                running |= set(rows)
                 await asyncio.wait({*running, stopping}, timeout=self.poll_seconds,
                                    return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -161,9 +165,35 @@ class PushSender:
         except (OSError, asyncpg.PostgresError) as error:
             log.warning("push outbox not cleaned", extra={"error": str(error)[:200]})
 
-    async def claim(self, limit: int) -> list[asyncpg.Record]:
-        """Due rows, each held for a while so that a second worker skips them; a
-        worker that dies holding some leaves them to be claimed again."""
+    async def start(self, free: int) -> list[asyncio.Future[Any]]:
+        """A task per due push, up to ``free``; a push service with its share in
+        flight gets no more (its rows claimed meanwhile go back, untouched)."""
+        busy = [key for key, count in self.in_flight.items() if count >= self.per_origin]
+        tasks, back = [], []
+        for row in await self.claim(free, busy):
+            key = bytes(row["origin_key"])
+            if self.in_flight[key] >= self.per_origin:
+                back.append(row["id"])
+                continue
+            self.in_flight[key] += 1
+            task = asyncio.ensure_future(self.push(row))
+            task.add_done_callback(lambda _, key=key: self._finished(key))
+            tasks.append(task)
+        if back:
+            async with self.pool.acquire() as conn:
+                await conn.execute("UPDATE push_outbox SET claimed_until = NULL, "
+                                   "attempts = attempts - 1 WHERE id = ANY($1::bigint[])", back)
+        return tasks
+
+    def _finished(self, key: bytes) -> None:
+        self.in_flight[key] -= 1
+        if self.in_flight[key] <= 0:
+            del self.in_flight[key]
+
+    async def claim(self, limit: int, busy: list[bytes]) -> list[asyncpg.Record]:
+        """Due rows of push services not ``busy``, each held for a while so that
+        a second worker skips them; a worker that dies holding some leaves them
+        to be claimed again."""
         async with self.pool.acquire() as conn:
             return await conn.fetch(
                 """
@@ -172,11 +202,12 @@ class PushSender:
                   FROM (SELECT id FROM push_outbox
                          WHERE status = 'pending' AND next_attempt_at <= now()
                            AND (claimed_until IS NULL OR claimed_until < now())
+                           AND NOT (origin_key = ANY($3::bytea[]))
                          ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED) due
                  WHERE o.id = due.id
-                RETURNING o.id, o.subscription_id, o.account_id, o.kind, o.reference,
-                          o.params, o.attempts
-                """, limit, self.timeout * 3 + 30)
+                RETURNING o.id, o.subscription_id, o.account_id, o.origin_key, o.kind,
+                          o.reference, o.params, o.attempts
+                """, limit, self.timeout * 3 + 30, busy)
 
     async def push(self, row: asyncpg.Record) -> None:
         try:
