@@ -103,6 +103,7 @@ def test_every_process_starts_in_production_with_a_real_key_set() -> None:
     ("omakaiku", "KAIKU_OMAKAIKU_LOOKUP_KEY"),
     ("omakaiku", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY"),
     ("omakaiku", "KAIKU_OMAKAIKU_SMTP_HOST"),
+    ("omakaiku", "KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY"),
     ("notifications", "KAIKU_NOTIFICATIONS_MASTER_KEY"),
     ("web", "KAIKU_WEB_SESSION_SECRET"),
 ])

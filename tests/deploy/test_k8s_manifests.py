@@ -41,6 +41,7 @@ KEYS = {
     "kaiku-cards": {"KAIKU_STAFF_SIGNING_KEYS"},
     "kaiku-omakaiku": {"KAIKU_HOLDER_SIGNING_KEYS", "KAIKU_OMAKAIKU_MASTER_KEY",
                        "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY",
+                       "KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY",
                        "KAIKU_OMAKAIKU_SMTP_USERNAME", "KAIKU_OMAKAIKU_SMTP_PASSWORD"},
     "kaiku-notifications": {"KAIKU_NOTIFICATIONS_MASTER_KEY"},
     "kaiku-web": {"KAIKU_WEB_SESSION_SECRET"},

@@ -138,6 +138,12 @@ RULES: dict[tuple[str, str, str], str] = {
     ("omakaiku", "GET", "/me/export"): "holder",
     ("omakaiku", "GET", "/offerings/{offering_id}"): PUBLIC,  # how to get a ticket: anyone
     ("omakaiku", "GET", "/places"): PUBLIC,
+    ("omakaiku", "GET", "/push/public-key"): PUBLIC,  # the browser subscribes with it
+    ("omakaiku", "POST", "/me/push-subscriptions"): "holder",
+    ("omakaiku", "GET", "/me/push-subscriptions"): "holder",
+    ("omakaiku", "DELETE", "/me/push-subscriptions/{subscription_id}"): "holder",
+    ("omakaiku", "GET", "/me/push-preferences"): "holder",
+    ("omakaiku", "PUT", "/me/push-preferences"): "holder",
     # --- notifications
     ("notifications", "POST", "/me/notifications/{source_id}/read"): "holder",
     ("notifications", "GET", "/me/preferences"): "holder",
@@ -373,6 +379,12 @@ def sample_body(service: str, method: str, path: str, t: Targets) -> dict | None
                                                            "interest": 4},
         ("omakaiku", "/me/subscriptions"): {"genres": ["music"], "subgenres": [],
                                             "only_my_region": False},
+        # Keys that are not a P-256 point: 422 when admitted, and no device to push to.
+        ("omakaiku", "/me/push-subscriptions"): {
+            "endpoint": "https://push.example.org/matriisi",
+            "keys": {"p256dh": "AAAA", "auth": "AAAA"}},
+        ("omakaiku", "/me/push-preferences"): {"new_offerings": True, "messages": True,
+                                              "muted": False},
         ("notifications", "/me/preferences"): {"delivery": "immediate"},
         ("notifications", "/messages"): {"to": {"card_number": t.card_number},
                                          "subject": "Matriisi", "body": "Hei"},
@@ -405,7 +417,8 @@ def fill(service: str, method: str, path: str, t: Targets) -> str:
                        user_id=t.user_id, year=t.year, code=t.region if "regions" in path
                        else t.municipality, region=t.region, dimension=t.dimension,
                        source_id=t.message_id, item_id=t.message_id,
-                       message_id=t.message_id, month="2026-01")
+                       message_id=t.message_id, subscription_id=t.message_id,
+                       month="2026-01")
 
 
 async def routes_of(system, service: str) -> list[tuple[str, str]]:

@@ -93,19 +93,32 @@ def random_secret(size: int = 32) -> str:
     return base64.b64encode(secrets.token_bytes(size)).decode()
 
 
+def generate_vapid_key() -> str:
+    """A VAPID (RFC 8292) private key: the P-256 scalar, 32 bytes, base64url
+    without padding (the form web-push tools print)."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    scalar = ec.generate_private_key(ec.SECP256R1()).private_numbers().private_value
+    return b64url(scalar.to_bytes(32, "big"))
+
+
 # --- one installation's key set ---------------------------------------------------------
 
 # Which process gets which secret: only the issuer holds a signing key set.
 PRIVATE_SETTINGS = {
     "cards": ("KAIKU_STAFF_SIGNING_KEYS",),
     "omakaiku": ("KAIKU_HOLDER_SIGNING_KEYS", "KAIKU_OMAKAIKU_MASTER_KEY",
-                 "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY"),
+                 "KAIKU_OMAKAIKU_LOOKUP_KEY", "KAIKU_OMAKAIKU_CARD_SIGNING_KEY",
+                 "KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY"),
     "notifications": ("KAIKU_NOTIFICATIONS_MASTER_KEY",),
     "web": ("KAIKU_WEB_SESSION_SECRET",),
 }
 # Secrets added after the first release: a development key set written before
 # them gets them, new and random, when it is next read (kaiku_dev.cli).
-ADDED_SINCE_FIRST_RELEASE = ("KAIKU_NOTIFICATIONS_MASTER_KEY",)
+ADDED_SINCE_FIRST_RELEASE = {
+    "KAIKU_NOTIFICATIONS_MASTER_KEY": random_secret,
+    "KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY": generate_vapid_key,
+}
 PUBLIC_SETTINGS = ("KAIKU_STAFF_JWKS", "KAIKU_HOLDER_JWKS")
 
 
@@ -121,12 +134,14 @@ class KeyMaterial:
         holder = [generate_signing_key("holder", development=development)]
         return cls.of(staff, holder, master=random_secret(), lookup=random_secret(),
                       card_signing=random_secret(), session=random_secret(48),
-                      messages=random_secret())
+                      messages=random_secret(), vapid=generate_vapid_key())
 
     @classmethod
     def of(cls, staff: list[dict[str, Any]], holder: list[dict[str, Any]], *, master: str,
-           lookup: str, card_signing: str, session: str, messages: str) -> KeyMaterial:
+           lookup: str, card_signing: str, session: str, messages: str,
+           vapid: str | None = None) -> KeyMaterial:
         return cls({
+            "KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY": vapid or generate_vapid_key(),
             "KAIKU_NOTIFICATIONS_MASTER_KEY": messages,
             "KAIKU_STAFF_SIGNING_KEYS": json.dumps({"keys": staff}),
             "KAIKU_HOLDER_SIGNING_KEYS": json.dumps({"keys": holder}),
@@ -172,7 +187,7 @@ class KeyMaterial:
                 values[name.strip()] = value.strip().strip("'")
         added = [name for name in ADDED_SINCE_FIRST_RELEASE if name not in values]
         if complete and added:
-            values.update({name: random_secret() for name in added})
+            values.update({name: ADDED_SINCE_FIRST_RELEASE[name]() for name in added})
             cls(values).write_env_file(path)
         missing = set(PUBLIC_SETTINGS).union(*PRIVATE_SETTINGS.values()) - set(values)
         if missing:

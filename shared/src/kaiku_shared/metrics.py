@@ -35,3 +35,8 @@ FANOUT_PENDING = Gauge(
     "In-app notifications not yet handed over for e-mail (fan-out progress)",
     ["service"],
 )
+PUSHES = Counter(
+    "kaiku_push_total",
+    "Web Push attempts by outcome: sent, retry, gone (device deleted), failed, dropped",
+    ["outcome"],
+)

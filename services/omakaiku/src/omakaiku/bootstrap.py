@@ -28,14 +28,17 @@ from .adapters.mobile_card import CardSigner
 from .adapters.schema import SCHEMA
 from .adapters.signin import SignIn, expires_in_minutes
 from .adapters.signin_queue import CodeRequests, CodeSender, Limit
+from .adapters.push import PushDevices
 from .adapters.translate import translate
 from .adapters.vault import PostgresKeyStore, Vault
+from .adapters.webpush import PushSender, VapidKey, VapidKeyError
 from .application.app import OmaKaikuApplication
 from .config import SERVICE, KaikuSettings, OmaKaikuSettings, load_omakaiku_settings
 from .entrypoints.api import router
 from .entrypoints.erasure import Eraser
 from .entrypoints.erasures_api import router as erasures_router
 from .entrypoints.export import router as export_router
+from .entrypoints.push_api import router as push_router
 from .entrypoints.retention import RetentionJob
 
 log = logging.getLogger("omakaiku.bootstrap")
@@ -76,6 +79,17 @@ async def setup_api(app: FastAPI, runtime: Runtime) -> None:
     app.state.code_requests = build_code_requests(runtime.pool, omakaiku)
     app.state.eraser = Eraser(runtime.pool, app.state.application,
                               omakaiku.key_bytes("lookup"))
+    app.state.vapid = vapid_key(omakaiku)
+    app.state.push_devices = PushDevices(runtime.pool, app.state.application.vault,
+                                         omakaiku.key_bytes("lookup"), omakaiku.push_max_devices)
+
+
+def vapid_key(omakaiku: OmaKaikuSettings) -> VapidKey | None:
+    """The VAPID key; None (push off) when development has none configured."""
+    if not omakaiku.vapid_private_key:
+        log.warning("KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY is not set: Web Push is off")
+        return None
+    return VapidKey(omakaiku.vapid_private_key, omakaiku.vapid_subject)
 
 
 def build_signin(pool: asyncpg.Pool, omakaiku: OmaKaikuSettings) -> SignIn:
@@ -187,6 +201,28 @@ async def keep_retention(settings: KaikuSettings, application: OmaKaikuApplicati
         await pool.close()
 
 
+async def send_pushes(settings: KaikuSettings, application: OmaKaikuApplication,
+                      stop: asyncio.Event) -> None:
+    """The push outbox's sender (adapters/webpush.py), while the worker runs."""
+    omakaiku = load_omakaiku_settings()
+    vapid = vapid_key(omakaiku)
+    if vapid is None or application.vault is None:
+        return
+    pool = await create_pool(settings, SERVICE, size=4)
+    try:
+        await apply_schema(pool, SCHEMA)
+        sender = PushSender(pool, application.vault, vapid,
+                            lambda account_id: application.load_account(account_id).language,
+                            concurrency=omakaiku.push_concurrency,
+                            timeout=omakaiku.push_timeout_seconds,
+                            ttl=omakaiku.push_ttl_seconds,
+                            max_attempts=omakaiku.push_max_attempts,
+                            poll_seconds=omakaiku.push_poll_seconds)
+        await sender.run(stop)
+    finally:
+        await pool.close()
+
+
 async def close_when_stopped(pool: WorkerPool, stop: asyncio.Event) -> None:
     await stop.wait()
     await pool.close()  # waits for the deliveries in flight to release theirs
@@ -200,6 +236,7 @@ def omakaiku_parts() -> ServiceParts:
         delivery_pool.open_with(settings)
         return [send_codes(settings, application, stop),
                 keep_retention(settings, application, stop),
+                send_pushes(settings, application, stop),
                 close_when_stopped(delivery_pool, stop)]
 
     return ServiceParts(
@@ -207,7 +244,7 @@ def omakaiku_parts() -> ServiceParts:
         description="The only service that knows who a holder is.",
         application=application_for, translate=translate,
         consumers=lambda application: consumers_for(application, delivery_pool),
-        schema=SCHEMA, routers=[router, erasures_router, export_router], api_setup=setup_api,
+        schema=SCHEMA, routers=[router, erasures_router, export_router, push_router], api_setup=setup_api,
         signer=TokenSigner.for_holders, production_problems=production_problems,
         worker_loops=worker_loops)
 
@@ -230,10 +267,22 @@ def production_problems(settings: KaikuSettings) -> list[str]:
                             omakaiku.retention_test_notice_seconds)):
         if value is not None:
             problems.append(f"KAIKU_OMAKAIKU_{setting} is a test setting and must be unset")
+    problems.append(vapid_problem(omakaiku))
     if not omakaiku.smtp_configured:
         problems.append("KAIKU_OMAKAIKU_SMTP_HOST is not set: holders could never receive "
                         "a sign-in code")
     return [problem for problem in problems if problem]
+
+
+def vapid_problem(omakaiku: OmaKaikuSettings) -> str | None:
+    if not omakaiku.vapid_private_key:
+        return ("KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY is not set: no Web Push could be sent "
+                "(see `kaiku keys generate`)")
+    try:
+        VapidKey(omakaiku.vapid_private_key, omakaiku.vapid_subject)
+    except VapidKeyError as error:
+        return str(error)
+    return None
 
 
 def smtp_sink(argv: list[str]) -> None:

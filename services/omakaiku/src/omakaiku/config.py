@@ -9,6 +9,10 @@ keeps a development set in `.kaiku/keys/`):
 - ``KAIKU_OMAKAIKU_LOOKUP_KEY``: base64; the HMAC key of the e-mail lookup hash.
 - ``KAIKU_OMAKAIKU_CARD_SIGNING_KEY``: 32-byte Ed25519 seed, base64; signs mobile cards.
 
+- ``KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY``: the Web Push (VAPID, RFC 8292) P-256 key,
+  its 32-byte scalar base64url or a PEM; ``_VAPID_SUBJECT`` (mailto: or https:)
+  tells push services whom to contact.
+
 E-mail: ``KAIKU_OMAKAIKU_SMTP_HOST``/``_PORT`` (unset: no e-mail is sent, the
 outcome is recorded as ``not_configured``), ``_SMTP_FROM``, ``_SMTP_USERNAME``/
 ``_SMTP_PASSWORD``/``_SMTP_STARTTLS`` for a real relay, and ``_PUBLIC_URL`` — the
@@ -67,6 +71,19 @@ class OmaKaikuSettings(BaseSettings):
     # The worker is woken by NOTIFY; this poll is the fallback.
     signin_sender_poll_seconds: float = Field(default=1.0, gt=0, le=30)
     mobile_card_ttl_seconds: int = Field(default=300, ge=30, le=3600)
+
+    # Web Push (adapters/push.py): the VAPID key, who push services may contact,
+    # and how pushes are sent. Unset key in development: push is off (503).
+    vapid_private_key: str | None = None
+    vapid_subject: str = Field(default="mailto:omakaiku@kaikukortti.invalid",
+                               pattern=r"^(mailto:\S+@\S+|https://\S+)$")
+    push_max_devices: int = Field(default=10, ge=1, le=100)
+    # Pushes in flight at once; at most 3/4 of them to any one push service.
+    push_concurrency: int = Field(default=32, ge=1, le=256)
+    push_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    push_ttl_seconds: int = Field(default=24 * 3600, ge=0, le=28 * 24 * 3600)
+    push_max_attempts: int = Field(default=8, ge=1, le=50)
+    push_poll_seconds: float = Field(default=1.0, gt=0, le=30)
 
     # Retention (domain/retention.py): an account is erased this many months
     # after its card was closed or expired; 24 = one renewal round's grace for a

@@ -166,7 +166,7 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
                        for table in OLD_ROWS}
 
     assert await migrate(database, SCHEMA) == {"kaiku-infrastructure": [1],
-                                               "omakaiku": [1, 2, 3, 4]}
+                                               "omakaiku": [1, 2, 3, 4, 5]}
 
     async with database.acquire() as conn:
         after = await columns(conn)
@@ -176,6 +176,7 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
             # nothing lost; added only what the migrations after the baseline add
             assert after[table] == before[table] | ADDED_SINCE.get(table, set()), table
         assert {"network_regions", "network_municipalities"} <= set(after)
+        assert {"push_subscriptions", "push_preferences", "push_outbox"} <= set(after)
         # a ticket from before the uses of other kinds is a ticket
         assert await conn.fetchval("SELECT kind FROM history_view") == "ticket"
         versions = await conn.fetch("SELECT version, name FROM schema_migrations "
@@ -183,7 +184,8 @@ async def test_the_migrations_adopt_the_previous_releases_database_with_its_rows
     assert [(r["version"], r["name"]) for r in versions] == [
         (1, "baseline"), (2, "the network's reference data from cards"),
         (3, "card end times, retention notices and the erasure audit"),
-        (4, "offering details for holders; swimming and library uses")]
+        (4, "offering details for holders; swimming and library uses"),
+        (5, "web push devices, preferences and the push outbox")]
     assert await migrate(database, SCHEMA) == {}  # the next start: nothing to do
     # The adopted tables keep working for the queries.
     assert (await queries.card(database, "KXA-11111"))["children"] == 3

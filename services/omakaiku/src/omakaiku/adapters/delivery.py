@@ -1,10 +1,12 @@
-"""Delivery of holder notifications by e-mail: notifications decides who gets
+"""Delivery of holder notifications by e-mail and Web Push: notifications decides who gets
 what (by account id); only omakaiku can open the address, render the text in the
 holder's language, send it, and record the outcome (without the address).
 
 A redelivered batch does not e-mail anyone twice: each outcome is committed
 as soon as it is known, and an account with ``sent`` for the same reference is
-skipped.
+skipped. Pushes (a new offering, a message to the holder) are queued in the
+push outbox in the handler's transaction, one row per device, and sent by the
+worker's PushSender (adapters/webpush.py); a digest is not pushed.
 """
 
 from __future__ import annotations
@@ -19,9 +21,14 @@ from uuid import UUID
 import asyncpg
 
 from kaiku_shared.consumer import Consumer
-from kaiku_shared.contracts import NotificationBatchIssuedV1, NotificationDigestIssuedV1
+from kaiku_shared.contracts import (
+    MessageSentV1,
+    NotificationBatchIssuedV1,
+    NotificationDigestIssuedV1,
+)
 
 from .mail import Mailer, render
+from .push import enqueue_pushes
 
 log = logging.getLogger("omakaiku.delivery")
 
@@ -126,6 +133,8 @@ def delivery_consumer(deliverer: Deliverer) -> Consumer:
     async def on_notification_batch_issued(event: NotificationBatchIssuedV1,
                                            conn: asyncpg.Connection) -> None:
         params = dict(event.params)
+        await enqueue_pushes(conn, list(event.account_ids), event.kind, str(event.source_id),
+                             {"title": params.get("title", "")})
         await asyncio.gather(*(
             deliverer.deliver(account_id, event.kind, str(event.source_id),
                               lambda language: notification_text(event.kind, params, language))
@@ -142,5 +151,14 @@ def delivery_consumer(deliverer: Deliverer) -> Consumer:
                     "\n".join(f"• {line}" for line in lines))
 
         await deliverer.deliver(event.account_id, "digest", str(event.digest_id), texts)
+
+    @consumer.on(MessageSentV1)
+    async def on_message_sent(event: MessageSentV1, conn: asyncpg.Connection) -> None:
+        """A message to a holder is pushed: only ids travel. A message addressed
+        by card number reaches the holder's accounts through the batch (kind
+        ``message``) instead; both name the message id, so a device gets one push."""
+        if event.recipient_kind == "holder" and event.recipient_account_id is not None:
+            await enqueue_pushes(conn, [event.recipient_account_id], "message",
+                                 str(event.message_id), {})
 
     return consumer

@@ -10,6 +10,8 @@ import asyncpg
 
 from kaiku_shared.kernel.text import fold
 
+from .push import drop_devices
+
 
 async def card(pool: asyncpg.Pool, card_number: str) -> asyncpg.Record | None:
     """A card cards issued (a row made only by a replacement, without its own
@@ -140,6 +142,7 @@ async def drop_account_data(pool: asyncpg.Pool, account_id: UUID,
                                account_id)
             await conn.execute("DELETE FROM history_view WHERE card_number = ANY($1::text[])",
                                card_numbers)
+            await drop_devices(conn, account_id)
 
 
 async def vacuum_keys(pool: asyncpg.Pool) -> None:

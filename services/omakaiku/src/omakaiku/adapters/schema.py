@@ -253,4 +253,59 @@ OFFERING_DETAILS = Migration(4, "offering details for holders; swimming and libr
     "ALTER TABLE history_view ADD COLUMN detail jsonb",
 ))
 
-SCHEMA = Schema("omakaiku", (BASELINE, NETWORK, RETENTION, OFFERING_DETAILS))
+# Web Push (issue 23). A device's endpoint, keys, label and origin are sealed
+# under the holder's key (``sealed``), so erasure shreds them; it is found again
+# by ``endpoint_lookup``, an HMAC of the endpoint under the lookup key;
+# ``origin_key`` (an HMAC of its origin) lets the sender cap the pushes in flight
+# to one push service, so a slow one cannot take every slot. The
+# outbox holds one row per (device, notification): the pending pushes survive a
+# restart, and a redelivered notification finds its row and is not pushed twice.
+# ``params`` are the notification's public words (an offering's title), never
+# anything personal.
+PUSH = Migration(5, "web push devices, preferences and the push outbox", (
+    """
+    CREATE TABLE push_subscriptions (
+        subscription_id  uuid PRIMARY KEY,
+        account_id       uuid NOT NULL,
+        endpoint_lookup  bytea NOT NULL,
+        origin_key       bytea NOT NULL,       -- keyed hash of the push service's origin
+        sealed           text NOT NULL,
+        created_at       timestamptz NOT NULL DEFAULT now(),
+        UNIQUE (account_id, endpoint_lookup)
+    )
+    """,
+    "CREATE INDEX push_subscriptions_lookup ON push_subscriptions (endpoint_lookup)",
+    """
+    CREATE TABLE push_preferences (
+        account_id     uuid PRIMARY KEY,
+        new_offerings  boolean NOT NULL DEFAULT true,
+        messages       boolean NOT NULL DEFAULT true,
+        muted          boolean NOT NULL DEFAULT false,
+        changed_at     timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    """
+    CREATE TABLE push_outbox (
+        id               bigserial PRIMARY KEY,
+        subscription_id  uuid NOT NULL
+                         REFERENCES push_subscriptions ON DELETE CASCADE,
+        account_id       uuid NOT NULL,
+        origin_key       bytea NOT NULL,           -- as the device's: pushes per service
+        kind             text NOT NULL,            -- new_offering | message
+        reference        text NOT NULL,            -- the offering or message id
+        params           jsonb NOT NULL DEFAULT '{}',
+        status           text NOT NULL DEFAULT 'pending',  -- pending | sent | failed
+        attempts         integer NOT NULL DEFAULT 0,
+        next_attempt_at  timestamptz NOT NULL DEFAULT now(),
+        claimed_until    timestamptz,
+        last_status      integer,                  -- the push service's last answer
+        created_at       timestamptz NOT NULL DEFAULT now(),
+        sent_at          timestamptz,
+        UNIQUE (subscription_id, kind, reference)
+    )
+    """,
+    "CREATE INDEX push_outbox_due ON push_outbox (next_attempt_at) WHERE status = 'pending'",
+    "CREATE INDEX push_outbox_account ON push_outbox (account_id)",
+))
+
+SCHEMA = Schema("omakaiku", (BASELINE, NETWORK, RETENTION, OFFERING_DETAILS, PUSH))

@@ -17,6 +17,7 @@ from kaiku_shared.http import PROBLEM, Problem, ProblemDetail
 from kaiku_shared.usecases import run_use_case
 
 from ..adapters.export import holder_records
+from ..adapters.push import export_records as push_records
 from ..application.app import OmaKaikuApplication
 from ..application.export import feedback_by_ticket
 from .api import App, Holder
@@ -50,6 +51,7 @@ async def holder_export(request: Request, app: App, principal: Holder) -> JSONRe
         raise account_erased() if refused.status == 404 else refused  # erased meanwhile
     records = await holder_records(request.app.state.pool, account.id, account.card_number,
                                    account.card_numbers)
+    records["push"] = await push_records(request.app.state.pool, app.vault, account.id)
     body = {"service": "omakaiku", "schema": EXPORT_SCHEMA,
             "exported_at": datetime.now(UTC).isoformat(), "account_id": str(account.id),
             **await _holder_sections(app, profile, records)}
@@ -78,8 +80,9 @@ async def _holder_sections(app: OmaKaikuApplication, profile: Any,
         "subscriptions": {"genres": account.genres, "subgenres": account.subgenres,
                           "only_my_region": account.region is not None,
                           "region": account.region},
-        # OmaKaiku offers no push notifications: it keeps no devices (docs/api.md).
-        "push_devices": [],
+        # The devices' labels and push services, never their endpoints or keys.
+        "push_devices": records["push"]["devices"],
+        "push_preferences": records["push"]["preferences"],
         "sign_in": records["sign_in"],
         "emails": records["emails"],
     }
