@@ -243,6 +243,20 @@ def test_without_push_in_omakaiku_the_page_says_so_calmly(client):
     assert "push-enable" not in answer.text
 
 
+def test_push_not_configured_in_omakaiku_is_not_available_not_an_outage(client):
+    fake = FakeOmakaiku()
+
+    async def not_configured(*args: Any, **kwargs: Any) -> Answer:
+        return Answer(503, {"type": "https://kaikukortti.fi/problems/push-not-configured",
+                            "title": "Push not configured", "status": 503})
+
+    fake.call = not_configured
+    holder(client, fake)
+    answer = client.get("/oma/notifications")
+    assert answer.status_code == 200
+    assert catalogue("fi")["push.not_available"] in answer.text
+
+
 def test_with_omakaiku_down_the_page_is_a_503(client):
     answer_holder = FakeOmakaiku()
 

@@ -30,8 +30,8 @@ KEY_TEXT = re.compile(r"^[A-Za-z0-9_\-=]{8,200}$")
 
 
 def push_missing(answer: Answer) -> bool:
-    """omakaiku without push (an older version, or push not configured)."""
-    return answer.status in (404, 405, 501)
+    """omakaiku without push (an older version, or no VAPID key configured)."""
+    return answer.status in (404, 405, 501) or answer.problem_kind == "push-not-configured"
 
 
 async def notifications_page(request: Request, *, notice: str | None = None,
@@ -117,12 +117,12 @@ def subscription_from(body: bytes, user_agent: str) -> dict[str, Any] | str:
         if not isinstance(keys.get(name), str) or not KEY_TEXT.match(keys[name]):
             return f"keys.{name} must be the browser's base64url key."
     expiry = data.get("expirationTime")
-    if expiry is not None and not isinstance(expiry, int | float):
-        return "expirationTime must be a number of milliseconds or null."
+    if expiry is not None and not (isinstance(expiry, int | float) and float(expiry).is_integer()):
+        return "expirationTime must be a whole number of milliseconds or null."
     label = data.get("label") if isinstance(data.get("label"), str) else ""
-    return {"endpoint": endpoint, "expirationTime": expiry,
+    return {"endpoint": endpoint, "expirationTime": None if expiry is None else int(expiry),
             "keys": {"p256dh": keys["p256dh"], "auth": keys["auth"]},
-            "label": (label.strip() or device_label(user_agent))[:60]}
+            "label": (label.strip() or device_label(user_agent))[:80]}
 
 
 BROWSERS = (("Edg/", "Edge"), ("SamsungBrowser", "Samsung Internet"), ("Firefox/", "Firefox"),
