@@ -342,7 +342,7 @@ def test_omakaiku_without_push_makes_forwarding_a_503_problem(client):
     answer = client.post("/oma/notifications/devices", json=SUBSCRIPTION,
                          headers={"X-CSRF-Token": token})
     assert answer.status_code == 503
-    assert answer.json()["type"].endswith("/push-unavailable")
+    assert answer.json()["type"].endswith("/notifications-unavailable")
 
 
 @pytest.mark.parametrize("body", [

@@ -95,7 +95,7 @@ async def add_device(request: Request, holder: Holder) -> Response:
         return JSONResponse({"subscription_id": answer.data.get("subscription_id")},
                             status_code=answer.status)
     if answer.unavailable or push_missing(answer):
-        return problem(503, "push-unavailable", "Notifications are not available",
+        return problem(503, "notifications-unavailable", "Notifications are not available",
                        "Notifications cannot be turned on right now; try again later.")
     return JSONResponse(answer.data, status_code=answer.status, media_type=PROBLEM)
 
