@@ -11,7 +11,9 @@ from . import (
     messages,
     oma,
     oma_data,
+    oma_push,
     public_stats,
+    pwa,
     site,
     staff_signin,
     use_desks,
@@ -19,6 +21,6 @@ from . import (
 )
 
 ROUTERS = [site.router, staff_signin.router, distributor.router, venue_desk.router,
-           kaikukeskus.router, oma.router, oma_data.router, admin_network.router,
+           kaikukeskus.router, oma.router, oma_data.router, oma_push.router, pwa.router, admin_network.router,
            admin_rounds.router, admin_users.router, messages.router, use_desks.router,
            public_stats.router]

@@ -101,13 +101,42 @@ async def my_card(request: Request, holder: Holder) -> Response:
     if card.ok and card.data.get("qr_svg"):
         qr = "data:image/svg+xml;base64," + base64.b64encode(
             card.data["qr_svg"].encode()).decode()
-    return page(request, "oma/card.html", card=card, qr=qr)
+    now = datetime.now(UTC)
+    response = page(request, "oma/card.html", card=card, qr=qr, rendered_at=now,
+                    refresh_in=refresh_delay(card, now))
+    return keep_offline(response, card.ok)
+
+
+# Renew the QR this long before its token expires (the phone's clock may lag).
+REFRESH_MARGIN_SECONDS = 60
+MIN_REFRESH_SECONDS = 15
+
+
+def refresh_delay(card: Answer, now: datetime) -> int:
+    """Seconds until the card page's script should fetch a fresh QR (oma.js)."""
+    try:
+        expires = datetime.fromisoformat(str(card.data["expires_at"]))
+    except (KeyError, TypeError, ValueError):
+        return MIN_REFRESH_SECONDS * 4
+    left = (expires - now).total_seconds() - REFRESH_MARGIN_SECONDS
+    return max(MIN_REFRESH_SECONDS, int(left))
 
 
 @router.get("/oma/events", response_class=HTMLResponse)
 async def my_events(request: Request, holder: Holder) -> Response:
     answer = await call(request, "omakaiku", "GET", "/me/tickets")
-    return page(request, "oma/events.html", answer=answer)
+    response = page(request, "oma/events.html", answer=answer, rendered_at=datetime.now(UTC))
+    return keep_offline(response, answer.ok)
+
+
+def keep_offline(response: Response, whole: bool) -> Response:
+    """Tells the service worker (static/sw.js) this page may replace its offline
+    copy: only a page that shows what was asked, never a "not available" one.
+    private: a shared cache never keeps a holder's page."""
+    response.headers["Cache-Control"] = "private, no-cache"
+    if whole:
+        response.headers["X-Kaiku-Keep"] = "1"
+    return response
 
 
 @router.post("/oma/tickets/{ticket_id}/cancel", dependencies=CSRF)

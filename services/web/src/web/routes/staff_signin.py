@@ -39,6 +39,9 @@ async def sign_out(session: Session, services: ServicesDep,
                             token=session["token"])
     response = RedirectResponse("/oma/signin" if holder else "/staff/login", status_code=303)
     sessions.clear(response)
+    if holder:
+        # The phone's offline copies of the card and tickets (static/sw.js) go too.
+        response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response
 
 
