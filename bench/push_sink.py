@@ -3,7 +3,7 @@
 Raw asyncio on uvloop with httptools (no framework), so that the sink costs
 little of the two cores the sender shares. It does not decrypt (the tests in
 tests/e2e/test_omakaiku_push.py do): per push it checks what a push service
-checks first, ``Authorization: vapid t=…, k=…`` (RFC 8292), ``Content-Encoding:
+checks first, ``Authorization: vapid t=…,k=…`` (RFC 8292), ``Content-Encoding:
 aes128gcm`` (RFC 8291), a ``TTL`` (RFC 8030) and a body; a push that lacks one
 is answered 400 and counted as bad. ``GET /stats`` → ``{"received", "bad",
 "first_at", "last_at"}`` (``time.time()`` of the first and last good push);
@@ -28,7 +28,8 @@ STATS = {"received": 0, "bad": 0, "first_at": None, "last_at": None}
 def valid_push(headers: dict[bytes, bytes], body_length: int) -> bool:
     authorization = headers.get(b"authorization", b"")
     ttl = headers.get(b"ttl", b"")
-    return (authorization.startswith(b"vapid t=") and b", k=" in authorization
+    params = {part.strip()[:2] for part in authorization[6:].split(b",")}
+    return (authorization.startswith(b"vapid ") and {b"t=", b"k="} <= params
             and headers.get(b"content-encoding") == b"aes128gcm"
             and ttl.isdigit() and body_length > 0)
 
@@ -65,6 +66,7 @@ class PushSink(asyncio.Protocol):
             self.answer(200, json.dumps(STATS).encode())
         elif method == b"POST" and self.url == b"/reset":
             STATS.update(received=0, bad=0, first_at=None, last_at=None)
+            STATS.pop("first_bad", None)
             self.answer(204)
         elif method == b"POST" and valid_push(self.headers, self.body_length):
             now = time.time()
@@ -74,6 +76,10 @@ class PushSink(asyncio.Protocol):
             self.answer(201)
         else:
             STATS["bad"] += 1
+            # What was wrong, once: the header names and the start of each value.
+            STATS.setdefault("first_bad", {"method": method.decode(), "url": self.url.decode(),
+                                           "body": self.body_length, "headers": {
+                k.decode(): v[:24].decode("latin-1") for k, v in self.headers.items()}})
             self.answer(400)
 
     def answer(self, status: int, body: bytes = b"") -> None:
