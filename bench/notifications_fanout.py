@@ -13,7 +13,13 @@ KAIKU_DATABASE_URL are set), then per run:
   same durable consumer;
 - **baselines, same servers, same run**: JetStream publish of 100,000 messages
   (acked, 256 in flight) and a Postgres bulk insert of the same 100,000 rows
-  (INSERT … SELECT into a copy of the notification table).
+  (INSERT … SELECT into a copy of the notification table);
+- **Web Push** (push_fanout.py): PUSH_DEVICES of the subscribed holders (10,000
+  by default) each with one device on a local push endpoint (push_sink.py, a
+  process of its own): time from queueing the pushes (omakaiku's
+  ``enqueue_pushes``, 1,000 holders a transaction) until the sink has every one
+  from omakaiku's ``PushSender``, and pushes/s; beside plain HTTP POSTs of the
+  same number to the same sink. PUSH_DEVICES=0 skips it.
 
 Holders are subscribed by writing ``subscription_view`` rows directly (COPY):
 publishing 100,000 GenreSubscriptionsChanged would measure the subscription
@@ -21,7 +27,7 @@ consumer, not the fan-out. Offerings are published as the contract, directly on
 the venues stream: venues' own processes are not needed.
 
 Not part of ``make test``. Run: ``.venv/bin/python bench/notifications_fanout.py``
-(HOLDERS=… to change the size).
+(HOLDERS=… to change the size, PUSH_DEVICES=… the devices pushed to, up to HOLDERS).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import statistics
 import sys
 import time
 import uuid
@@ -40,6 +47,7 @@ import nats
 
 sys.path.insert(0, str(Path(__file__).parent))
 from common import Benchmark, bench_servers, console, describe  # noqa: E402
+from push_fanout import PushLeg, start_sink  # noqa: E402
 
 from kaiku_shared.contracts import OfferingPublishedV1  # noqa: E402
 from kaiku_shared.relay import ensure_stream  # noqa: E402
@@ -48,6 +56,8 @@ from kaiku_dev.testing import Namespace, Servers, unique_namespace  # noqa: E402
 
 HOLDERS = int(os.environ.get("HOLDERS", "100000"))
 RUNS = int(os.environ.get("RUNS", "3"))
+PUSH_DEVICES = min(HOLDERS, int(os.environ.get("PUSH_DEVICES", "10000")))
+PUSH_SINK_PORT = int(os.environ.get("PUSH_SINK_PORT", "18930"))
 GENRE = "music"
 
 
@@ -75,13 +85,16 @@ def offering(ns: Namespace) -> OfferingPublishedV1:
         capacity=10000, card_cap=300)
 
 
-async def subscribe(pool: asyncpg.Pool) -> None:
+async def subscribe(pool: asyncpg.Pool) -> list[uuid.UUID]:
+    """The subscribed holders' account ids."""
+    holders = [uuid.uuid4() for _ in range(HOLDERS)]
     async with pool.acquire() as conn:
         await conn.execute("TRUNCATE subscription_view")
         await conn.copy_records_to_table(
             "subscription_view", columns=["account_id", "genre", "version", "region"],
-            records=[(uuid.uuid4(), GENRE, 1, None) for _ in range(HOLDERS)])
+            records=[(holder, GENRE, 1, None) for holder in holders])
         await conn.execute("ANALYZE subscription_view")
+    return holders
 
 
 async def fan_out_once(ns: Namespace, js, pool: asyncpg.Pool) -> tuple[float, float]:
@@ -151,6 +164,84 @@ async def postgres_baseline(pool: asyncpg.Pool) -> float:
     return elapsed
 
 
+def report(results: dict[str, list[float]], push_setup: float | None) -> None:
+    results = {k: [v * 1000 for v in runs] for k, runs in results.items()}
+    bench = Benchmark(
+        "notifications_fanout",
+        f"one OfferingPublished → {HOLDERS:,} subscribed holders' in-app "
+        "notifications (exactly that many), their hand-over to omakaiku"
+        + (f", and Web Push to {PUSH_DEVICES:,} of them" if push_setup is not None else ""))
+    n = f"{HOLDERS // 1000}k"
+    bench.add(f"baseline: JetStream publish {n} msgs", "ms", results["js"],
+              note="acked, 256 in flight, 256 B")
+    bench.add(f"baseline: Postgres INSERT…SELECT {n} rows", "ms", results["pg"],
+              note="same rows, copy of the notification table")
+    bench.add("fan-out, 1 worker: publish → all stored", "ms", results["one"],
+              baseline=f"baseline: Postgres INSERT…SELECT {n} rows")
+    bench.add("fan-out, 2 workers: publish → all stored", "ms", results["two"],
+              baseline=f"baseline: Postgres INSERT…SELECT {n} rows",
+              note="one event is one transaction: a 2nd replica adds no speed-up")
+    bench.add("hand-over, 1 worker: publish → all batches issued", "ms",
+              results["one_handover"],
+              baseline="fan-out, 1 worker: publish → all stored",
+              note=f"{HOLDERS // 1000} NotificationBatch events")
+    bench.add("hand-over, 2 workers: publish → all batches issued", "ms",
+              results["two_handover"],
+              baseline="fan-out, 1 worker: publish → all stored")
+    if push_setup is not None:
+        add_push_figures(bench, results, push_setup)
+    bench.report()
+
+
+def add_push_figures(bench: Benchmark, results: dict[str, list[float]],
+                     push_setup: float) -> None:
+    """``results`` in ms: the pushes' times, and their rates per second."""
+    d = f"{PUSH_DEVICES:,}"
+    http = f"baseline: plain HTTP POST × {d} to the push sink"
+    bench.add(http, "ms", results["push_http"],
+              note="httpx, 32 in flight, 120 B, no crypto, no outbox")
+    bench.add(f"Web Push × {d} devices: queued → all at the sink", "ms", results["push"],
+              baseline=http, note="omakaiku's enqueue_pushes + PushSender (32 in flight, "
+              "≤ 24 to one push service): seal open, VAPID, aes128gcm, outbox")
+    bench.add("baseline: plain HTTP POSTs/s", "/s",
+              [PUSH_DEVICES / (ms / 1000) for ms in results["push_http"]])
+    bench.add("Web Push: pushes/s", "/s", [PUSH_DEVICES / (ms / 1000) for ms in results["push"]],
+              baseline="baseline: plain HTTP POSTs/s",
+              note=f"{HOLDERS:,} devices at this rate: "
+              f"{HOLDERS / (PUSH_DEVICES / (statistics.median(results['push']) / 1000)):,.0f} s")
+    bench.add(f"setup: key + device (PushDevices.subscribe) × {d}", "ms", [push_setup * 1000],
+              note="once, before the runs; 4 at a time")
+
+
+async def fan_out_runs(ns: Namespace, js, pool: asyncpg.Pool, supervisor: Supervisor,
+                       push: PushLeg | None) -> dict[str, list[float]]:
+    results: dict[str, list[float]] = {k: [] for k in (
+        "js", "pg", "one", "one_handover", "two", "two_handover", "push_http", "push")}
+    # One and two workers alternate within each run, so that both meet the
+    # same table state and the same background load of the machine.
+    supervisor.add(worker_spec("notifications-worker-2"))
+    for run in range(RUNS):
+        console.print(f"run {run + 1}/{RUNS}")
+        results["js"].append(await jetstream_baseline(ns, js))
+        results["pg"].append(await postgres_baseline(pool))
+        stored, handed = await fan_out_once(ns, js, pool)
+        results["one"].append(stored)
+        results["one_handover"].append(handed)
+        supervisor.start("notifications-worker-2")
+        await asyncio.sleep(5)  # the second worker connects and starts pulling
+        stored, handed = await fan_out_once(ns, js, pool)
+        results["two"].append(stored)
+        results["two_handover"].append(handed)
+        supervisor.kill("notifications-worker-2", signal.SIGTERM)
+        if push is not None:
+            results["push_http"].append(await push.http_baseline(PUSH_DEVICES))
+            seconds, count = await push.push_once()
+            results["push"].append(seconds)
+            console.print(f"  web push: {count:,} at the sink after {seconds:.2f}s "
+                          f"(plain HTTP {results['push_http'][-1]:.2f}s)")
+    return results
+
+
 async def main() -> None:
     with bench_servers() as (nats_url, database_url):
         ns = Namespace(unique_namespace("bn"), Servers(nats_url, database_url))
@@ -162,7 +253,7 @@ async def main() -> None:
         supervisor.start_all()
         nc = await nats.connect(nats_url)
         js = nc.jetstream()
-        pool = None
+        pool = push = sink = None
         try:
             await ensure_stream(js, ns.settings, "venues")
 
@@ -177,52 +268,21 @@ async def main() -> None:
             await wait_until(consumer_ready, timeout=120, interval=0.2)
             pool = await asyncpg.create_pool(ns.settings.service_database_url("notifications"),
                                              min_size=1, max_size=4)
-            await subscribe(pool)
+            holders = await subscribe(pool)
             console.print(f"namespace {ns.name}: {HOLDERS:,} holders subscribed to '{GENRE}'")
-
-            results: dict[str, list[float]] = {k: [] for k in (
-                "js", "pg", "one", "one_handover", "two", "two_handover")}
-            # One and two workers alternate within each run, so that both meet the
-            # same table state and the same background load of the machine.
-            supervisor.add(worker_spec("notifications-worker-2"))
-            for run in range(RUNS):
-                console.print(f"run {run + 1}/{RUNS}")
-                results["js"].append(await jetstream_baseline(ns, js))
-                results["pg"].append(await postgres_baseline(pool))
-                stored, handed = await fan_out_once(ns, js, pool)
-                results["one"].append(stored)
-                results["one_handover"].append(handed)
-                supervisor.start("notifications-worker-2")
-                await asyncio.sleep(5)  # the second worker connects and starts pulling
-                stored, handed = await fan_out_once(ns, js, pool)
-                results["two"].append(stored)
-                results["two_handover"].append(handed)
-                supervisor.kill("notifications-worker-2", signal.SIGTERM)
-
-            results = {k: [v * 1000 for v in runs] for k, runs in results.items()}
-            bench = Benchmark(
-                "notifications_fanout",
-                f"one OfferingPublished → {HOLDERS:,} subscribed holders' in-app "
-                "notifications (exactly that many), and their hand-over to omakaiku")
-            n = f"{HOLDERS // 1000}k"
-            bench.add(f"baseline: JetStream publish {n} msgs", "ms", results["js"],
-                      note="acked, 256 in flight, 256 B")
-            bench.add(f"baseline: Postgres INSERT…SELECT {n} rows", "ms", results["pg"],
-                      note="same rows, copy of the notification table")
-            bench.add("fan-out, 1 worker: publish → all stored", "ms", results["one"],
-                      baseline=f"baseline: Postgres INSERT…SELECT {n} rows")
-            bench.add("fan-out, 2 workers: publish → all stored", "ms", results["two"],
-                      baseline=f"baseline: Postgres INSERT…SELECT {n} rows",
-                      note="one event is one transaction: a 2nd replica adds no speed-up")
-            bench.add("hand-over, 1 worker: publish → all batches issued", "ms",
-                      results["one_handover"],
-                      baseline="fan-out, 1 worker: publish → all stored",
-                      note=f"{HOLDERS // 1000} NotificationBatch events")
-            bench.add("hand-over, 2 workers: publish → all batches issued", "ms",
-                      results["two_handover"],
-                      baseline="fan-out, 1 worker: publish → all stored")
-            bench.report()
+            push_setup = None
+            if PUSH_DEVICES:
+                sink = start_sink(PUSH_SINK_PORT)
+                push = PushLeg(ns.settings, PUSH_SINK_PORT)
+                push_setup = await push.setup(holders[:PUSH_DEVICES])
+                console.print(f"{PUSH_DEVICES:,} of them with a push device "
+                              f"({push_setup:.1f}s)")
+            report(await fan_out_runs(ns, js, pool, supervisor, push), push_setup)
         finally:
+            if push is not None:
+                await push.close()
+            if sink is not None:
+                sink.terminate()
             if pool is not None:
                 await pool.close()
             await nc.close()
