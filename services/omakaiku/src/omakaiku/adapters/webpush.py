@@ -77,14 +77,23 @@ class VapidKey:
             raise VapidKeyError("KAIKU_OMAKAIKU_VAPID_PRIVATE_KEY must be a P-256 private key: "
                                 f"its 32 bytes base64url, or a PEM ({error})") from None
         self.subject = subject
+        # One signed token per push service, reused until half its life is gone:
+        # signing (ECDSA) for every push to the same origin is work done again.
+        self._tokens: dict[str, tuple[str, float]] = {}
         point = self._vapid.public_key.public_bytes(serialization.Encoding.X962,
                                                     serialization.PublicFormat.UncompressedPoint)
         self.public_key = base64.urlsafe_b64encode(point).rstrip(b"=").decode()
 
     def authorization(self, endpoint: str) -> str:
-        claims = {"aud": endpoint_origin(endpoint), "sub": self.subject,
-                  "exp": int(time.time()) + JWT_LIFETIME_SECONDS}
-        return self._vapid.sign(claims)["Authorization"]
+        origin, now = endpoint_origin(endpoint), time.time()
+        kept = self._tokens.get(origin)
+        if kept is not None and now < kept[1]:
+            return kept[0]
+        claims = {"aud": origin, "sub": self.subject,
+                  "exp": int(now) + JWT_LIFETIME_SECONDS}
+        header = self._vapid.sign(claims)["Authorization"]
+        self._tokens[origin] = (header, now + JWT_LIFETIME_SECONDS / 2)
+        return header
 
 
 def payload(kind: str, reference: str, params: dict[str, str], language: str) -> bytes:

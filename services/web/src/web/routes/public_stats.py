@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -49,15 +50,25 @@ async def public_statistics(request: Request, lang: Language) -> Response:
                 view=statistics_view(stats, lang, places))
 
 
+# The last body validated and its document: on a 304 the web's DocumentCache
+# hands back the very body it kept, so the page reuses the validated copy instead
+# of validating the same body on every view.
+_LAST_PARSED: list[tuple[dict[str, Any], PublicStatsV1]] = []
+
+
 def parsed(answer: Answer) -> PublicStatsV1 | None:
     """The document, or None when cards cannot give one (down, or an answer the
     web does not understand: both shown as "not available")."""
     if not answer.ok or not isinstance(answer.data, dict):
         return None
+    if _LAST_PARSED and _LAST_PARSED[0][0] is answer.data:
+        return _LAST_PARSED[0][1]
     try:
-        return PublicStatsV1.model_validate(answer.data)
+        document = PublicStatsV1.model_validate(answer.data)
     except ValidationError:
         return None
+    _LAST_PARSED[:] = [(answer.data, document)]
+    return document
 
 
 async def place_names(request: Request, lang: str) -> Places:
